@@ -1,0 +1,17 @@
+//! The schema of authd. `Migrator::migrations()` is the only registry; files sort by time.
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_auth_user;
+mod m20261122_000002_create_auth_token;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_auth_user::Migration),
+            Box::new(m20261122_000002_create_auth_token::Migration),
+        ]
+    }
+}

@@ -1,0 +1,210 @@
+//! DRF's `CharField` semantics over a parsed request body, whatever its media type.
+
+use std::collections::HashMap;
+
+use super::messages;
+
+/// One field of a request body as the client sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Missing,
+    Null,
+    /// A string, or a number DRF would coerce to one.
+    Text(String),
+    /// A bool, list or object: never a valid string.
+    NotText,
+}
+
+impl Input {
+    pub fn from_json(value: serde_json::Value) -> Self {
+        match value {
+            serde_json::Value::Null => Input::Null,
+            serde_json::Value::String(s) => Input::Text(s),
+            serde_json::Value::Number(n) => Input::Text(n.to_string()),
+            serde_json::Value::Bool(_)
+            | serde_json::Value::Array(_)
+            | serde_json::Value::Object(_) => Input::NotText,
+        }
+    }
+}
+
+/// A request body parsed into fields; unknown keys are kept but never read (DRF ignores them).
+#[derive(Debug, Default, Clone)]
+pub struct RawFields(HashMap<String, Input>);
+
+impl RawFields {
+    pub fn get(&self, name: &str) -> &Input {
+        self.0.get(name).unwrap_or(&Input::Missing)
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, value: Input) {
+        self.0.insert(name.into(), value);
+    }
+
+    /// Convenience for code that builds a body by hand (the CLI, tests).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut fields = RawFields::default();
+        for (name, value) in pairs {
+            fields.insert(name, Input::Text(value.to_owned()));
+        }
+        fields
+    }
+}
+
+/// DRF's validation error body: field name → messages, in serializer field order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FieldErrors(Vec<(String, Vec<String>)>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = Self::new();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn non_field(message: impl Into<String>) -> Self {
+        Self::single(messages::NON_FIELD_ERRORS, message)
+    }
+
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        match self.0.iter_mut().find(|(name, _)| name == field) {
+            Some((_, list)) => list.push(message.into()),
+            None => self.0.push((field.to_owned(), vec![message.into()])),
+        }
+    }
+
+    pub fn extend(&mut self, field: &str, list: Vec<String>) {
+        for message in list {
+            self.add(field, message);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|(name, _)| name == field)
+    }
+
+    pub fn into_result(self) -> Result<(), FieldErrors> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.0.iter().map(|(name, list)| (name.as_str(), list.as_slice()))
+    }
+}
+
+/// How one `CharField` is declared.
+#[derive(Debug, Clone, Copy)]
+pub struct CharField {
+    pub required: bool,
+    pub allow_blank: bool,
+    /// In characters (code points), as DRF counts.
+    pub max_length: Option<usize>,
+}
+
+impl CharField {
+    pub const REQUIRED: CharField = CharField { required: true, allow_blank: false, max_length: None };
+    pub const OPTIONAL: CharField = CharField { required: false, allow_blank: false, max_length: None };
+
+    pub const fn max_length(self, max_length: usize) -> Self {
+        CharField { max_length: Some(max_length), ..self }
+    }
+
+    pub const fn allow_blank(self) -> Self {
+        CharField { allow_blank: true, ..self }
+    }
+
+    /// DRF `CharField.run_validation`: `Ok(None)` for an absent optional field; the text is
+    /// trimmed; the built-in validators (length, NUL) all report together.
+    pub fn parse(&self, input: &Input) -> Result<Option<String>, Vec<String>> {
+        let text = match input {
+            Input::Missing if self.required => return Err(vec![messages::REQUIRED.into()]),
+            Input::Missing => return Ok(None),
+            Input::Null => return Err(vec![messages::NULL.into()]),
+            Input::NotText => return Err(vec![messages::NOT_A_STRING.into()]),
+            Input::Text(text) => python_strip(text),
+        };
+        if text.is_empty() {
+            return if self.allow_blank {
+                Ok(Some(String::new()))
+            } else {
+                Err(vec![messages::BLANK.into()])
+            };
+        }
+        let mut problems = Vec::new();
+        if let Some(limit) = self.max_length
+            && text.chars().count() > limit
+        {
+            problems.push(messages::max_length(limit));
+        }
+        if text.contains('\0') {
+            problems.push(messages::NULL_CHARACTERS.into());
+        }
+        if problems.is_empty() { Ok(Some(text.to_owned())) } else { Err(problems) }
+    }
+}
+
+/// Python's `str.strip()`: Rust's `trim` plus the four ASCII separators Python counts as space.
+pub fn python_strip(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// Python's `\w` for `str` patterns: letters, numbers (any script) and `_`.
+pub fn is_python_word_char(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory::*, get_general_category};
+    c == '_'
+        || matches!(
+            get_general_category(c),
+            UppercaseLetter
+                | LowercaseLetter
+                | TitlecaseLetter
+                | ModifierLetter
+                | OtherLetter
+                | DecimalNumber
+                | LetterNumber
+                | OtherNumber
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn char_field_follows_drf() {
+        let f = CharField::REQUIRED.max_length(3);
+        assert_eq!(f.parse(&Input::Missing), Err(vec![messages::REQUIRED.to_owned()]));
+        assert_eq!(f.parse(&Input::Null), Err(vec![messages::NULL.to_owned()]));
+        assert_eq!(f.parse(&Input::NotText), Err(vec![messages::NOT_A_STRING.to_owned()]));
+        assert_eq!(f.parse(&Input::Text(" \t".into())), Err(vec![messages::BLANK.to_owned()]));
+        assert_eq!(f.parse(&Input::Text(" ab ".into())), Ok(Some("ab".into())));
+        assert_eq!(
+            f.parse(&Input::Text("a\0bc".into())),
+            Err(vec![messages::max_length(3), messages::NULL_CHARACTERS.to_owned()])
+        );
+        assert_eq!(CharField::OPTIONAL.parse(&Input::Missing), Ok(None));
+    }
+
+    #[test]
+    fn numbers_become_text() {
+        assert_eq!(Input::from_json(serde_json::json!(12)), Input::Text("12".into()));
+        assert_eq!(Input::from_json(serde_json::json!(true)), Input::NotText);
+    }
+
+    #[test]
+    fn word_chars_match_python() {
+        assert!(is_python_word_char('é'));
+        assert!(is_python_word_char('٣'));
+        assert!(is_python_word_char('_'));
+        assert!(!is_python_word_char('$'));
+        // Combining marks are not `\w` in Python, although Rust calls some alphabetic.
+        assert!(!is_python_word_char('\u{093e}'));
+    }
+}

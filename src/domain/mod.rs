@@ -1,0 +1,47 @@
+//! Pure rules with no HTTP and no database: DRF field parsing, Django's validators and every
+//! message a client can see, worded exactly as Django 5.2 / DRF 3.18 / djoser 2.3 word them.
+
+pub mod email;
+pub mod fields;
+pub mod password;
+pub mod username;
+
+pub use fields::{FieldErrors, Input, RawFields};
+
+/// Client-visible messages (DRF, Django and djoser wording).
+pub mod messages {
+    pub const REQUIRED: &str = "This field is required.";
+    pub const NULL: &str = "This field may not be null.";
+    pub const BLANK: &str = "This field may not be blank.";
+    pub const NOT_A_STRING: &str = "Not a valid string.";
+    pub const NULL_CHARACTERS: &str = "Null characters are not allowed.";
+    pub const INVALID_EMAIL: &str = "Enter a valid email address.";
+    pub const INVALID_USERNAME: &str = "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.";
+    pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
+    pub const EMAIL_TAKEN: &str = "user with this email address already exists.";
+    pub const INVALID_CREDENTIALS: &str = "Unable to log in with provided credentials.";
+    pub const INVALID_PASSWORD: &str = "Invalid password.";
+    pub const PASSWORD_MISMATCH: &str = "The two password fields didn't match.";
+    pub const CANNOT_CREATE_USER: &str = "Unable to create account.";
+    pub const NOT_AUTHENTICATED: &str = "Authentication credentials were not provided.";
+    pub const PERMISSION_DENIED: &str = "You do not have permission to perform this action.";
+    pub const NOT_FOUND: &str = "Not found.";
+    pub const NO_USER_MATCHES: &str = "No User matches the given query.";
+    pub const TOKEN_HEADER_EMPTY: &str = "Invalid token header. No credentials provided.";
+    pub const TOKEN_HEADER_SPACES: &str =
+        "Invalid token header. Token string should not contain spaces.";
+    pub const TOKEN_HEADER_INVALID_CHARS: &str =
+        "Invalid token header. Token string should not contain invalid characters.";
+    pub const INVALID_TOKEN: &str = "Invalid token.";
+    pub const USER_INACTIVE: &str = "User inactive or deleted.";
+    pub const NON_FIELD_ERRORS: &str = "non_field_errors";
+
+    pub fn max_length(limit: usize) -> String {
+        format!("Ensure this field has no more than {limit} characters.")
+    }
+
+    /// djoser's USERNAME_MISMATCH_ERROR, `{0}` being the LOGIN_FIELD.
+    pub fn username_mismatch(login_field: &str) -> String {
+        format!("The two {login_field} fields didn't match.")
+    }
+}
