@@ -1,0 +1,414 @@
+//! Settings: command-line flags win over the environment (`AUTHD_<NAME>`, and `DATABASE_URL`),
+//! which wins over an optional TOML file (the same names in lower case), which wins over
+//! Djoser's defaults. A bad value stops start-up with a message naming the setting.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::crypto::HashCost;
+use crate::store::DatabaseKind;
+
+/// The field users log in with (djoser's `LOGIN_FIELD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginField {
+    Username,
+    Email,
+}
+
+impl LoginField {
+    pub fn name(self) -> &'static str {
+        match self {
+            LoginField::Username => "username",
+            LoginField::Email => "email",
+        }
+    }
+}
+
+/// The djoser switches authd honours, with djoser's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Djoser {
+    pub user_create_password_retype: bool,
+    pub set_password_retype: bool,
+    pub set_username_retype: bool,
+    pub logout_on_password_change: bool,
+    pub hide_users: bool,
+    pub login_field: LoginField,
+}
+
+impl Default for Djoser {
+    fn default() -> Self {
+        Self {
+            user_create_password_retype: false,
+            set_password_retype: false,
+            set_username_retype: false,
+            logout_on_password_change: false,
+            hide_users: true,
+            login_field: LoginField::Username,
+        }
+    }
+}
+
+/// A database URL whose password never reaches a log line or a `Debug` dump.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        DatabaseKind::of_url(&self.0).unwrap_or(DatabaseKind::Sqlite)
+    }
+
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: DatabaseUrl,
+    /// Empty, or a path such as `/auth` that every route moves under.
+    pub url_prefix: String,
+    /// Accepted `Authorization` keywords; the first one is named in `WWW-Authenticate`.
+    pub token_keywords: Vec<String>,
+    pub hash_cost: HashCost,
+    pub hash_threads: usize,
+    pub database_max_connections: u32,
+    pub djoser: Djoser,
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://authd.sqlite3?mode=rwc";
+
+impl Settings {
+    /// Defaults for a given database: what a test or an embedding program starts from.
+    pub fn for_database(url: impl Into<String>) -> Self {
+        let database_url = DatabaseUrl::new(url);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self {
+            bind: DEFAULT_BIND.parse().expect("static address"),
+            database_max_connections: match database_url.kind() {
+                DatabaseKind::Sqlite => 8,
+                DatabaseKind::Postgres => 10,
+            },
+            database_url,
+            url_prefix: String::new(),
+            token_keywords: vec!["Token".into(), "Bearer".into()],
+            hash_cost: HashCost::OWASP_MINIMUM,
+            // One core stays free for token checks however many logins arrive.
+            hash_threads: cores.saturating_sub(1).max(1),
+            djoser: Djoser::default(),
+        }
+    }
+
+    /// Reads every source. `env` is the process environment in production.
+    pub fn load(
+        flags: &Flags,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => Some(ConfigFile::read(path)?),
+            None => None,
+        };
+        let source = Source { env: &env, file: file.as_ref() };
+
+        let database_url = source
+            .text("DATABASE_URL", "DATABASE_URL", flags.database_url.as_deref())
+            .map(|(value, _)| value)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let mut settings = Settings::for_database(database_url.clone());
+        if DatabaseKind::of_url(&database_url).is_none() {
+            return Err(ConfigError::invalid(
+                &source.origin("DATABASE_URL", "DATABASE_URL", flags.database_url.is_some()),
+                "expected a sqlite:// or postgres:// URL",
+            ));
+        }
+
+        if let Some((value, origin)) = source.text("AUTHD_BIND", "bind", flags.bind.as_deref()) {
+            settings.bind = value
+                .parse()
+                .map_err(|_| ConfigError::invalid(&origin, "expected an address such as 127.0.0.1:8000"))?;
+        }
+        if let Some((value, origin)) = source.text("AUTHD_URL_PREFIX", "url_prefix", None) {
+            settings.url_prefix = parse_prefix(&value).map_err(|m| ConfigError::invalid(&origin, m))?;
+        }
+        if let Some((value, origin)) = source.text("AUTHD_TOKEN_KEYWORDS", "token_keywords", None) {
+            settings.token_keywords =
+                parse_keywords(&value).map_err(|m| ConfigError::invalid(&origin, m))?;
+        }
+        let cost = &mut settings.hash_cost;
+        source.number("ARGON2_MEMORY_KIB", &mut cost.memory_kib)?;
+        source.number("ARGON2_ITERATIONS", &mut cost.iterations)?;
+        source.number("ARGON2_PARALLELISM", &mut cost.parallelism)?;
+        if let Err(message) = check_cost(settings.hash_cost) {
+            return Err(ConfigError::invalid("AUTHD_ARGON2_*", message));
+        }
+        source.number("HASH_THREADS", &mut settings.hash_threads)?;
+        if settings.hash_threads == 0 {
+            return Err(ConfigError::invalid("AUTHD_HASH_THREADS", "must be at least 1"));
+        }
+        source.number("DATABASE_MAX_CONNECTIONS", &mut settings.database_max_connections)?;
+        if settings.database_max_connections == 0 {
+            return Err(ConfigError::invalid("AUTHD_DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+
+        let djoser = &mut settings.djoser;
+        source.flag("USER_CREATE_PASSWORD_RETYPE", &mut djoser.user_create_password_retype)?;
+        source.flag("SET_PASSWORD_RETYPE", &mut djoser.set_password_retype)?;
+        source.flag("SET_USERNAME_RETYPE", &mut djoser.set_username_retype)?;
+        source.flag("LOGOUT_ON_PASSWORD_CHANGE", &mut djoser.logout_on_password_change)?;
+        source.flag("HIDE_USERS", &mut djoser.hide_users)?;
+        if let Some((value, origin)) = source.text("AUTHD_LOGIN_FIELD", "login_field", None) {
+            djoser.login_field = match value.as_str() {
+                "username" => LoginField::Username,
+                "email" => LoginField::Email,
+                _ => return Err(ConfigError::invalid(&origin, "expected `username` or `email`")),
+            };
+        }
+        Ok(settings)
+    }
+}
+
+/// The flags that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid setting {setting}: {message}")]
+    Invalid { setting: String, message: String },
+    #[error("cannot read config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("unknown setting `{key}` in config file {path}")]
+    UnknownKey { path: PathBuf, key: String },
+}
+
+impl ConfigError {
+    fn invalid(setting: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { setting: setting.to_owned(), message: message.into() }
+    }
+}
+
+const FILE_KEYS: &[&str] = &[
+    "bind",
+    "database_url",
+    "url_prefix",
+    "token_keywords",
+    "argon2_memory_kib",
+    "argon2_iterations",
+    "argon2_parallelism",
+    "hash_threads",
+    "database_max_connections",
+    "user_create_password_retype",
+    "set_password_retype",
+    "set_username_retype",
+    "logout_on_password_change",
+    "hide_users",
+    "login_field",
+];
+
+struct ConfigFile {
+    path: PathBuf,
+    table: toml::Table,
+}
+
+impl ConfigFile {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+        let known: HashSet<&str> = FILE_KEYS.iter().copied().collect();
+        if let Some(key) = table.keys().find(|key| !known.contains(key.as_str())) {
+            return Err(ConfigError::UnknownKey { path: path.to_owned(), key: key.clone() });
+        }
+        Ok(Self { path: path.to_owned(), table })
+    }
+}
+
+struct Source<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: Option<&'a ConfigFile>,
+}
+
+impl Source<'_> {
+    fn origin(&self, env_name: &str, file_key: &str, from_flag: bool) -> String {
+        if from_flag {
+            format!("--{}", file_key.replace('_', "-"))
+        } else if (self.env)(env_name).is_some() {
+            env_name.to_owned()
+        } else if let Some(file) = self.file {
+            format!("{file_key} in {}", file.path.display())
+        } else {
+            env_name.to_owned()
+        }
+    }
+
+    /// The raw text of a setting and where it came from, by precedence.
+    fn text(&self, env_name: &str, file_key: &str, flag: Option<&str>) -> Option<(String, String)> {
+        if let Some(value) = flag {
+            return Some((value.to_owned(), self.origin(env_name, file_key, true)));
+        }
+        if let Some(value) = (self.env)(env_name) {
+            return Some((value, env_name.to_owned()));
+        }
+        let file = self.file?;
+        let value = file.table.get(file_key)?;
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned).unwrap_or_else(|| item.to_string()))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        Some((text, format!("{file_key} in {}", file.path.display())))
+    }
+
+    fn flag(&self, name: &str, target: &mut bool) -> Result<(), ConfigError> {
+        let env_name = format!("AUTHD_{name}");
+        if let Some((value, origin)) = self.text(&env_name, &name.to_lowercase(), None) {
+            *target = parse_bool(&value)
+                .ok_or_else(|| ConfigError::invalid(&origin, format!("expected true/false or 1/0, got {value:?}")))?;
+        }
+        Ok(())
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &str, target: &mut T) -> Result<(), ConfigError> {
+        let env_name = format!("AUTHD_{name}");
+        if let Some((value, origin)) = self.text(&env_name, &name.to_lowercase(), None) {
+            *target = value
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::invalid(&origin, format!("expected a whole number, got {value:?}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_prefix(value: &str) -> Result<String, &'static str> {
+    let trimmed = value.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = trimmed.starts_with('/')
+        && trimmed[1..].split('/').all(|segment| {
+            !segment.is_empty()
+                && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+        });
+    if valid { Ok(trimmed.to_owned()) } else { Err("expected a path such as /auth") }
+}
+
+fn parse_keywords(value: &str) -> Result<Vec<String>, &'static str> {
+    let keywords: Vec<String> = value.split(',').map(|k| k.trim().to_owned()).collect();
+    let valid = keywords.iter().all(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()));
+    if valid { Ok(keywords) } else { Err("expected a comma-separated list of words, such as Token,Bearer") }
+}
+
+/// OWASP's Argon2id options all cost at least m=7168 KiB × t=5; nothing cheaper is accepted.
+fn check_cost(cost: HashCost) -> Result<(), String> {
+    let work = u64::from(cost.memory_kib) * u64::from(cost.iterations);
+    if cost.memory_kib < 7168 || work < 7168 * 5 || cost.parallelism == 0 {
+        return Err(format!(
+            "m={} KiB, t={}, p={} is below OWASP's Argon2id minimum (m=19456, t=2, p=1 or an equivalent)",
+            cost.memory_kib, cost.iterations, cost.parallelism
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)], flags: Flags) -> Result<Settings, ConfigError> {
+        let env: HashMap<String, String> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load(&flags, |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_djosers() {
+        let settings = load(&[], Flags::default()).expect("defaults load");
+        assert_eq!(settings.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(settings.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(settings.djoser, Djoser::default());
+        assert_eq!(settings.token_keywords, vec!["Token", "Bearer"]);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authd.toml");
+        std::fs::write(&path, "bind = \"127.0.0.1:1\"\nhide_users = false\nlogin_field = \"email\"\n").expect("write");
+        let flags = Flags { config: Some(path.clone()), ..Flags::default() };
+        let settings = load(&[("AUTHD_BIND", "127.0.0.1:2")], flags.clone()).expect("load");
+        assert_eq!(settings.bind.port(), 2);
+        assert!(!settings.djoser.hide_users);
+        assert_eq!(settings.djoser.login_field, LoginField::Email);
+        let flags = Flags { bind: Some("127.0.0.1:3".into()), ..flags };
+        assert_eq!(load(&[("AUTHD_BIND", "127.0.0.1:2")], flags).expect("load").bind.port(), 3);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = load(&[("AUTHD_HIDE_USERS", "maybe")], Flags::default()).unwrap_err();
+        assert!(err.to_string().contains("AUTHD_HIDE_USERS"), "{err}");
+        let err = load(&[("AUTHD_ARGON2_MEMORY_KIB", "1024")], Flags::default()).unwrap_err();
+        assert!(err.to_string().contains("ARGON2"), "{err}");
+        let err = load(&[("DATABASE_URL", "mysql://x")], Flags::default()).unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        assert!(load(&[("AUTHD_HIDE_USERS", "TRUE")], Flags::default()).is_ok());
+        assert!(load(&[("AUTHD_URL_PREFIX", "auth")], Flags::default()).is_err());
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authd.toml");
+        std::fs::write(&path, "hid_users = true\n").expect("write");
+        let err = load(&[], Flags { config: Some(path), ..Flags::default() }).unwrap_err();
+        assert!(err.to_string().contains("hid_users"), "{err}");
+    }
+
+    #[test]
+    fn database_password_is_redacted() {
+        let url = DatabaseUrl::new("postgres://app:s3cret@db:5432/authd");
+        assert!(!format!("{url:?}").contains("s3cret"));
+        assert!(url.redacted().contains("***"));
+    }
+}

@@ -1,0 +1,179 @@
+//! Queries on `auth_user`.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set, sea_query::Expr,
+};
+
+use super::entity::auth_user::{ActiveModel, Column, Entity, Model};
+
+/// What a new account is made of; hashing and validation happened before.
+#[derive(Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub username_canonical: String,
+    pub email: String,
+    pub email_canonical: Option<String>,
+    pub password_hash: String,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<Model, DbErr> {
+    ActiveModel {
+        username: Set(new.username),
+        username_canonical: Set(new.username_canonical),
+        email: Set(new.email),
+        email_canonical: Set(new.email_canonical),
+        password: Set(new.password_hash),
+        is_active: Set(true),
+        is_staff: Set(new.is_staff),
+        is_superuser: Set(new.is_superuser),
+        date_joined: Set(Utc::now()),
+        last_login: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn find_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id).one(db).await
+}
+
+pub async fn find_by_username(
+    db: &impl ConnectionTrait,
+    canonical: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find().filter(Column::UsernameCanonical.eq(canonical)).one(db).await
+}
+
+pub async fn find_by_email(
+    db: &impl ConnectionTrait,
+    canonical: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find().filter(Column::EmailCanonical.eq(canonical)).one(db).await
+}
+
+pub async fn username_taken(db: &impl ConnectionTrait, canonical: &str) -> Result<bool, DbErr> {
+    Ok(Entity::find().filter(Column::UsernameCanonical.eq(canonical)).count(db).await? > 0)
+}
+
+pub async fn email_taken(
+    db: &impl ConnectionTrait,
+    canonical: &str,
+    except_user: Option<i64>,
+) -> Result<bool, DbErr> {
+    let mut query = Entity::find().filter(Column::EmailCanonical.eq(canonical));
+    if let Some(id) = except_user {
+        query = query.filter(Column::Id.ne(id));
+    }
+    Ok(query.count(db).await? > 0)
+}
+
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Model>, DbErr> {
+    Entity::find().order_by_asc(Column::Id).all(db).await
+}
+
+pub async fn set_email(
+    db: &impl ConnectionTrait,
+    id: i64,
+    email: &str,
+    email_canonical: Option<String>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Email, Expr::value(email))
+        .col_expr(Column::EmailCanonical, Expr::value(email_canonical))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_password(db: &impl ConnectionTrait, id: i64, hash: &str) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Password, Expr::value(hash))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_username(
+    db: &impl ConnectionTrait,
+    id: i64,
+    username: &str,
+    canonical: &str,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Username, Expr::value(username))
+        .col_expr(Column::UsernameCanonical, Expr::value(canonical))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_privileges(
+    db: &impl ConnectionTrait,
+    id: i64,
+    is_staff: bool,
+    is_superuser: bool,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::IsStaff, Expr::value(is_staff))
+        .col_expr(Column::IsSuperuser, Expr::value(is_superuser))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn touch_last_login(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::LastLogin, Expr::value(Utc::now()))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+    Entity::delete_by_id(id).exec(db).await.map(|_| ())
+}
+
+/// Makes `email_canonical` match the LOGIN_FIELD setting: filled for every account while
+/// email login is on, NULL everywhere otherwise. Returns the clashing address, if two accounts
+/// share one, so start-up can refuse with a message instead of failing a unique index.
+pub async fn sync_email_login(
+    db: &impl ConnectionTrait,
+    email_login: bool,
+    canonical: impl Fn(&str) -> Option<String>,
+) -> Result<Result<(), String>, DbErr> {
+    if !email_login {
+        Entity::update_many()
+            .col_expr(Column::EmailCanonical, Expr::value(Option::<String>::None))
+            .filter(Column::EmailCanonical.is_not_null())
+            .exec(db)
+            .await?;
+        return Ok(Ok(()));
+    }
+    let missing = Entity::find()
+        .filter(Column::EmailCanonical.is_null())
+        .filter(Column::Email.ne(""))
+        .all(db)
+        .await?;
+    for user in missing {
+        let Some(value) = canonical(&user.email) else { continue };
+        if email_taken(db, &value, Some(user.id)).await? {
+            return Ok(Err(user.email));
+        }
+        Entity::update_many()
+            .col_expr(Column::EmailCanonical, Expr::value(value))
+            .filter(Column::Id.eq(user.id))
+            .exec(db)
+            .await?;
+    }
+    Ok(Ok(()))
+}
