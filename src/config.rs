@@ -105,7 +105,9 @@ impl Settings {
     /// Defaults for a given database: what a test or an embedding program starts from.
     pub fn for_database(url: impl Into<String>) -> Self {
         let database_url = DatabaseUrl::new(url);
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Self {
             bind: DEFAULT_BIND.parse().expect("static address"),
             database_max_connections: match database_url.kind() {
@@ -123,18 +125,22 @@ impl Settings {
     }
 
     /// Reads every source. `env` is the process environment in production.
-    pub fn load(
-        flags: &Flags,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn load(flags: &Flags, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let file = match &flags.config {
             Some(path) => Some(ConfigFile::read(path)?),
             None => None,
         };
-        let source = Source { env: &env, file: file.as_ref() };
+        let source = Source {
+            env: &env,
+            file: file.as_ref(),
+        };
 
         let database_url = source
-            .text("DATABASE_URL", "DATABASE_URL", flags.database_url.as_deref())
+            .text(
+                "DATABASE_URL",
+                "DATABASE_URL",
+                flags.database_url.as_deref(),
+            )
             .map(|(value, _)| value)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         let mut settings = Settings::for_database(database_url.clone());
@@ -146,12 +152,13 @@ impl Settings {
         }
 
         if let Some((value, origin)) = source.text("AUTHD_BIND", "bind", flags.bind.as_deref()) {
-            settings.bind = value
-                .parse()
-                .map_err(|_| ConfigError::invalid(&origin, "expected an address such as 127.0.0.1:8000"))?;
+            settings.bind = value.parse().map_err(|_| {
+                ConfigError::invalid(&origin, "expected an address such as 127.0.0.1:8000")
+            })?;
         }
         if let Some((value, origin)) = source.text("AUTHD_URL_PREFIX", "url_prefix", None) {
-            settings.url_prefix = parse_prefix(&value).map_err(|m| ConfigError::invalid(&origin, m))?;
+            settings.url_prefix =
+                parse_prefix(&value).map_err(|m| ConfigError::invalid(&origin, m))?;
         }
         if let Some((value, origin)) = source.text("AUTHD_TOKEN_KEYWORDS", "token_keywords", None) {
             settings.token_keywords =
@@ -166,24 +173,44 @@ impl Settings {
         }
         source.number("HASH_THREADS", &mut settings.hash_threads)?;
         if settings.hash_threads == 0 {
-            return Err(ConfigError::invalid("AUTHD_HASH_THREADS", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "AUTHD_HASH_THREADS",
+                "must be at least 1",
+            ));
         }
-        source.number("DATABASE_MAX_CONNECTIONS", &mut settings.database_max_connections)?;
+        source.number(
+            "DATABASE_MAX_CONNECTIONS",
+            &mut settings.database_max_connections,
+        )?;
         if settings.database_max_connections == 0 {
-            return Err(ConfigError::invalid("AUTHD_DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "AUTHD_DATABASE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
         }
 
         let djoser = &mut settings.djoser;
-        source.flag("USER_CREATE_PASSWORD_RETYPE", &mut djoser.user_create_password_retype)?;
+        source.flag(
+            "USER_CREATE_PASSWORD_RETYPE",
+            &mut djoser.user_create_password_retype,
+        )?;
         source.flag("SET_PASSWORD_RETYPE", &mut djoser.set_password_retype)?;
         source.flag("SET_USERNAME_RETYPE", &mut djoser.set_username_retype)?;
-        source.flag("LOGOUT_ON_PASSWORD_CHANGE", &mut djoser.logout_on_password_change)?;
+        source.flag(
+            "LOGOUT_ON_PASSWORD_CHANGE",
+            &mut djoser.logout_on_password_change,
+        )?;
         source.flag("HIDE_USERS", &mut djoser.hide_users)?;
         if let Some((value, origin)) = source.text("AUTHD_LOGIN_FIELD", "login_field", None) {
             djoser.login_field = match value.as_str() {
                 "username" => LoginField::Username,
                 "email" => LoginField::Email,
-                _ => return Err(ConfigError::invalid(&origin, "expected `username` or `email`")),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        &origin,
+                        "expected `username` or `email`",
+                    ));
+                }
             };
         }
         Ok(settings)
@@ -210,7 +237,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn invalid(setting: &str, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { setting: setting.to_owned(), message: message.into() }
+        ConfigError::Invalid {
+            setting: setting.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -239,14 +269,25 @@ struct ConfigFile {
 
 impl ConfigFile {
     fn read(path: &Path) -> Result<Self, ConfigError> {
-        let file_error = |message: String| ConfigError::File { path: path.to_owned(), message };
+        let file_error = |message: String| ConfigError::File {
+            path: path.to_owned(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
         let known: HashSet<&str> = FILE_KEYS.iter().copied().collect();
         if let Some(key) = table.keys().find(|key| !known.contains(key.as_str())) {
-            return Err(ConfigError::UnknownKey { path: path.to_owned(), key: key.clone() });
+            return Err(ConfigError::UnknownKey {
+                path: path.to_owned(),
+                key: key.clone(),
+            });
         }
-        Ok(Self { path: path.to_owned(), table })
+        Ok(Self {
+            path: path.to_owned(),
+            table,
+        })
     }
 }
 
@@ -282,7 +323,11 @@ impl Source<'_> {
             toml::Value::String(s) => s.clone(),
             toml::Value::Array(items) => items
                 .iter()
-                .map(|item| item.as_str().map(str::to_owned).unwrap_or_else(|| item.to_string()))
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| item.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(","),
             other => other.to_string(),
@@ -293,8 +338,12 @@ impl Source<'_> {
     fn flag(&self, name: &str, target: &mut bool) -> Result<(), ConfigError> {
         let env_name = format!("AUTHD_{name}");
         if let Some((value, origin)) = self.text(&env_name, &name.to_lowercase(), None) {
-            *target = parse_bool(&value)
-                .ok_or_else(|| ConfigError::invalid(&origin, format!("expected true/false or 1/0, got {value:?}")))?;
+            *target = parse_bool(&value).ok_or_else(|| {
+                ConfigError::invalid(
+                    &origin,
+                    format!("expected true/false or 1/0, got {value:?}"),
+                )
+            })?;
         }
         Ok(())
     }
@@ -302,10 +351,9 @@ impl Source<'_> {
     fn number<T: std::str::FromStr>(&self, name: &str, target: &mut T) -> Result<(), ConfigError> {
         let env_name = format!("AUTHD_{name}");
         if let Some((value, origin)) = self.text(&env_name, &name.to_lowercase(), None) {
-            *target = value
-                .trim()
-                .parse()
-                .map_err(|_| ConfigError::invalid(&origin, format!("expected a whole number, got {value:?}")))?;
+            *target = value.trim().parse().map_err(|_| {
+                ConfigError::invalid(&origin, format!("expected a whole number, got {value:?}"))
+            })?;
         }
         Ok(())
     }
@@ -327,15 +375,27 @@ fn parse_prefix(value: &str) -> Result<String, &'static str> {
     let valid = trimmed.starts_with('/')
         && trimmed[1..].split('/').all(|segment| {
             !segment.is_empty()
-                && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
         });
-    if valid { Ok(trimmed.to_owned()) } else { Err("expected a path such as /auth") }
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err("expected a path such as /auth")
+    }
 }
 
 fn parse_keywords(value: &str) -> Result<Vec<String>, &'static str> {
     let keywords: Vec<String> = value.split(',').map(|k| k.trim().to_owned()).collect();
-    let valid = keywords.iter().all(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()));
-    if valid { Ok(keywords) } else { Err("expected a comma-separated list of words, such as Token,Bearer") }
+    let valid = keywords
+        .iter()
+        .all(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()));
+    if valid {
+        Ok(keywords)
+    } else {
+        Err("expected a comma-separated list of words, such as Token,Bearer")
+    }
 }
 
 /// OWASP's Argon2id options all cost at least m=7168 KiB × t=5; nothing cheaper is accepted.
@@ -356,8 +416,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(env: &[(&str, &str)], flags: Flags) -> Result<Settings, ConfigError> {
-        let env: HashMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::load(&flags, |name| env.get(name).cloned())
     }
 
@@ -374,14 +436,30 @@ mod tests {
     fn flags_beat_env_beat_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("authd.toml");
-        std::fs::write(&path, "bind = \"127.0.0.1:1\"\nhide_users = false\nlogin_field = \"email\"\n").expect("write");
-        let flags = Flags { config: Some(path.clone()), ..Flags::default() };
+        std::fs::write(
+            &path,
+            "bind = \"127.0.0.1:1\"\nhide_users = false\nlogin_field = \"email\"\n",
+        )
+        .expect("write");
+        let flags = Flags {
+            config: Some(path.clone()),
+            ..Flags::default()
+        };
         let settings = load(&[("AUTHD_BIND", "127.0.0.1:2")], flags.clone()).expect("load");
         assert_eq!(settings.bind.port(), 2);
         assert!(!settings.djoser.hide_users);
         assert_eq!(settings.djoser.login_field, LoginField::Email);
-        let flags = Flags { bind: Some("127.0.0.1:3".into()), ..flags };
-        assert_eq!(load(&[("AUTHD_BIND", "127.0.0.1:2")], flags).expect("load").bind.port(), 3);
+        let flags = Flags {
+            bind: Some("127.0.0.1:3".into()),
+            ..flags
+        };
+        assert_eq!(
+            load(&[("AUTHD_BIND", "127.0.0.1:2")], flags)
+                .expect("load")
+                .bind
+                .port(),
+            3
+        );
     }
 
     #[test]
@@ -401,7 +479,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("authd.toml");
         std::fs::write(&path, "hid_users = true\n").expect("write");
-        let err = load(&[], Flags { config: Some(path), ..Flags::default() }).unwrap_err();
+        let err = load(
+            &[],
+            Flags {
+                config: Some(path),
+                ..Flags::default()
+            },
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("hid_users"), "{err}");
     }
 

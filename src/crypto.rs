@@ -4,7 +4,9 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, mpsc};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version};
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::TryRng as _;
@@ -23,7 +25,9 @@ pub struct NewToken {
 
 impl fmt::Debug for NewToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewToken").field("secret", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("NewToken")
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,7 +54,11 @@ pub struct HashCost {
 }
 
 impl HashCost {
-    pub const OWASP_MINIMUM: HashCost = HashCost { memory_kib: 19_456, iterations: 2, parallelism: 1 };
+    pub const OWASP_MINIMUM: HashCost = HashCost {
+        memory_kib: 19_456,
+        iterations: 2,
+        parallelism: 1,
+    };
 
     fn params(self) -> Result<Params, argon2::Error> {
         Params::new(self.memory_kib, self.iterations, self.parallelism, None)
@@ -80,13 +88,17 @@ pub struct PasswordHasher {
 
 impl fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasswordHasher").field("cost", &self.cost).finish_non_exhaustive()
+        f.debug_struct("PasswordHasher")
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
     }
 }
 
 impl PasswordHasher {
     pub fn new(cost: HashCost, threads: usize) -> Result<Arc<Self>, HashError> {
-        let params = cost.params().map_err(|e| HashError::Argon2(e.to_string()))?;
+        let params = cost
+            .params()
+            .map_err(|e| HashError::Argon2(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy_hash = hash_now(&argon2, "authd dummy password for timing")?;
         let (jobs, receiver) = mpsc::channel::<Job>();
@@ -111,7 +123,13 @@ impl PasswordHasher {
                 })
                 .map_err(|_| HashError::PoolGone)?;
         }
-        Ok(Arc::new(Self { argon2, cost, dummy_hash, permits: Semaphore::new(threads), jobs }))
+        Ok(Arc::new(Self {
+            argon2,
+            cost,
+            dummy_hash,
+            permits: Semaphore::new(threads),
+            jobs,
+        }))
     }
 
     pub fn cost(&self) -> HashCost {
@@ -122,7 +140,11 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::PoolGone)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::PoolGone)?;
         let (done, result) = oneshot::channel();
         let argon2 = self.argon2.clone();
         let span = tracing::Span::current();
@@ -144,11 +166,17 @@ impl PasswordHasher {
         let cost = self.cost;
         self.run(move |argon2| {
             let Ok(parsed) = PasswordHash::new(&phc) else {
-                return Verified { matches: false, outdated: false };
+                return Verified {
+                    matches: false,
+                    outdated: false,
+                };
             };
             let matches = argon2.verify_password(password.as_bytes(), &parsed).is_ok();
             let outdated = Params::try_from(&parsed)
-                .map(|p| (p.m_cost(), p.t_cost(), p.p_cost()) != (cost.memory_kib, cost.iterations, cost.parallelism))
+                .map(|p| {
+                    (p.m_cost(), p.t_cost(), p.p_cost())
+                        != (cost.memory_kib, cost.iterations, cost.parallelism)
+                })
                 .unwrap_or(true)
                 || parsed.algorithm != argon2::ARGON2ID_IDENT;
             Verified { matches, outdated }
@@ -159,7 +187,9 @@ impl PasswordHasher {
     /// A full verification against a fixed hash, so that a login for an unknown or inactive
     /// account costs what a real one costs.
     pub async fn verify_dummy(&self, password: String) -> Result<(), HashError> {
-        self.verify(password, self.dummy_hash.clone()).await.map(|_| ())
+        self.verify(password, self.dummy_hash.clone())
+            .await
+            .map(|_| ())
     }
 }
 
@@ -206,13 +236,28 @@ mod tests {
         let hasher = PasswordHasher::new(HashCost::OWASP_MINIMUM, 1).expect("pool");
         let phc = hasher.hash("correct horse".into()).await.expect("hash");
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        let good = hasher.verify("correct horse".into(), phc.clone()).await.expect("verify");
+        let good = hasher
+            .verify("correct horse".into(), phc.clone())
+            .await
+            .expect("verify");
         assert!(good.matches && !good.outdated);
         let bad = hasher.verify("wrong".into(), phc).await.expect("verify");
         assert!(!bad.matches);
-        let stronger = PasswordHasher::new(HashCost { memory_kib: 20_000, ..HashCost::OWASP_MINIMUM }, 1)
-            .expect("pool");
+        let stronger = PasswordHasher::new(
+            HashCost {
+                memory_kib: 20_000,
+                ..HashCost::OWASP_MINIMUM
+            },
+            1,
+        )
+        .expect("pool");
         let old = hasher.hash("pw".into()).await.expect("hash");
-        assert!(stronger.verify("pw".into(), old).await.expect("verify").outdated);
+        assert!(
+            stronger
+                .verify("pw".into(), old)
+                .await
+                .expect("verify")
+                .outdated
+        );
     }
 }

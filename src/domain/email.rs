@@ -21,7 +21,8 @@ static USER_RE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 static DOMAIN_RE: LazyLock<Regex> = LazyLock::new(|| {
-    let label = r"[a-z\x{a1}-\x{ffff}0-9](?:[a-z\x{a1}-\x{ffff}0-9-]{0,61}[a-z\x{a1}-\x{ffff}0-9])?";
+    let label =
+        r"[a-z\x{a1}-\x{ffff}0-9](?:[a-z\x{a1}-\x{ffff}0-9-]{0,61}[a-z\x{a1}-\x{ffff}0-9])?";
     let tld = r"(?:[a-z\x{a1}-\x{ffff}][a-z\x{a1}-\x{ffff}-]{0,61}[a-z\x{a1}-\x{ffff}]|xn--[a-z0-9]{1,59})";
     Regex::new(&format!(r"(?i)^{label}(?:\.{label})*\.{tld}\z")).expect("static regex")
 });
@@ -53,7 +54,11 @@ pub fn is_valid(value: &str) -> bool {
 /// The `email` field of djoser's user serializers: optional, blank allowed, ≤ 254, valid. DRF
 /// runs max-length and NUL before the email validator, and reports them all.
 pub fn parse_field(input: &Input, required: bool) -> Result<Option<String>, Vec<String>> {
-    let field = CharField { required, allow_blank: !required, max_length: Some(MAX_LENGTH) };
+    let field = CharField {
+        required,
+        allow_blank: !required,
+        max_length: Some(MAX_LENGTH),
+    };
     let value = match field.parse(input) {
         Ok(value) => value,
         Err(mut problems) => {
@@ -139,7 +144,10 @@ mod tests {
         let long = format!("{}@", "a".repeat(260));
         assert_eq!(
             parse_field(&Input::Text(long), false),
-            Err(vec![messages::max_length(254), messages::INVALID_EMAIL.to_owned()])
+            Err(vec![
+                messages::max_length(254),
+                messages::INVALID_EMAIL.to_owned()
+            ])
         );
     }
 }

@@ -96,7 +96,9 @@ impl FieldErrors {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[String])> {
-        self.0.iter().map(|(name, list)| (name.as_str(), list.as_slice()))
+        self.0
+            .iter()
+            .map(|(name, list)| (name.as_str(), list.as_slice()))
     }
 }
 
@@ -110,15 +112,29 @@ pub struct CharField {
 }
 
 impl CharField {
-    pub const REQUIRED: CharField = CharField { required: true, allow_blank: false, max_length: None };
-    pub const OPTIONAL: CharField = CharField { required: false, allow_blank: false, max_length: None };
+    pub const REQUIRED: CharField = CharField {
+        required: true,
+        allow_blank: false,
+        max_length: None,
+    };
+    pub const OPTIONAL: CharField = CharField {
+        required: false,
+        allow_blank: false,
+        max_length: None,
+    };
 
     pub const fn max_length(self, max_length: usize) -> Self {
-        CharField { max_length: Some(max_length), ..self }
+        CharField {
+            max_length: Some(max_length),
+            ..self
+        }
     }
 
     pub const fn allow_blank(self) -> Self {
-        CharField { allow_blank: true, ..self }
+        CharField {
+            allow_blank: true,
+            ..self
+        }
     }
 
     /// DRF `CharField.run_validation`: `Ok(None)` for an absent optional field; the text is
@@ -147,7 +163,11 @@ impl CharField {
         if text.contains('\0') {
             problems.push(messages::NULL_CHARACTERS.into());
         }
-        if problems.is_empty() { Ok(Some(text.to_owned())) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Some(text.to_owned()))
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -180,21 +200,36 @@ mod tests {
     #[test]
     fn char_field_follows_drf() {
         let f = CharField::REQUIRED.max_length(3);
-        assert_eq!(f.parse(&Input::Missing), Err(vec![messages::REQUIRED.to_owned()]));
+        assert_eq!(
+            f.parse(&Input::Missing),
+            Err(vec![messages::REQUIRED.to_owned()])
+        );
         assert_eq!(f.parse(&Input::Null), Err(vec![messages::NULL.to_owned()]));
-        assert_eq!(f.parse(&Input::NotText), Err(vec![messages::NOT_A_STRING.to_owned()]));
-        assert_eq!(f.parse(&Input::Text(" \t".into())), Err(vec![messages::BLANK.to_owned()]));
+        assert_eq!(
+            f.parse(&Input::NotText),
+            Err(vec![messages::NOT_A_STRING.to_owned()])
+        );
+        assert_eq!(
+            f.parse(&Input::Text(" \t".into())),
+            Err(vec![messages::BLANK.to_owned()])
+        );
         assert_eq!(f.parse(&Input::Text(" ab ".into())), Ok(Some("ab".into())));
         assert_eq!(
             f.parse(&Input::Text("a\0bc".into())),
-            Err(vec![messages::max_length(3), messages::NULL_CHARACTERS.to_owned()])
+            Err(vec![
+                messages::max_length(3),
+                messages::NULL_CHARACTERS.to_owned()
+            ])
         );
         assert_eq!(CharField::OPTIONAL.parse(&Input::Missing), Ok(None));
     }
 
     #[test]
     fn numbers_become_text() {
-        assert_eq!(Input::from_json(serde_json::json!(12)), Input::Text("12".into()));
+        assert_eq!(
+            Input::from_json(serde_json::json!(12)),
+            Input::Text("12".into())
+        );
         assert_eq!(Input::from_json(serde_json::json!(true)), Input::NotText);
     }
 

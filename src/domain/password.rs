@@ -147,7 +147,10 @@ mod tests {
     use super::*;
 
     fn alice() -> Option<UserContext<'static>> {
-        Some(UserContext { username: "alice", email: "alice@example.com" })
+        Some(UserContext {
+            username: "alice",
+            email: "alice@example.com",
+        })
     }
 
     #[test]
@@ -161,15 +164,27 @@ mod tests {
         );
         assert_eq!(
             validate("12345678", None),
-            vec!["This password is too common.", "This password is entirely numeric."]
+            vec![
+                "This password is too common.",
+                "This password is entirely numeric."
+            ]
         );
         assert_eq!(
-            validate("frankenstein1", Some(UserContext { username: "frankenstein", email: "" })),
+            validate(
+                "frankenstein1",
+                Some(UserContext {
+                    username: "frankenstein",
+                    email: ""
+                })
+            ),
             vec!["The password is too similar to the username."]
         );
         assert_eq!(
             validate("alice123", alice()),
-            vec!["The password is too similar to the username.", "This password is too common."]
+            vec![
+                "The password is too similar to the username.",
+                "This password is too common."
+            ]
         );
         assert!(validate("correct horse battery staple", alice()).is_empty());
     }
@@ -177,7 +192,13 @@ mod tests {
     #[test]
     fn email_parts_are_compared() {
         assert_eq!(
-            validate("examplecom!", Some(UserContext { username: "zz", email: "bob@example.com" })),
+            validate(
+                "examplecom!",
+                Some(UserContext {
+                    username: "zz",
+                    email: "bob@example.com"
+                })
+            ),
             vec!["The password is too similar to the email address."]
         );
     }
@@ -191,7 +212,10 @@ mod tests {
     #[test]
     fn oversized_password_is_refused_before_hashing() {
         let long = "x".repeat(MAX_BYTES + 1);
-        assert_eq!(parse_field(&Input::Text(long)), Err(vec![messages::max_length(MAX_BYTES)]));
+        assert_eq!(
+            parse_field(&Input::Text(long)),
+            Err(vec![messages::max_length(MAX_BYTES)])
+        );
         assert!(parse_field(&Input::Text("é".repeat(MAX_BYTES / 2))).is_ok());
     }
 }

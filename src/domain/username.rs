@@ -18,7 +18,9 @@ pub fn parse_text(input: &Input) -> Result<String, Vec<String>> {
 /// Django's `UnicodeUsernameValidator`: `^[\w.@+-]+\Z` with Python's Unicode `\w`.
 pub fn is_valid_shape(username: &str) -> bool {
     !username.is_empty()
-        && username.chars().all(|c| is_python_word_char(c) || matches!(c, '.' | '@' | '+' | '-'))
+        && username
+            .chars()
+            .all(|c| is_python_word_char(c) || matches!(c, '.' | '@' | '+' | '-'))
 }
 
 /// Whether uniqueness can be asked of the database at all (PostgreSQL refuses NUL in text).
@@ -81,7 +83,10 @@ mod tests {
         let name = "$".repeat(151);
         assert_eq!(
             field_messages(&name, false),
-            vec![messages::INVALID_USERNAME.to_owned(), messages::max_length(150)]
+            vec![
+                messages::INVALID_USERNAME.to_owned(),
+                messages::max_length(150)
+            ]
         );
     }
 }

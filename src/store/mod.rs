@@ -69,9 +69,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// Starts a transaction that holds the write lock from its first statement. On SQLite a
 /// deferred transaction that reads and then writes fails at once with SQLITE_BUSY when another
 /// writer got there first; `BEGIN IMMEDIATE` waits for the lock (busy timeout) instead.
-pub async fn begin_write(
-    db: &DatabaseConnection,
-) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
     db.begin_with_options(TransactionOptions {
         sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
         ..Default::default()

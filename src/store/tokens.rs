@@ -8,7 +8,11 @@ use sea_orm::{
 use super::entity::auth_token::{ActiveModel, Column, Entity, Model};
 use super::entity::auth_user;
 
-pub async fn insert(db: &impl ConnectionTrait, user_id: i64, digest: String) -> Result<Model, DbErr> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    digest: String,
+) -> Result<Model, DbErr> {
     ActiveModel {
         digest: Set(digest),
         user_id: Set(user_id),

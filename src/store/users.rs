@@ -46,18 +46,28 @@ pub async fn find_by_username(
     db: &impl ConnectionTrait,
     canonical: &str,
 ) -> Result<Option<Model>, DbErr> {
-    Entity::find().filter(Column::UsernameCanonical.eq(canonical)).one(db).await
+    Entity::find()
+        .filter(Column::UsernameCanonical.eq(canonical))
+        .one(db)
+        .await
 }
 
 pub async fn find_by_email(
     db: &impl ConnectionTrait,
     canonical: &str,
 ) -> Result<Option<Model>, DbErr> {
-    Entity::find().filter(Column::EmailCanonical.eq(canonical)).one(db).await
+    Entity::find()
+        .filter(Column::EmailCanonical.eq(canonical))
+        .one(db)
+        .await
 }
 
 pub async fn username_taken(db: &impl ConnectionTrait, canonical: &str) -> Result<bool, DbErr> {
-    Ok(Entity::find().filter(Column::UsernameCanonical.eq(canonical)).count(db).await? > 0)
+    Ok(Entity::find()
+        .filter(Column::UsernameCanonical.eq(canonical))
+        .count(db)
+        .await?
+        > 0)
 }
 
 pub async fn email_taken(
@@ -165,7 +175,9 @@ pub async fn sync_email_login(
         .all(db)
         .await?;
     for user in missing {
-        let Some(value) = canonical(&user.email) else { continue };
+        let Some(value) = canonical(&user.email) else {
+            continue;
+        };
         if email_taken(db, &value, Some(user.id)).await? {
             return Ok(Err(user.email));
         }

@@ -1,0 +1,141 @@
+//! The `authd` command line: serve (default), migrate, openapi, createsuperuser, changepassword.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::accounts;
+use crate::config::{Flags, Settings};
+use crate::domain::FieldErrors;
+use crate::startup::{self, Application};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "authd",
+    version,
+    about = "Djoser-compatible token authentication service"
+)]
+pub struct Cli {
+    /// TOML settings file (keys as the AUTHD_ variables, lower case, without the prefix).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [env: AUTHD_BIND] [default: 127.0.0.1:8000].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// sqlite://PATH?mode=rwc or postgres://… [env: DATABASE_URL] [default: sqlite://authd.sqlite3?mode=rwc].
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Print the OpenAPI document (the committed openapi.yaml).
+    Openapi,
+    /// Create a staff superuser; prompts for the password.
+    Createsuperuser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from AUTHD_SUPERUSER_PASSWORD instead of prompting.
+        #[arg(long)]
+        no_input: bool,
+    },
+    /// Set a user's password (prompts) and revoke all of their tokens.
+    Changepassword { username: String },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let flags = Flags {
+        config: cli.config,
+        bind: cli.bind,
+        database_url: cli.database_url,
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        print!("{}", crate::http::openapi_yaml(""));
+        return Ok(());
+    }
+    let settings = Settings::load(&flags, |name| std::env::var(name).ok())?;
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            app.run(startup::shutdown_signal())
+                .await
+                .context("server failed")?;
+        }
+        Command::Migrate => {
+            let kind = settings.database_url.kind();
+            startup::open_state(settings).await?;
+            println!("{} database is up to date", kind.name());
+        }
+        Command::Createsuperuser {
+            username,
+            email,
+            no_input,
+        } => {
+            let state = startup::open_state(settings).await?;
+            let password = if no_input {
+                std::env::var("AUTHD_SUPERUSER_PASSWORD").context(
+                    "--no-input reads the password from AUTHD_SUPERUSER_PASSWORD, which is not set",
+                )?
+            } else {
+                prompt_new_password()?
+            };
+            let user = accounts::create_superuser(&state, &username, &email, &password)
+                .await
+                .map_err(explain)?;
+            println!("Superuser {} created (id {}).", user.username, user.id);
+        }
+        Command::Changepassword { username } => {
+            let state = startup::open_state(settings).await?;
+            let password = prompt_new_password()?;
+            accounts::change_password(&state, &username, &password)
+                .await
+                .map_err(explain)?;
+            println!(
+                "Password changed successfully for user '{username}'; their tokens were revoked."
+            );
+        }
+        Command::Openapi => unreachable!("handled before settings are loaded"),
+    }
+    Ok(())
+}
+
+fn prompt_new_password() -> anyhow::Result<String> {
+    let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+    let second =
+        rpassword::prompt_password("Password (again): ").context("cannot read the password")?;
+    if first != second {
+        anyhow::bail!("Your passwords didn't match.");
+    }
+    Ok(first)
+}
+
+/// Field errors as a person reads them: `password: This password is too common.`
+fn explain(err: accounts::Error) -> anyhow::Error {
+    match err {
+        accounts::Error::Invalid(errors) => anyhow::anyhow!(describe(&errors)),
+        accounts::Error::NoSuchUser => anyhow::anyhow!("no such user"),
+        accounts::Error::CannotCreateUser => anyhow::anyhow!("Unable to create account."),
+        other => anyhow::Error::new(other),
+    }
+}
+
+fn describe(errors: &FieldErrors) -> String {
+    errors
+        .iter()
+        .flat_map(|(field, list)| {
+            list.iter()
+                .map(move |message| format!("{field}: {message}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

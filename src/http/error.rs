@@ -1,0 +1,209 @@
+//! The one place where failures become DRF-shaped responses.
+
+use poem::http::{StatusCode, header};
+use poem::{IntoResponse, Response};
+use poem_openapi::ApiResponse;
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type;
+
+use crate::accounts;
+use crate::domain::{FieldErrors, messages};
+
+use super::types::{Detail, ValidationErrors};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `{"field": ["…"]}` (DRF error shape B).
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    /// 400 `["…"]` (shape C).
+    #[error("bad request")]
+    BareList(&'static str),
+    /// 400 `{"detail": "…"}` for a body that cannot be parsed.
+    #[error("unparsable body")]
+    Unparsable(String),
+    #[error("not authenticated")]
+    NotAuthenticated,
+    #[error("authentication failed")]
+    AuthenticationFailed(&'static str),
+    #[error("permission denied")]
+    PermissionDenied,
+    #[error("not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed(String),
+    #[error("not acceptable")]
+    NotAcceptable,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType(String),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) | ApiError::BareList(_) | ApiError::Unparsable(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::NotAuthenticated | ApiError::AuthenticationFailed(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::PermissionDenied => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> serde_json::Value {
+        let detail = |text: &str| serde_json::json!({ "detail": text });
+        match self {
+            ApiError::Invalid(errors) => serde_json::Value::Object(
+                errors
+                    .iter()
+                    .map(|(field, list)| (field.to_owned(), serde_json::json!(list)))
+                    .collect(),
+            ),
+            ApiError::BareList(message) => serde_json::json!([message]),
+            ApiError::Unparsable(message) => detail(message),
+            ApiError::NotAuthenticated => detail(messages::NOT_AUTHENTICATED),
+            ApiError::AuthenticationFailed(message) => detail(message),
+            ApiError::PermissionDenied => detail(messages::PERMISSION_DENIED),
+            ApiError::NotFound(message) => detail(message),
+            ApiError::MethodNotAllowed(method) => {
+                detail(&format!("Method \"{method}\" not allowed."))
+            }
+            ApiError::NotAcceptable => detail("Could not satisfy the request Accept header."),
+            ApiError::PayloadTooLarge => detail("Request body is too large."),
+            ApiError::UnsupportedMediaType(media_type) => detail(&format!(
+                "Unsupported media type \"{media_type}\" in request."
+            )),
+            ApiError::Internal(_) => detail("A server error occurred."),
+        }
+    }
+}
+
+/// Compact JSON with DRF's bare `application/json` content type.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        json_response(self.status(), &self.body())
+    }
+}
+
+impl From<ApiError> for poem::Error {
+    fn from(err: ApiError) -> Self {
+        poem::Error::from_response(err.into_response())
+    }
+}
+
+impl From<accounts::Error> for ApiError {
+    fn from(err: accounts::Error) -> Self {
+        match err {
+            accounts::Error::Invalid(errors) => ApiError::Invalid(errors),
+            accounts::Error::CannotCreateUser => ApiError::BareList(messages::CANNOT_CREATE_USER),
+            accounts::Error::NotFound => ApiError::NotFound(messages::NOT_FOUND),
+            accounts::Error::NoSuchUser => ApiError::NotFound(messages::NO_USER_MATCHES),
+            accounts::Error::PermissionDenied => ApiError::PermissionDenied,
+            err @ (accounts::Error::Database(_)
+            | accounts::Error::Hashing(_)
+            | accounts::Error::Random) => ApiError::Internal(Box::new(err)),
+        }
+    }
+}
+
+impl From<accounts::TokenRejected> for ApiError {
+    fn from(err: accounts::TokenRejected) -> Self {
+        match err {
+            accounts::TokenRejected::Invalid => {
+                ApiError::AuthenticationFailed(messages::INVALID_TOKEN)
+            }
+            accounts::TokenRejected::Inactive => {
+                ApiError::AuthenticationFailed(messages::USER_INACTIVE)
+            }
+            err @ accounts::TokenRejected::Database(_) => ApiError::Internal(Box::new(err)),
+        }
+    }
+}
+
+/// Turns errors raised by poem or poem-openapi themselves (no route, a missing security
+/// header, an unparsable path) into DRF bodies; our own errors pass through unchanged.
+pub fn from_poem_error(err: poem::Error, method: &str) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let api_error = if err.is::<poem_openapi::error::AuthorizationError>() {
+        ApiError::NotAuthenticated
+    } else if err.is::<poem_openapi::error::ParsePathError>() {
+        ApiError::NotFound(messages::NOT_FOUND)
+    } else {
+        match err.status() {
+            StatusCode::NOT_FOUND => ApiError::NotFound(messages::NOT_FOUND),
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed(method.to_owned()),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            status if status.is_client_error() => ApiError::Unparsable(err.to_string()),
+            _ => ApiError::Internal(err.to_string().into()),
+        }
+    };
+    api_error.into_response()
+}
+
+fn detail_response(status: u16, description: &'static str) -> MetaResponse {
+    MetaResponse {
+        description,
+        status: Some(status),
+        status_range: None,
+        content: vec![MetaMediaType {
+            content_type: "application/json",
+            schema: Detail::schema_ref(),
+        }],
+        headers: vec![],
+    }
+}
+
+/// What the documentation says every operation may answer besides its success.
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: vec![
+                MetaResponse {
+                    description: "Validation failed: each field maps to its messages (`non_field_errors` for the whole body); an unparsable body gives `{\"detail\": …}`",
+                    status: Some(400),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json",
+                        schema: ValidationErrors::schema_ref(),
+                    }],
+                    headers: vec![],
+                },
+                detail_response(
+                    401,
+                    "Missing, malformed or unknown token (`WWW-Authenticate: Token`)",
+                ),
+                detail_response(403, "Authenticated, but not allowed"),
+                detail_response(404, "No such user, or hidden by HIDE_USERS"),
+                detail_response(415, "The body is not JSON, urlencoded or multipart"),
+            ],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        Detail::register(registry);
+        ValidationErrors::register(registry);
+    }
+}

@@ -1,0 +1,248 @@
+//! What DRF and Django's `CommonMiddleware` do around every API view, in their order:
+//! URL match (with the trailing-slash 301), content negotiation, authentication on every
+//! route (login and register included), the 405-versus-401 rule, and the `Allow`, `Vary` and
+//! `WWW-Authenticate` headers. Authenticated callers reach the handlers as a [`Caller`].
+
+use std::sync::Arc;
+
+use poem::http::{HeaderValue, Method, StatusCode, Uri, header};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use crate::accounts::{self, Caller};
+use crate::state::AppState;
+
+use super::body::MAX_BODY_BYTES;
+use super::error::{ApiError, from_poem_error};
+use super::security::parse_authorization;
+
+/// The djoser routes authd serves, relative to the URL prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApiRoute {
+    UserList,
+    UserDetail,
+    UserAction,
+    TokenLogin,
+    TokenLogout,
+}
+
+impl ApiRoute {
+    fn allow(self) -> &'static str {
+        match self {
+            ApiRoute::UserList => "GET, POST, HEAD, OPTIONS",
+            ApiRoute::UserDetail => "GET, PUT, PATCH, DELETE, HEAD, OPTIONS",
+            ApiRoute::UserAction | ApiRoute::TokenLogin | ApiRoute::TokenLogout => "POST, OPTIONS",
+        }
+    }
+
+    /// Djoser's router URLs need the slash; the token URLs match with or without it.
+    fn slash_optional(self) -> bool {
+        matches!(self, ApiRoute::TokenLogin | ApiRoute::TokenLogout)
+    }
+
+    /// The route a path names (without its trailing slash), as djoser's URL patterns match.
+    fn classify(path: &str) -> Option<ApiRoute> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["users"] => Some(ApiRoute::UserList),
+            ["users", "me"] => Some(ApiRoute::UserDetail),
+            ["users", "set_password" | "set_username"] => Some(ApiRoute::UserAction),
+            ["users", id] if !id.is_empty() && !id.contains('.') => Some(ApiRoute::UserDetail),
+            ["token", "login"] => Some(ApiRoute::TokenLogin),
+            ["token", "logout"] => Some(ApiRoute::TokenLogout),
+            _ => None,
+        }
+    }
+}
+
+pub struct Gate<E> {
+    inner: E,
+    state: AppState,
+    www_authenticate: Arc<HeaderValue>,
+}
+
+impl<E> Gate<E> {
+    pub fn new(inner: E, state: AppState) -> Self {
+        let keyword = state
+            .settings
+            .token_keywords
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "Token".into());
+        let www_authenticate =
+            Arc::new(HeaderValue::from_str(&keyword).unwrap_or(HeaderValue::from_static("Token")));
+        Self {
+            inner,
+            state,
+            www_authenticate,
+        }
+    }
+}
+
+impl<E: Endpoint> Endpoint for Gate<E> {
+    type Output = Response;
+
+    async fn call(&self, mut request: Request) -> poem::Result<Response> {
+        let path = request.uri().path().to_owned();
+        let has_slash = path.ends_with('/') && path.len() > 1;
+        let Some(route) = ApiRoute::classify(path.trim_end_matches('/')) else {
+            return Ok(ApiError::NotFound(crate::domain::messages::NOT_FOUND).into_response());
+        };
+        if !has_slash && !route.slash_optional() {
+            return Ok(redirect_with_slash(request.original_uri()));
+        }
+        let method = request.method().clone();
+        let mut response = if method == Method::OPTIONS {
+            Response::builder().status(StatusCode::OK).finish()
+        } else {
+            match self.guard(&mut request).await {
+                Err(err) => err.into_response(),
+                Ok(anonymous) => {
+                    strip_trailing_slash(&mut request);
+                    match self.inner.call(request).await {
+                        Ok(output) => output.into_response(),
+                        Err(err) if err.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                            method_not_allowed(route, anonymous, &method).into_response()
+                        }
+                        Err(err) => from_poem_error(err, method.as_str()),
+                    }
+                }
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::ALLOW, HeaderValue::from_static(route.allow()));
+        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+        if response.status() == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, (*self.www_authenticate).clone());
+        }
+        Ok(response)
+    }
+}
+
+impl<E> Gate<E> {
+    /// Negotiation, size, then authentication. Returns whether the caller is anonymous.
+    async fn guard(&self, request: &mut Request) -> Result<bool, ApiError> {
+        if !accepts_json(request) {
+            return Err(ApiError::NotAcceptable);
+        }
+        let declared_length = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared_length.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let raw = authorization_bytes(request);
+        let token = parse_authorization(&raw, &self.state.settings.token_keywords)
+            .map_err(ApiError::AuthenticationFailed)?;
+        let Some(token) = token else { return Ok(true) };
+        let caller: Caller = accounts::authenticate(&self.state, token).await?;
+        request.extensions_mut().insert(caller);
+        Ok(false)
+    }
+}
+
+/// Several `Authorization` headers read as one comma-joined value, as a WSGI server joins them.
+fn authorization_bytes(request: &Request) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for (index, value) in request
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .enumerate()
+    {
+        if index > 0 {
+            raw.extend_from_slice(b", ");
+        }
+        raw.extend_from_slice(value.as_bytes());
+    }
+    raw
+}
+
+/// DRF renders JSON (and its browsable HTML, which authd answers with JSON too).
+fn accepts_json(request: &Request) -> bool {
+    let Some(accept) = request.headers().get(header::ACCEPT) else {
+        return true;
+    };
+    let Ok(accept) = accept.to_str() else {
+        return true;
+    };
+    if accept.trim().is_empty() {
+        return true;
+    }
+    accept.split(',').any(|range| {
+        let media = range
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        matches!(
+            media.as_str(),
+            "*/*" | "application/*" | "application/json" | "text/*" | "text/html"
+        )
+    })
+}
+
+/// DRF's rule for an unmapped method: the permission check runs first, so an anonymous caller
+/// hears 401 on user routes and logout; login answers 405 to anyone.
+fn method_not_allowed(route: ApiRoute, anonymous: bool, method: &Method) -> ApiError {
+    if anonymous && route != ApiRoute::TokenLogin {
+        ApiError::NotAuthenticated
+    } else {
+        ApiError::MethodNotAllowed(method.as_str().to_owned())
+    }
+}
+
+fn redirect_with_slash(original: &Uri) -> Response {
+    let location = match original.query() {
+        Some(query) => format!("{}/?{query}", original.path()),
+        None => format!("{}/", original.path()),
+    };
+    Response::builder()
+        .status(StatusCode::MOVED_PERMANENTLY)
+        .header(header::LOCATION, location)
+        .finish()
+}
+
+/// poem-openapi registers paths without their trailing slash.
+fn strip_trailing_slash(request: &mut Request) {
+    let uri = request.uri();
+    let path = uri.path();
+    if path.len() <= 1 || !path.ends_with('/') {
+        return;
+    }
+    let trimmed = match uri.query() {
+        Some(query) => format!("{}?{query}", path.trim_end_matches('/')),
+        None => path.trim_end_matches('/').to_owned(),
+    };
+    if let Ok(new_uri) = trimmed.parse::<Uri>() {
+        *request.uri_mut() = new_uri;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_djosers_patterns() {
+        assert_eq!(ApiRoute::classify("/users"), Some(ApiRoute::UserList));
+        assert_eq!(ApiRoute::classify("/users/me"), Some(ApiRoute::UserDetail));
+        assert_eq!(ApiRoute::classify("/users/42"), Some(ApiRoute::UserDetail));
+        assert_eq!(ApiRoute::classify("/users/abc"), Some(ApiRoute::UserDetail));
+        assert_eq!(ApiRoute::classify("/users/me.json"), None);
+        assert_eq!(
+            ApiRoute::classify("/users/set_password"),
+            Some(ApiRoute::UserAction)
+        );
+        assert_eq!(
+            ApiRoute::classify("/token/login"),
+            Some(ApiRoute::TokenLogin)
+        );
+        assert_eq!(ApiRoute::classify("/nothing"), None);
+        assert_eq!(ApiRoute::classify("/users/1/extra"), None);
+    }
+}

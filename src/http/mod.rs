@@ -1,0 +1,184 @@
+//! Everything that knows about HTTP: routes, the OpenAPI document, Swagger UI, health checks,
+//! request logging. Handlers parse, call one `accounts` function, and map the result.
+
+/// The request bodies DRF accepts (JSON, urlencoded, multipart) as one set of fields.
+mod body;
+/// `ApiError`: every failure as a DRF-shaped response.
+pub mod error;
+/// DRF's per-request steps around the views: slash redirect, auth, 405, headers.
+mod gate;
+/// `Authorization: Token …` parsing and the documented security scheme.
+pub mod security;
+/// `/token/login/` and `/token/logout/`.
+mod token;
+/// Documented request and response bodies.
+mod types;
+/// `/users/…`.
+mod users;
+
+use std::time::Instant;
+
+use poem::http::StatusCode;
+use poem::middleware::RequestId;
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, get, handler};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::state::AppState;
+use crate::store;
+
+use error::{from_poem_error, json_response};
+use gate::Gate;
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Registration and user management
+    Users,
+    /// Log in and out
+    Token,
+}
+
+type Apis = (users::UsersApi, token::TokenApi);
+
+fn openapi_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new((users::UsersApi, token::TokenApi), "authd", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Opaque-token authentication, wire-compatible with Djoser + DRF TokenAuthentication. \
+             Log in with `POST /token/login/`, then press Authorize and enter `Token <auth_token>`.",
+        )
+}
+
+/// The OpenAPI document as clients must call it: djoser's paths end in `/` (poem-openapi
+/// drops the slash), and with a URL prefix the document names it as its server.
+pub fn openapi_document(url_prefix: &str) -> serde_json::Value {
+    let generated: serde_json::Value =
+        serde_json::from_str(&openapi_service().spec()).expect("poem-openapi emits valid JSON");
+    let mut document = generated;
+    if let Some(paths) = document.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        *paths = std::mem::take(paths)
+            .into_iter()
+            .map(|(path, item)| (format!("{path}/"), item))
+            .collect();
+    }
+    if !url_prefix.is_empty() {
+        document["servers"] = serde_json::json!([{ "url": url_prefix }]);
+    }
+    document
+}
+
+/// `openapi.yaml`: the document without a prefix; `authd openapi` prints it and a test keeps
+/// the committed file equal to it.
+pub fn openapi_yaml(url_prefix: &str) -> String {
+    serde_yaml::to_string(&openapi_document(url_prefix)).expect("a JSON value is valid YAML")
+}
+
+struct Docs {
+    html: String,
+    json: String,
+    yaml: String,
+}
+
+impl Docs {
+    fn new(url_prefix: &str) -> Self {
+        let service = openapi_service();
+        let document = openapi_document(url_prefix);
+        let json = serde_json::to_string_pretty(&document).expect("serialisable");
+        // poem-openapi inlines its own (slash-less) spec into the page; swap in ours.
+        let html = service
+            .swagger_ui_html()
+            .replacen(&service.spec(), &json, 1);
+        Self {
+            html,
+            json,
+            yaml: openapi_yaml(url_prefix),
+        }
+    }
+}
+
+#[handler]
+fn healthz() -> Response {
+    json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+#[handler]
+async fn readyz(request: &Request) -> Response {
+    let state = request
+        .data::<AppState>()
+        .expect("AppState is attached to every request");
+    match store::ping(&state.db).await {
+        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({ "status": "unavailable" }),
+            )
+        }
+    }
+}
+
+/// The whole application: API routes behind the gate, docs and health checks, all under the
+/// URL prefix; DRF-shaped errors everywhere; one log line per request.
+pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
+    let prefix = state.settings.url_prefix.clone();
+    let docs = std::sync::Arc::new(Docs::new(&prefix));
+    let (html, json, yaml) = (docs.clone(), docs.clone(), docs);
+    let routes = Route::new()
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .at(
+            "/docs",
+            get(poem::endpoint::make_sync(move |_| Html(html.html.clone()))),
+        )
+        .at(
+            "/openapi.json",
+            get(poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/json")
+                    .body(json.json.clone())
+            })),
+        )
+        .at(
+            "/openapi.yaml",
+            get(poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/yaml")
+                    .body(yaml.yaml.clone())
+            })),
+        )
+        .nest(
+            "/",
+            Gate::new(openapi_service().into_endpoint(), state.clone()),
+        );
+    let app = if prefix.is_empty() {
+        routes
+    } else {
+        Route::new().nest(prefix, routes)
+    };
+    app.around(|endpoint, request| async move {
+        let method = request.method().as_str().to_owned();
+        Ok(match endpoint.call(request).await {
+            Ok(response) => response,
+            Err(err) => from_poem_error(err, &method),
+        })
+    })
+    .around(log_request)
+    .with(RequestId::default())
+    .data(state)
+}
+
+/// One line per request: method, path (never the query), status, latency; the request id
+/// comes from the `RequestId` span around it. Headers are never logged.
+async fn log_request<E: Endpoint<Output = Response>>(
+    endpoint: std::sync::Arc<E>,
+    request: Request,
+) -> poem::Result<Response> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.original_uri().path().to_owned();
+    let response = endpoint.call(request).await?;
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(target: "authd::request", %method, %path, status, latency_ms = format_args!("{latency_ms:.2}"));
+    Ok(response)
+}

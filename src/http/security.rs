@@ -1,0 +1,88 @@
+//! DRF's `TokenAuthentication` header rules, and the security scheme the docs show.
+
+use poem::Request;
+use poem_openapi::SecurityScheme;
+use poem_openapi::auth::ApiKey;
+
+use crate::accounts::Caller;
+use crate::domain::messages;
+
+use super::error::ApiError;
+
+/// Paste `Token <key>` here (the word `Token`, a space, then the `auth_token` that
+/// `POST /token/login/` returned). `Bearer <key>` is accepted too.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "tokenAuth",
+    ty = "api_key",
+    key_name = "Authorization",
+    key_in = "header",
+    checker = "require_caller"
+)]
+pub struct TokenAuth(pub Caller);
+
+/// Authentication already ran in the gate (on every route, as DRF does); the scheme only asks
+/// whether it found someone.
+async fn require_caller(request: &Request, _header: ApiKey) -> poem::Result<Caller> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError::NotAuthenticated.into())
+}
+
+/// `TokenAuthentication.authenticate` up to the database lookup, on the header's raw bytes.
+/// `Ok(None)`: no header, or another scheme (`Basic …`): the request stays anonymous.
+pub fn parse_authorization<'a>(
+    raw: &'a [u8],
+    keywords: &[String],
+) -> Result<Option<&'a str>, &'static str> {
+    let mut words = raw
+        .split(|b| b.is_ascii_whitespace() || *b == 0x0b)
+        .filter(|w| !w.is_empty());
+    let Some(keyword) = words.next() else {
+        return Ok(None);
+    };
+    if !keywords
+        .iter()
+        .any(|k| k.as_bytes().eq_ignore_ascii_case(keyword))
+    {
+        return Ok(None);
+    }
+    let Some(key) = words.next() else {
+        return Err(messages::TOKEN_HEADER_EMPTY);
+    };
+    if words.next().is_some() {
+        return Err(messages::TOKEN_HEADER_SPACES);
+    }
+    std::str::from_utf8(key)
+        .map(Some)
+        .map_err(|_| messages::TOKEN_HEADER_INVALID_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8]) -> Result<Option<&str>, &'static str> {
+        parse_authorization(raw, &["Token".to_owned(), "Bearer".to_owned()])
+    }
+
+    #[test]
+    fn follows_drf() {
+        assert_eq!(parse(b""), Ok(None));
+        assert_eq!(parse(b"Basic abc"), Ok(None));
+        assert_eq!(parse(b"Tokenx abc"), Ok(None));
+        assert_eq!(parse(b"Token"), Err(messages::TOKEN_HEADER_EMPTY));
+        assert_eq!(parse(b"Token "), Err(messages::TOKEN_HEADER_EMPTY));
+        assert_eq!(parse(b"Token a b"), Err(messages::TOKEN_HEADER_SPACES));
+        assert_eq!(
+            parse(b"Token \xe9"),
+            Err(messages::TOKEN_HEADER_INVALID_CHARS)
+        );
+        assert_eq!(parse(b"token  abc"), Ok(Some("abc")));
+        assert_eq!(parse(b"TOKEN\tabc"), Ok(Some("abc")));
+        assert_eq!(parse(b"bearer abc"), Ok(Some("abc")));
+        assert_eq!(parse("Token é".as_bytes()), Ok(Some("é")));
+    }
+}

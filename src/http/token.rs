@@ -1,0 +1,43 @@
+//! `/token/login/` and `/token/logout/`.
+
+use poem::web::Data;
+use poem_openapi::OpenApi;
+use poem_openapi::payload::Json;
+
+use crate::accounts;
+use crate::state::AppState;
+
+use super::ApiTags;
+use super::body::DrfBody;
+use super::error::ApiError;
+use super::security::TokenAuth;
+use super::types::{AuthToken, LoginRequest};
+use super::users::NoContent;
+
+pub struct TokenApi;
+
+#[OpenApi(tag = "ApiTags::Token")]
+impl TokenApi {
+    /// Log in
+    ///
+    /// Every successful login mints a new token (one per device); only its SHA-256 digest is
+    /// stored. Send it as `Authorization: Token <auth_token>`.
+    #[oai(path = "/token/login", method = "post", operation_id = "token_login")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        body: DrfBody<LoginRequest>,
+    ) -> Result<Json<AuthToken>, ApiError> {
+        let auth_token = accounts::login(&state, &body.fields()?).await?;
+        Ok(Json(AuthToken { auth_token }))
+    }
+
+    /// Log out
+    ///
+    /// Revokes the token that authenticated this request; other devices stay logged in.
+    #[oai(path = "/token/logout", method = "post", operation_id = "token_logout")]
+    async fn logout(&self, auth: TokenAuth, state: Data<&AppState>) -> Result<NoContent, ApiError> {
+        accounts::logout(&state, &auth.0).await?;
+        Ok(NoContent::Done)
+    }
+}

@@ -1,0 +1,116 @@
+//! Request and response bodies as the API documents them. Requests are parsed leniently by
+//! [`super::body::DrfBody`]; these types only describe them.
+
+use std::collections::BTreeMap;
+
+use poem_openapi::Object;
+
+use crate::store::User;
+
+/// `{"detail": "…"}`
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct Detail {
+    pub detail: String,
+}
+
+pub type ValidationErrors = BTreeMap<String, Vec<String>>;
+
+/// A user as djoser's `user` serializer shows one.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct UserView {
+    pub email: String,
+    pub id: i64,
+    pub username: String,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        Self {
+            email: user.email,
+            id: user.id,
+            username: user.username,
+        }
+    }
+}
+
+/// A new user as djoser's `user_create` serializer shows one (its own key order).
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct CreatedUser {
+    pub email: String,
+    pub username: String,
+    pub id: i64,
+}
+
+impl From<User> for CreatedUser {
+    fn from(user: User) -> Self {
+        Self {
+            email: user.email,
+            username: user.username,
+            id: user.id,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct AuthToken {
+    /// Send it back as `Authorization: Token <auth_token>`.
+    pub auth_token: String,
+}
+
+/// Registration. `re_password` is required when USER_CREATE_PASSWORD_RETYPE is on; with
+/// LOGIN_FIELD=email, `email` is required and unique.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct RegisterRequest {
+    /// Letters, digits and @/./+/-/_ only; at most 150 characters.
+    pub username: String,
+    pub email: Option<String>,
+    pub password: String,
+    pub re_password: Option<String>,
+}
+
+/// Credentials: `username` (or `email` when LOGIN_FIELD=email) and `password`.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct LoginRequest {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Only `email` can be changed.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct UpdateUserRequest {
+    pub email: Option<String>,
+}
+
+/// The caller's own password, whoever is being deleted.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct DeleteUserRequest {
+    pub current_password: String,
+}
+
+/// `re_new_password` is required when SET_PASSWORD_RETYPE is on.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct SetPasswordRequest {
+    pub new_password: String,
+    pub re_new_password: Option<String>,
+    pub current_password: String,
+}
+
+/// `re_new_username` is required when SET_USERNAME_RETYPE is on (with LOGIN_FIELD=email the
+/// fields are `new_email` and `re_new_email`).
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct SetUsernameRequest {
+    pub current_password: String,
+    pub new_username: String,
+    pub re_new_username: Option<String>,
+}

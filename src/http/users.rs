@@ -1,0 +1,229 @@
+//! `/users/…`: registration, the current user, user management, password and username changes.
+
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use crate::accounts::{self, Target};
+use crate::state::AppState;
+
+use super::ApiTags;
+use super::body::DrfBody;
+use super::error::ApiError;
+use super::security::TokenAuth;
+use super::types::{
+    CreatedUser, DeleteUserRequest, RegisterRequest, SetPasswordRequest, SetUsernameRequest,
+    UpdateUserRequest, UserView,
+};
+
+#[derive(ApiResponse)]
+pub enum Registered {
+    /// The account exists; log in with `POST /token/login/`.
+    #[oai(status = 201)]
+    Created(Json<CreatedUser>),
+}
+
+#[derive(ApiResponse)]
+pub enum NoContent {
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct UsersApi;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Register a new user
+    ///
+    /// No token is returned; log in afterwards.
+    #[oai(path = "/users", method = "post", operation_id = "users_create")]
+    async fn register(
+        &self,
+        state: Data<&AppState>,
+        body: DrfBody<RegisterRequest>,
+    ) -> ApiResult<Registered> {
+        let user = accounts::register(&state, &body.fields()?).await?;
+        Ok(Registered::Created(Json(user.into())))
+    }
+
+    /// List users
+    ///
+    /// Staff see everyone; others see only themselves while HIDE_USERS is on.
+    #[oai(path = "/users", method = "get", operation_id = "users_list")]
+    async fn list(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+    ) -> ApiResult<Json<Vec<UserView>>> {
+        let users = accounts::list_users(&state, &auth.0).await?;
+        Ok(Json(users.into_iter().map(UserView::from).collect()))
+    }
+
+    /// Who am I
+    #[oai(path = "/users/me", method = "get", operation_id = "users_me_retrieve")]
+    async fn me(&self, auth: TokenAuth, state: Data<&AppState>) -> ApiResult<Json<UserView>> {
+        Ok(Json(
+            accounts::get_user(&state, &auth.0, Target::Me)
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Replace my email
+    #[oai(path = "/users/me", method = "put", operation_id = "users_me_update")]
+    async fn me_put(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+        body: DrfBody<UpdateUserRequest>,
+    ) -> ApiResult<Json<UserView>> {
+        update(&state, auth, Target::Me, body).await
+    }
+
+    /// Change my email
+    #[oai(
+        path = "/users/me",
+        method = "patch",
+        operation_id = "users_me_partial_update"
+    )]
+    async fn me_patch(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+        body: DrfBody<UpdateUserRequest>,
+    ) -> ApiResult<Json<UserView>> {
+        update(&state, auth, Target::Me, body).await
+    }
+
+    /// Delete my account
+    #[oai(
+        path = "/users/me",
+        method = "delete",
+        operation_id = "users_me_destroy"
+    )]
+    async fn me_delete(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+        body: DrfBody<DeleteUserRequest>,
+    ) -> ApiResult<NoContent> {
+        destroy(&state, auth, Target::Me, body).await
+    }
+
+    /// Change my password
+    ///
+    /// Revokes my other tokens; the one in use stays valid (unless LOGOUT_ON_PASSWORD_CHANGE).
+    #[oai(
+        path = "/users/set_password",
+        method = "post",
+        operation_id = "users_set_password"
+    )]
+    async fn set_password(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+        body: DrfBody<SetPasswordRequest>,
+    ) -> ApiResult<NoContent> {
+        accounts::set_password(&state, &auth.0, &body.fields()?).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Change my username
+    #[oai(
+        path = "/users/set_username",
+        method = "post",
+        operation_id = "users_set_username"
+    )]
+    async fn set_username(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+        body: DrfBody<SetUsernameRequest>,
+    ) -> ApiResult<NoContent> {
+        accounts::set_username(&state, &auth.0, &body.fields()?).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Get a user
+    #[oai(path = "/users/:id", method = "get", operation_id = "users_retrieve")]
+    async fn retrieve(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+        id: Path<String>,
+    ) -> ApiResult<Json<UserView>> {
+        Ok(Json(
+            accounts::get_user(&state, &auth.0, Target::Id(&id.0))
+                .await?
+                .into(),
+        ))
+    }
+
+    /// Replace a user's email
+    #[oai(path = "/users/:id", method = "put", operation_id = "users_update")]
+    async fn put(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+        id: Path<String>,
+        body: DrfBody<UpdateUserRequest>,
+    ) -> ApiResult<Json<UserView>> {
+        update(&state, auth, Target::Id(&id.0), body).await
+    }
+
+    /// Change a user's email
+    #[oai(
+        path = "/users/:id",
+        method = "patch",
+        operation_id = "users_partial_update"
+    )]
+    async fn patch(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+        id: Path<String>,
+        body: DrfBody<UpdateUserRequest>,
+    ) -> ApiResult<Json<UserView>> {
+        update(&state, auth, Target::Id(&id.0), body).await
+    }
+
+    /// Delete a user
+    ///
+    /// `current_password` is the caller's own password.
+    #[oai(path = "/users/:id", method = "delete", operation_id = "users_destroy")]
+    async fn delete(
+        &self,
+        auth: TokenAuth,
+        state: Data<&AppState>,
+        id: Path<String>,
+        body: DrfBody<DeleteUserRequest>,
+    ) -> ApiResult<NoContent> {
+        destroy(&state, auth, Target::Id(&id.0), body).await
+    }
+}
+
+/// The target is resolved (404/403) before the body is parsed, as DRF's `get_object` comes first.
+async fn update(
+    state: &AppState,
+    auth: TokenAuth,
+    target: Target<'_>,
+    body: DrfBody<UpdateUserRequest>,
+) -> ApiResult<Json<UserView>> {
+    let user = accounts::user_to_update(state, &auth.0, target).await?;
+    let user = accounts::update_user(state, user, &body.fields()?).await?;
+    Ok(Json(user.into()))
+}
+
+async fn destroy(
+    state: &AppState,
+    auth: TokenAuth,
+    target: Target<'_>,
+    body: DrfBody<DeleteUserRequest>,
+) -> ApiResult<NoContent> {
+    let user = accounts::user_to_delete(state, &auth.0, target).await?;
+    accounts::delete_user(state, &auth.0, user, &body.fields()?).await?;
+    Ok(NoContent::Done)
+}

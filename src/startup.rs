@@ -1,0 +1,132 @@
+//! Opening the database and serving: `Application::build` binds and migrates, `run` serves
+//! until the shutdown signal and lets in-flight requests finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+
+use crate::config::{LoginField, Settings};
+use crate::crypto::PasswordHasher;
+use crate::domain::{email, password};
+use crate::state::AppState;
+use crate::store::{self, users};
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const GRACE_PERIOD: Duration = Duration::from_secs(30);
+
+/// Connects, migrates, and brings derived columns in line with the settings.
+pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
+    let kind = settings.database_url.kind();
+    let db = store::connect(
+        settings.database_url.expose(),
+        settings.database_max_connections,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the {} database {}",
+            kind.name(),
+            settings.database_url.redacted()
+        )
+    })?;
+    store::migrate(&db)
+        .await
+        .context("cannot apply the database migrations")?;
+    let email_login = settings.djoser.login_field == LoginField::Email;
+    if let Err(address) = users::sync_email_login(&db, email_login, email::canonical).await? {
+        anyhow::bail!(
+            "AUTHD_LOGIN_FIELD=email needs unique email addresses, but several accounts share {address:?}; \
+             change them, or keep LOGIN_FIELD=username"
+        );
+    }
+    let hasher = PasswordHasher::new(settings.hash_cost, settings.hash_threads)
+        .context("cannot start the password hashing pool")?;
+    password::preload();
+    Ok(AppState {
+        db,
+        settings: Arc::new(settings),
+        hasher,
+    })
+}
+
+pub struct Application {
+    acceptor: TcpAcceptor,
+    state: AppState,
+    address: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let bind = settings.bind;
+        let state = open_state(settings).await?;
+        let acceptor = TcpListener::bind(bind)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        let address = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .unwrap_or(bind);
+        Ok(Self {
+            acceptor,
+            state,
+            address,
+        })
+    }
+
+    /// The bound address (the real port when the settings asked for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let settings = &self.state.settings;
+        tracing::info!(
+            address = %self.address,
+            database = settings.database_url.kind().name(),
+            url_prefix = %settings.url_prefix,
+            hash_threads = settings.hash_threads,
+            "authd listening"
+        );
+        let app = crate::http::build_app(self.state.clone());
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, shutdown, Some(GRACE_PERIOD))
+            .await
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down; letting in-flight requests finish");
+}

@@ -1,0 +1,15 @@
+//! What every request handler and command shares.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::config::Settings;
+use crate::crypto::PasswordHasher;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub hasher: Arc<PasswordHasher>,
+}

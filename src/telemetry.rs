@@ -1,0 +1,12 @@
+//! Logging: `RUST_LOG` filters (default `info`); lines go to stderr so stdout stays free for
+//! command output. No handler logs passwords, tokens or headers.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
