@@ -1,6 +1,8 @@
 //! Logging: `RUST_LOG` filters (default `info`); lines go to stderr so stdout stays free for
 //! command output. No handler logs passwords, tokens or headers.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -8,5 +10,6 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

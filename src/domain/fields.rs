@@ -140,20 +140,7 @@ impl CharField {
     /// DRF `CharField.run_validation`: `Ok(None)` for an absent optional field; the text is
     /// trimmed; the built-in validators (length, NUL) all report together.
     pub fn parse(&self, input: &Input) -> Result<Option<String>, Vec<String>> {
-        let text = match input {
-            Input::Missing if self.required => return Err(vec![messages::REQUIRED.into()]),
-            Input::Missing => return Ok(None),
-            Input::Null => return Err(vec![messages::NULL.into()]),
-            Input::NotText => return Err(vec![messages::NOT_A_STRING.into()]),
-            Input::Text(text) => python_strip(text),
-        };
-        if text.is_empty() {
-            return if self.allow_blank {
-                Ok(Some(String::new()))
-            } else {
-                Err(vec![messages::BLANK.into()])
-            };
-        }
+        let Some(text) = self.text(input)? else { return Ok(None) };
         let mut problems = Vec::new();
         if let Some(limit) = self.max_length
             && text.chars().count() > limit
@@ -163,11 +150,23 @@ impl CharField {
         if text.contains('\0') {
             problems.push(messages::NULL_CHARACTERS.into());
         }
-        if problems.is_empty() {
-            Ok(Some(text.to_owned()))
-        } else {
-            Err(problems)
+        if problems.is_empty() { Ok(Some(text)) } else { Err(problems) }
+    }
+
+    /// The steps before the validators: presence, null, type, trimming, blank. For fields
+    /// whose own validators must run in a model's order (the username).
+    pub fn text(&self, input: &Input) -> Result<Option<String>, Vec<String>> {
+        let text = match input {
+            Input::Missing if self.required => return Err(vec![messages::REQUIRED.into()]),
+            Input::Missing => return Ok(None),
+            Input::Null => return Err(vec![messages::NULL.into()]),
+            Input::NotText => return Err(vec![messages::NOT_A_STRING.into()]),
+            Input::Text(text) => python_strip(text),
+        };
+        if text.is_empty() && !self.allow_blank {
+            return Err(vec![messages::BLANK.into()]);
         }
+        Ok(Some(text.to_owned()))
     }
 }
 

@@ -1,0 +1,245 @@
+//! The test app: the real service on a random port, against a fresh database per test: a
+//! SQLite file in a temporary directory, or, when `AUTHD_TEST_POSTGRES_URL` is set (a URL of
+//! an existing database used only to create and drop others), a new PostgreSQL database that
+//! is dropped when the test ends.
+
+use std::sync::Once;
+
+use authd::config::Settings;
+use authd::startup::Application;
+use authd::state::AppState;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+
+pub const POSTGRES_ENV: &str = "AUTHD_TEST_POSTGRES_URL";
+/// Passes Django's four validators.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub prefix: String,
+    _database: TestDatabase,
+}
+
+enum TestDatabase {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let TestDatabase::Postgres { admin_url, name } = self else { return };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        let database = name.clone();
+        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let admin = Database::connect(admin_url.as_str()).await.expect("connect to admin database");
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                    .await
+                    .expect("drop test database");
+            })
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("could not drop test database {name}");
+        }
+    }
+}
+
+fn note_backend() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var(POSTGRES_ENV).is_err() {
+            eprintln!("{POSTGRES_ENV} is not set: the API tests run on SQLite only (.ci/run sets it to cover PostgreSQL)");
+        }
+    });
+}
+
+async fn fresh_database() -> (String, TestDatabase) {
+    note_backend();
+    match std::env::var(POSTGRES_ENV) {
+        Ok(admin_url) => {
+            let name = format!("authd_test_{}", hex_id());
+            let admin = Database::connect(admin_url.as_str()).await.expect("connect to PostgreSQL");
+            admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+            let mut url = url::Url::parse(&admin_url).expect("valid PostgreSQL URL");
+            url.set_path(&format!("/{name}"));
+            (url.to_string(), TestDatabase::Postgres { admin_url, name })
+        }
+        Err(_) => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("authd.sqlite3").display());
+            (url, TestDatabase::Sqlite(dir))
+        }
+    }
+}
+
+fn hex_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:x}_{}_{}", nanos, std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Everything a test can read back: users and tokens, row by row.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot(Vec<String>);
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let (url, database) = fresh_database().await;
+        let mut settings = Settings::for_database(url);
+        settings.bind = "127.0.0.1:0".parse().expect("address");
+        configure(&mut settings);
+        let prefix = settings.url_prefix.clone();
+        let app = Application::build(settings).await.expect("the app starts");
+        let address = format!("http://{}", app.address());
+        let state = app.state().clone();
+        tokio::spawn(app.run(std::future::pending()));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self { address, client, state, prefix, _database: database }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.state.db
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}{}", self.address, self.prefix, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub async fn send(&self, builder: RequestBuilder) -> Reply {
+        Reply::read(builder.send().await.expect("request sent")).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value, token: Option<&str>) -> Reply {
+        let mut builder = self.request(Method::POST, path).json(&body);
+        if let Some(token) = token {
+            builder = builder.header("Authorization", format!("Token {token}"));
+        }
+        self.send(builder).await
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> Reply {
+        let mut builder = self.request(method, path).header("Authorization", format!("Token {token}"));
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        self.send(builder).await
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Reply {
+        self.post_json("/users/", json!({ "username": username, "password": password }), None).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        self.post_json("/token/login/", json!({ "username": username, "password": password }), None).await
+    }
+
+    /// Registers and logs in; returns the user id and a token.
+    pub async fn create_user(&self, username: &str) -> (i64, String) {
+        let created = self.register(username, PASSWORD).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        let id = created.json()["id"].as_i64().expect("id");
+        (id, self.token_for(username, PASSWORD).await)
+    }
+
+    pub async fn token_for(&self, username: &str, password: &str) -> String {
+        let reply = self.login(username, password).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json()["auth_token"].as_str().expect("auth_token").to_owned()
+    }
+
+    pub async fn make_staff(&self, id: i64) {
+        self.exec(&format!("UPDATE auth_user SET is_staff = true WHERE id = {id}")).await;
+    }
+
+    pub async fn deactivate(&self, id: i64) {
+        self.exec(&format!("UPDATE auth_user SET is_active = false WHERE id = {id}")).await;
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        self.db().execute_unprepared(sql).await.expect("sql");
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        let backend = self.db().get_database_backend();
+        let row = self
+            .db()
+            .query_one_raw(Statement::from_string(backend, format!("SELECT COUNT(*) AS n FROM {table}")))
+            .await
+            .expect("count")
+            .expect("a row");
+        row.try_get::<i64>("", "n").expect("n")
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        use sea_orm::EntityTrait;
+        use authd::store::entity::{auth_token, auth_user};
+        let mut lines = Vec::new();
+        for u in auth_user::Entity::find().all(self.db()).await.expect("users") {
+            lines.push(format!(
+                "user {} {:?} {:?} {:?} {:?} {} active={} staff={} last_login={:?}",
+                u.id, u.username, u.username_canonical, u.email, u.email_canonical, u.password, u.is_active, u.is_staff, u.last_login
+            ));
+        }
+        for t in auth_token::Entity::find().all(self.db()).await.expect("tokens") {
+            lines.push(format!("token {} {} user={}", t.id, t.digest, t.user_id));
+        }
+        Snapshot(lines)
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn read(response: Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        Self { status, headers, text }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Status and JSON body together, so a failure shows both.
+    #[track_caller]
+    pub fn assert(&self, status: StatusCode, body: Value) {
+        assert_eq!((self.status, self.json()), (status, body), "raw body: {}", self.text);
+    }
+
+    #[track_caller]
+    pub fn assert_media_json(&self) {
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(content_type.starts_with("application/json"), "content-type {content_type:?}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The one integration-test binary: every test speaks HTTP to the real app.
+
+mod helpers;
+
+mod bodies;
+mod cli;
+mod concurrency;
+mod guard;
+mod login;
+mod openapi;
+mod passwords;
+mod register;
+mod routing;
+mod users;

@@ -1,0 +1,61 @@
+use reqwest::{Method, StatusCode};
+
+use crate::helpers::TestApp;
+
+const SPEC_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
+
+/// `openapi.yaml` is generated from the code; `UPDATE_OPENAPI=1 cargo test` rewrites it.
+#[test]
+fn committed_spec_matches_the_code() {
+    let generated = authd::http::openapi_yaml("");
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(SPEC_FILE, &generated).expect("write openapi.yaml");
+    }
+    let committed = std::fs::read_to_string(SPEC_FILE).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi.yaml is out of date: run `UPDATE_OPENAPI=1 cargo test committed_spec` (or `cargo run -- openapi > openapi.yaml`) and commit it"
+    );
+}
+
+#[test]
+fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
+    let document = authd::http::openapi_document("");
+    let paths = document["paths"].as_object().expect("paths");
+    let mut names: Vec<&str> = paths.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["/token/login/", "/token/logout/", "/users/", "/users/me/", "/users/set_password/", "/users/set_username/", "/users/{id}/"]
+    );
+    let open = [("/users/", "post"), ("/token/login/", "post")];
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            let secured = operation.get("security").is_some_and(|s| s.to_string().contains("tokenAuth"));
+            assert_eq!(secured, !open.contains(&(path.as_str(), method.as_str())), "{method} {path}");
+        }
+    }
+    let scheme = &document["components"]["securitySchemes"]["tokenAuth"];
+    assert_eq!(scheme["type"], "apiKey");
+    assert_eq!(scheme["name"], "Authorization");
+    assert!(scheme["description"].as_str().unwrap_or_default().contains("Token <key>"));
+    let login = &paths["/token/login/"]["post"]["requestBody"]["content"];
+    for media in ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"] {
+        assert!(login.get(media).is_some(), "{media}");
+    }
+}
+
+#[tokio::test]
+async fn served_documents_match_the_committed_one() {
+    let app = TestApp::spawn().await;
+    let yaml = app.send(app.request(Method::GET, "/openapi.yaml")).await;
+    assert_eq!(yaml.status, StatusCode::OK);
+    assert_eq!(yaml.text, authd::http::openapi_yaml(""));
+    let json = app.send(app.request(Method::GET, "/openapi.json")).await;
+    assert_eq!(json.json(), authd::http::openapi_document(""));
+    let docs = app.send(app.request(Method::GET, "/docs")).await;
+    assert_eq!(docs.status, StatusCode::OK);
+    assert!(docs.text.contains("SwaggerUIBundle"));
+    assert!(docs.text.contains("\"/users/me/\""), "Swagger UI gets the slash-correct paths");
+    assert!(!docs.text.contains("\"/users/me\""));
+}

@@ -1,0 +1,144 @@
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+#[tokio::test]
+async fn register_returns_djosers_body_and_stores_a_hash() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .post_json("/users/", json!({"username": "alice", "email": "Alice@EXAMPLE.COM", "password": PASSWORD, "is_staff": true, "id": 99}), None)
+        .await;
+    reply.assert(StatusCode::CREATED, json!({"email": "Alice@example.com", "username": "alice", "id": 1}));
+    reply.assert_media_json();
+    assert!(reply.headers.get("location").is_none());
+    let keys: Vec<String> = reply.json().as_object().expect("object").keys().cloned().collect();
+    assert_eq!(keys, ["email", "username", "id"]);
+    assert_eq!(app.count("auth_token").await, 0, "registration creates no token");
+    let user = authd::store::users::find_by_id(app.db(), 1).await.expect("query").expect("user");
+    assert!(user.password.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+    assert!(!user.is_staff, "unknown keys such as is_staff are ignored");
+}
+
+#[tokio::test]
+async fn register_field_errors_come_together() {
+    let app = TestApp::spawn().await;
+    app.post_json("/users/", json!({}), None).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"username": ["This field is required."], "password": ["This field is required."]}),
+    );
+    app.post_json("/users/", json!({"username": "  ", "password": "", "email": "nope"}), None).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"email": ["Enter a valid email address."], "username": ["This field may not be blank."], "password": ["This field may not be blank."]}),
+    );
+    app.post_json("/users/", json!({"username": null, "password": true}), None).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"username": ["This field may not be null."], "password": ["Not a valid string."]}),
+    );
+    app.post_json("/users/", json!({"username": "a\u{0}b", "password": PASSWORD}), None).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"username": ["Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.", "Null characters are not allowed."]}),
+    );
+    assert_eq!(app.count("auth_user").await, 0);
+}
+
+#[tokio::test]
+async fn username_length_limit_is_150() {
+    let app = TestApp::spawn().await;
+    app.register(&"a".repeat(150), PASSWORD).await.assert(
+        StatusCode::CREATED,
+        json!({"email": "", "username": "a".repeat(150), "id": 1}),
+    );
+    app.register(&"b".repeat(151), PASSWORD)
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"username": ["Ensure this field has no more than 150 characters."]}));
+    app.register(&"$".repeat(151), PASSWORD).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"username": [
+            "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.",
+            "Ensure this field has no more than 150 characters."
+        ]}),
+    );
+    assert_eq!(app.count("auth_user").await, 1);
+}
+
+#[tokio::test]
+async fn password_validators_run_in_djangos_order_before_the_retype_check() {
+    let app = TestApp::spawn_with(|s| s.djoser.user_create_password_retype = true).await;
+    app.post_json("/users/", json!({"username": "alice", "password": "abc", "re_password": "xyz"}), None)
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"password": ["This password is too short. It must contain at least 8 characters.", "This password is too common."]}),
+        );
+    app.post_json("/users/", json!({"username": "alice", "password": "alice123", "re_password": "alice123"}), None)
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"password": ["The password is too similar to the username.", "This password is too common."]}),
+        );
+    app.post_json("/users/", json!({"username": "alice", "password": "12345678", "re_password": "12345678"}), None)
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"password": ["This password is too common.", "This password is entirely numeric."]}));
+    app.post_json("/users/", json!({"username": "alice", "password": PASSWORD, "re_password": "other thing entirely"}), None)
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"non_field_errors": ["The two password fields didn't match."]}));
+    app.post_json("/users/", json!({"username": "alice", "password": PASSWORD}), None)
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"re_password": ["This field is required."]}));
+    assert_eq!(app.count("auth_user").await, 0);
+    let reply = app.post_json("/users/", json!({"username": "alice", "password": PASSWORD, "re_password": PASSWORD}), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+}
+
+#[tokio::test]
+async fn passwords_over_4096_bytes_are_refused_before_hashing() {
+    let app = TestApp::spawn().await;
+    app.register("alice", &"é".repeat(2049))
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"password": ["Ensure this field has no more than 4096 characters."]}));
+    assert_eq!(app.count("auth_user").await, 0);
+    assert_eq!(app.register("alice", &format!("x{}", "é".repeat(2047))).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn usernames_are_unique_on_their_canonical_form_and_stored_as_typed() {
+    let app = TestApp::spawn().await;
+    app.register("  Alice  ", PASSWORD)
+        .await
+        .assert(StatusCode::CREATED, json!({"email": "", "username": "Alice", "id": 1}));
+    for clash in ["alice", "ALICE", "ａｌｉｃｅ", "Ａｌｉｃｅ"] {
+        app.register(clash, PASSWORD)
+            .await
+            .assert(StatusCode::BAD_REQUEST, json!({"username": ["A user with that username already exists."]}));
+    }
+    app.register("straße", PASSWORD).await;
+    app.register("STRASSE", PASSWORD)
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"username": ["A user with that username already exists."]}));
+    app.register("fi", PASSWORD).await;
+    app.register("ﬁ", PASSWORD)
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"username": ["A user with that username already exists."]}));
+    assert_eq!(app.count("auth_user").await, 3);
+    // Login matches on the canonical form too.
+    assert_eq!(app.login("ALICE", PASSWORD).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn email_login_makes_emails_required_and_unique() {
+    let app = TestApp::spawn_with(|s| s.djoser.login_field = authd::config::LoginField::Email).await;
+    app.post_json("/users/", json!({"username": "alice", "password": PASSWORD}), None)
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"email": ["This field is required."]}));
+    let reply = app.post_json("/users/", json!({"username": "alice", "email": "Alice@Example.com", "password": PASSWORD}), None).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    app.post_json("/users/", json!({"username": "bob", "email": "ALICE@example.COM", "password": PASSWORD}), None)
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"email": ["user with this email address already exists."]}));
+    let login = app.post_json("/token/login/", json!({"email": "alice@EXAMPLE.com", "password": PASSWORD}), None).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    app.post_json("/token/login/", json!({"username": "alice", "password": PASSWORD}), None)
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"non_field_errors": ["Unable to log in with provided credentials."]}));
+}
