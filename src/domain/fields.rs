@@ -140,7 +140,9 @@ impl CharField {
     /// DRF `CharField.run_validation`: `Ok(None)` for an absent optional field; the text is
     /// trimmed; the built-in validators (length, NUL) all report together.
     pub fn parse(&self, input: &Input) -> Result<Option<String>, Vec<String>> {
-        let Some(text) = self.text(input)? else { return Ok(None) };
+        let Some(text) = self.text(input)? else {
+            return Ok(None);
+        };
         let mut problems = Vec::new();
         if let Some(limit) = self.max_length
             && text.chars().count() > limit
@@ -150,7 +152,11 @@ impl CharField {
         if text.contains('\0') {
             problems.push(messages::NULL_CHARACTERS.into());
         }
-        if problems.is_empty() { Ok(Some(text)) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(Some(text))
+        } else {
+            Err(problems)
+        }
     }
 
     /// The steps before the validators: presence, null, type, trimming, blank. For fields

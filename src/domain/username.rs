@@ -10,7 +10,9 @@ pub const MAX_LENGTH: usize = 150;
 /// The username as the serializer declares it: required, trimmed, not blank. The regex and
 /// length run afterwards in [`field_messages`], because uniqueness sits between them.
 pub fn parse_text(input: &Input) -> Result<String, Vec<String>> {
-    CharField::REQUIRED.text(input).map(|value| value.unwrap_or_default())
+    CharField::REQUIRED
+        .text(input)
+        .map(|value| value.unwrap_or_default())
 }
 
 /// Django's `UnicodeUsernameValidator`: `^[\w.@+-]+\Z` with Python's Unicode `\w`.

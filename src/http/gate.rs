@@ -109,6 +109,16 @@ impl<E: Endpoint> Endpoint for Gate<E> {
             }
         };
         let headers = response.headers_mut();
+        // DRF sends a bare `application/json`; poem-openapi adds a charset.
+        if headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json;"))
+        {
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
         headers.insert(header::ALLOW, HeaderValue::from_static(route.allow()));
         headers.insert(header::VARY, HeaderValue::from_static("Accept"));
         if response.status() == StatusCode::UNAUTHORIZED {

@@ -16,23 +16,40 @@ fn authd(dir: &tempfile::TempDir) -> Command {
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env_remove("RUST_LOG")
-        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("cli.sqlite3").display()));
+        .env(
+            "DATABASE_URL",
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("cli.sqlite3").display()
+            ),
+        );
     command
 }
 
 #[test]
 fn openapi_command_prints_the_committed_spec() {
-    let output = Command::new(BIN).arg("openapi").output().expect("run authd openapi");
+    let output = Command::new(BIN)
+        .arg("openapi")
+        .output()
+        .expect("run authd openapi");
     assert!(output.status.success());
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).expect("openapi.yaml");
-    assert!(String::from_utf8_lossy(&output.stdout) == committed, "`authd openapi` differs from openapi.yaml");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml");
+    assert!(
+        String::from_utf8_lossy(&output.stdout) == committed,
+        "`authd openapi` differs from openapi.yaml"
+    );
 }
 
 #[test]
 fn migrate_creates_the_database() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = authd(&dir).arg("migrate").output().expect("run");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(dir.path().join("cli.sqlite3").exists());
     let again = authd(&dir).arg("migrate").output().expect("run");
     assert!(again.status.success(), "migrating twice is harmless");
@@ -41,13 +58,24 @@ fn migrate_creates_the_database() {
 #[test]
 fn a_bad_setting_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    for (name, value) in [("AUTHD_HIDE_USERS", "perhaps"), ("AUTHD_BIND", "nowhere"), ("AUTHD_LOGIN_FIELD", "phone")] {
-        let output = authd(&dir).env(name, value).arg("serve").output().expect("run");
+    for (name, value) in [
+        ("AUTHD_HIDE_USERS", "perhaps"),
+        ("AUTHD_BIND", "nowhere"),
+        ("AUTHD_LOGIN_FIELD", "phone"),
+    ] {
+        let output = authd(&dir)
+            .env(name, value)
+            .arg("serve")
+            .output()
+            .expect("run");
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
-    let output = authd(&dir).args(["--bind", "bad", "migrate"]).output().expect("run");
+    let output = authd(&dir)
+        .args(["--bind", "bad", "migrate"])
+        .output()
+        .expect("run");
     assert!(String::from_utf8_lossy(&output.stderr).contains("--bind"));
 }
 
@@ -55,35 +83,73 @@ fn a_bad_setting_stops_start_up_naming_it() {
 fn createsuperuser_applies_the_validators_and_sets_staff() {
     let dir = tempfile::tempdir().expect("tempdir");
     let weak = authd(&dir)
-        .args(["createsuperuser", "--username", "root", "--email", "root@example.com", "--no-input"])
+        .args([
+            "createsuperuser",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+            "--no-input",
+        ])
         .env("AUTHD_SUPERUSER_PASSWORD", "password")
         .output()
         .expect("run");
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("This password is too common."));
     let missing = authd(&dir)
-        .args(["createsuperuser", "--username", "root", "--email", "root@example.com", "--no-input"])
+        .args([
+            "createsuperuser",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+            "--no-input",
+        ])
         .env_remove("AUTHD_SUPERUSER_PASSWORD")
         .output()
         .expect("run");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("AUTHD_SUPERUSER_PASSWORD"));
     let ok = authd(&dir)
-        .args(["createsuperuser", "--username", "root", "--email", "root@example.com", "--no-input"])
+        .args([
+            "createsuperuser",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+            "--no-input",
+        ])
         .env("AUTHD_SUPERUSER_PASSWORD", PASSWORD)
         .output()
         .expect("run");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let user = runtime.block_on(async {
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("cli.sqlite3").display());
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("cli.sqlite3").display()
+        );
         let db = authd::store::connect(&url, 1).await.expect("connect");
-        authd::store::users::find_by_username(&db, "root").await.expect("query").expect("root exists")
+        authd::store::users::find_by_username(&db, "root")
+            .await
+            .expect("query")
+            .expect("root exists")
     });
     assert!(user.is_staff && user.is_superuser);
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Serves with trace logging, drives a full session, then SIGTERM: the process exits cleanly
@@ -100,16 +166,29 @@ async fn serve_logs_no_secrets_and_shuts_down_gracefully() {
         .spawn()
         .expect("spawn authd");
     let stderr = child.stderr.take().expect("stderr");
-    let logs = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let logs = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
 
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let started = Instant::now();
     while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "authd did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "authd did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let created = client.post(format!("{base}/users/")).json(&json!({"username": "alice", "password": PASSWORD})).send().await.expect("register");
+    let created = client
+        .post(format!("{base}/users/"))
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("register");
     assert_eq!(created.status(), 201);
     let login: serde_json::Value = client
         .post(format!("{base}/token/login/"))
@@ -121,9 +200,19 @@ async fn serve_logs_no_secrets_and_shuts_down_gracefully() {
         .await
         .expect("json");
     let token = login["auth_token"].as_str().expect("token").to_owned();
-    let me = client.get(format!("{base}/users/me/")).header("Authorization", format!("Token {token}")).send().await.expect("me");
+    let me = client
+        .get(format!("{base}/users/me/"))
+        .header("Authorization", format!("Token {token}"))
+        .send()
+        .await
+        .expect("me");
     assert_eq!(me.status(), 200);
-    let logout = client.post(format!("{base}/token/logout/")).header("Authorization", format!("Token {token}")).send().await.expect("logout");
+    let logout = client
+        .post(format!("{base}/token/logout/"))
+        .header("Authorization", format!("Token {token}"))
+        .send()
+        .await
+        .expect("logout");
     assert_eq!(logout.status(), 204);
 
     // SAFETY: kill(2) with a pid we own and a valid signal number.
@@ -133,10 +222,24 @@ async fn serve_logs_no_secrets_and_shuts_down_gracefully() {
     let status = child.wait().expect("wait");
     assert!(status.success(), "exit status after SIGTERM: {status}");
     let logs = logs.join().expect("log reader").join("\n");
-    assert!(logs.contains("authd listening") && logs.contains("sqlite"), "start-up line: {logs}");
-    assert!(logs.contains("path=/users/me/") && logs.contains("status=200"), "request lines: {logs}");
-    for secret in [PASSWORD.to_owned(), token.clone(), token["authd_".len()..].to_owned(), authd::crypto::token_digest(&token)] {
+    assert!(
+        logs.contains("authd listening") && logs.contains("sqlite"),
+        "start-up line: {logs}"
+    );
+    assert!(
+        logs.contains("path=/users/me/") && logs.contains("status=200"),
+        "request lines: {logs}"
+    );
+    for secret in [
+        PASSWORD.to_owned(),
+        token.clone(),
+        token["authd_".len()..].to_owned(),
+        authd::crypto::token_digest(&token),
+    ] {
         assert!(!logs.contains(&secret), "a secret reached the logs");
     }
-    assert!(!logs.to_lowercase().contains("authorization: token"), "an Authorization header reached the logs");
+    assert!(
+        !logs.to_lowercase().contains("authorization: token"),
+        "an Authorization header reached the logs"
+    );
 }

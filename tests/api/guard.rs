@@ -5,7 +5,11 @@ use serde_json::json;
 use crate::helpers::{PASSWORD, TestApp};
 
 async fn me_with_header(app: &TestApp, value: HeaderValue) -> crate::helpers::Reply {
-    app.send(app.request(Method::GET, "/users/me/").header("Authorization", value)).await
+    app.send(
+        app.request(Method::GET, "/users/me/")
+            .header("Authorization", value),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -13,29 +17,90 @@ async fn header_rules_follow_drf_exactly() {
     let app = TestApp::spawn().await;
     let (_, token) = app.create_user("alice").await;
     let cases: Vec<(Vec<u8>, StatusCode, Option<&str>)> = vec![
-        (b"Token".to_vec(), StatusCode::UNAUTHORIZED, Some("Invalid token header. No credentials provided.")),
-        (b"Token ".to_vec(), StatusCode::UNAUTHORIZED, Some("Invalid token header. No credentials provided.")),
-        (b"Token a b".to_vec(), StatusCode::UNAUTHORIZED, Some("Invalid token header. Token string should not contain spaces.")),
-        (b"Token \xe9t\xe9".to_vec(), StatusCode::UNAUTHORIZED, Some("Invalid token header. Token string should not contain invalid characters.")),
-        (b"Token \xb8".to_vec(), StatusCode::UNAUTHORIZED, Some("Invalid token header. Token string should not contain invalid characters.")),
-        ("Token é".as_bytes().to_vec(), StatusCode::UNAUTHORIZED, Some("Invalid token.")),
-        (b"Token nope".to_vec(), StatusCode::UNAUTHORIZED, Some("Invalid token.")),
-        (format!("Token {}", token.to_uppercase()).into_bytes(), StatusCode::UNAUTHORIZED, Some("Invalid token.")),
-        (format!("Token {token}\0").into_bytes(), StatusCode::UNAUTHORIZED, Some("Invalid token.")),
-        (b"Basic YWxpY2U6cHc=".to_vec(), StatusCode::UNAUTHORIZED, Some("Authentication credentials were not provided.")),
-        (b"Tokenx abc".to_vec(), StatusCode::UNAUTHORIZED, Some("Authentication credentials were not provided.")),
+        (
+            b"Token".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid token header. No credentials provided."),
+        ),
+        (
+            b"Token ".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid token header. No credentials provided."),
+        ),
+        (
+            b"Token a b".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid token header. Token string should not contain spaces."),
+        ),
+        (
+            b"Token \xe9t\xe9".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid token header. Token string should not contain invalid characters."),
+        ),
+        (
+            b"Token \xb8".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid token header. Token string should not contain invalid characters."),
+        ),
+        (
+            "Token é".as_bytes().to_vec(),
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid token."),
+        ),
+        (
+            b"Token nope".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid token."),
+        ),
+        (
+            format!("Token {}", token.to_uppercase()).into_bytes(),
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid token."),
+        ),
+        (
+            format!("Token {token}\0").into_bytes(),
+            StatusCode::UNAUTHORIZED,
+            Some("Invalid token."),
+        ),
+        (
+            b"Basic YWxpY2U6cHc=".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            Some("Authentication credentials were not provided."),
+        ),
+        (
+            b"Tokenx abc".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            Some("Authentication credentials were not provided."),
+        ),
         (format!("token {token}").into_bytes(), StatusCode::OK, None),
         (format!("TOKEN\t{token}").into_bytes(), StatusCode::OK, None),
-        (format!("Token  {token}  ").into_bytes(), StatusCode::OK, None),
+        (
+            format!("Token  {token}  ").into_bytes(),
+            StatusCode::OK,
+            None,
+        ),
         (format!("Bearer {token}").into_bytes(), StatusCode::OK, None),
     ];
     for (raw, status, detail) in cases {
-        let Ok(value) = HeaderValue::from_bytes(&raw) else { continue };
+        let Ok(value) = HeaderValue::from_bytes(&raw) else {
+            continue;
+        };
         let reply = me_with_header(&app, value).await;
-        assert_eq!(reply.status, status, "{:?} → {}", String::from_utf8_lossy(&raw), reply.text);
+        assert_eq!(
+            reply.status,
+            status,
+            "{:?} → {}",
+            String::from_utf8_lossy(&raw),
+            reply.text
+        );
         match detail {
             Some(detail) => {
-                assert_eq!(reply.json(), json!({"detail": detail}), "{:?}", String::from_utf8_lossy(&raw));
+                assert_eq!(
+                    reply.json(),
+                    json!({"detail": detail}),
+                    "{:?}",
+                    String::from_utf8_lossy(&raw)
+                );
                 assert_eq!(reply.header("www-authenticate"), Some("Token"));
             }
             None => assert_eq!(reply.json()["username"], "alice"),
@@ -49,15 +114,36 @@ async fn a_bad_token_is_401_even_on_open_routes() {
     app.register("alice", PASSWORD).await;
     let before = app.snapshot().await;
     for path in ["/users/", "/token/login/", "/token/login"] {
-        let reply = app.post_json(path, json!({"username": "zed", "password": PASSWORD}), Some("garbage")).await;
-        reply.assert(reqwest::StatusCode::UNAUTHORIZED, json!({"detail": "Invalid token."}));
+        let reply = app
+            .post_json(
+                path,
+                json!({"username": "zed", "password": PASSWORD}),
+                Some("garbage"),
+            )
+            .await;
+        reply.assert(
+            reqwest::StatusCode::UNAUTHORIZED,
+            json!({"detail": "Invalid token."}),
+        );
         assert_eq!(reply.header("www-authenticate"), Some("Token"));
     }
-    assert_eq!(app.snapshot().await, before, "rejected requests change nothing");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "rejected requests change nothing"
+    );
     let basic = app
-        .send(app.request(Method::POST, "/token/login/").header("Authorization", "Basic eDp5").json(&json!({"username": "alice", "password": PASSWORD})))
+        .send(
+            app.request(Method::POST, "/token/login/")
+                .header("Authorization", "Basic eDp5")
+                .json(&json!({"username": "alice", "password": PASSWORD})),
+        )
         .await;
-    assert_eq!(basic.status, StatusCode::OK, "another scheme leaves the request anonymous");
+    assert_eq!(
+        basic.status,
+        StatusCode::OK,
+        "another scheme leaves the request anonymous"
+    );
     assert_eq!(app.count("auth_user").await, 1);
 }
 
@@ -68,7 +154,10 @@ async fn inactive_users_tokens_stop_working() {
     app.deactivate(id).await;
     app.call(Method::GET, "/users/me/", &token, None)
         .await
-        .assert(StatusCode::UNAUTHORIZED, json!({"detail": "User inactive or deleted."}));
+        .assert(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "User inactive or deleted."}),
+        );
 }
 
 #[tokio::test]
@@ -81,8 +170,16 @@ async fn logout_revokes_only_the_presented_token() {
     assert!(reply.text.is_empty() && reply.header("content-type").is_none());
     app.call(Method::GET, "/users/me/", &phone, None)
         .await
-        .assert(StatusCode::UNAUTHORIZED, json!({"detail": "Invalid token."}));
-    assert_eq!(app.call(Method::GET, "/users/me/", &laptop, None).await.status, StatusCode::OK);
+        .assert(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "Invalid token."}),
+        );
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &laptop, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     let without_slash = app.call(Method::POST, "/token/logout", &laptop, None).await;
     assert_eq!(without_slash.status, StatusCode::NO_CONTENT);
     assert_eq!(app.count("auth_token").await, 0);
@@ -92,7 +189,10 @@ async fn logout_revokes_only_the_presented_token() {
 async fn logout_needs_a_token() {
     let app = TestApp::spawn().await;
     let reply = app.post_json("/token/logout/", json!({}), None).await;
-    reply.assert(StatusCode::UNAUTHORIZED, json!({"detail": "Authentication credentials were not provided."}));
+    reply.assert(
+        StatusCode::UNAUTHORIZED,
+        json!({"detail": "Authentication credentials were not provided."}),
+    );
     assert_eq!(reply.header("www-authenticate"), Some("Token"));
 }
 
@@ -101,8 +201,13 @@ async fn custom_keywords_change_the_challenge() {
     let app = TestApp::spawn_with(|s| s.token_keywords = vec!["Bearer".into()]).await;
     let (_, token) = app.create_user("alice").await;
     let reply = app.call(Method::GET, "/users/me/", &token, None).await;
-    reply.assert(StatusCode::UNAUTHORIZED, json!({"detail": "Authentication credentials were not provided."}));
+    reply.assert(
+        StatusCode::UNAUTHORIZED,
+        json!({"detail": "Authentication credentials were not provided."}),
+    );
     assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
-    let ok = app.send(app.request(Method::GET, "/users/me/").bearer_auth(&token)).await;
+    let ok = app
+        .send(app.request(Method::GET, "/users/me/").bearer_auth(&token))
+        .await;
     assert_eq!(ok.status, StatusCode::OK);
 }

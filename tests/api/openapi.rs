@@ -26,21 +26,44 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["/token/login/", "/token/logout/", "/users/", "/users/me/", "/users/set_password/", "/users/set_username/", "/users/{id}/"]
+        [
+            "/token/login/",
+            "/token/logout/",
+            "/users/",
+            "/users/me/",
+            "/users/set_password/",
+            "/users/set_username/",
+            "/users/{id}/"
+        ]
     );
     let open = [("/users/", "post"), ("/token/login/", "post")];
     for (path, item) in paths {
         for (method, operation) in item.as_object().expect("path item") {
-            let secured = operation.get("security").is_some_and(|s| s.to_string().contains("tokenAuth"));
-            assert_eq!(secured, !open.contains(&(path.as_str(), method.as_str())), "{method} {path}");
+            let secured = operation
+                .get("security")
+                .is_some_and(|s| s.to_string().contains("tokenAuth"));
+            assert_eq!(
+                secured,
+                !open.contains(&(path.as_str(), method.as_str())),
+                "{method} {path}"
+            );
         }
     }
     let scheme = &document["components"]["securitySchemes"]["tokenAuth"];
     assert_eq!(scheme["type"], "apiKey");
     assert_eq!(scheme["name"], "Authorization");
-    assert!(scheme["description"].as_str().unwrap_or_default().contains("Token <key>"));
+    assert!(
+        scheme["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Token <key>")
+    );
     let login = &paths["/token/login/"]["post"]["requestBody"]["content"];
-    for media in ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"] {
+    for media in [
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
         assert!(login.get(media).is_some(), "{media}");
     }
 }
@@ -56,6 +79,9 @@ async fn served_documents_match_the_committed_one() {
     let docs = app.send(app.request(Method::GET, "/docs")).await;
     assert_eq!(docs.status, StatusCode::OK);
     assert!(docs.text.contains("SwaggerUIBundle"));
-    assert!(docs.text.contains("\"/users/me/\""), "Swagger UI gets the slash-correct paths");
+    assert!(
+        docs.text.contains("\"/users/me/\""),
+        "Swagger UI gets the slash-correct paths"
+    );
     assert!(!docs.text.contains("\"/users/me\""));
 }

@@ -11,12 +11,30 @@ async fn set_password_keeps_the_token_in_use_and_revokes_the_others() {
     let (_, phone) = app.create_user("alice").await;
     let laptop = app.token_for("alice", PASSWORD).await;
     let reply = app
-        .call(Method::POST, "/users/set_password/", &phone, Some(json!({"new_password": NEW_PASSWORD, "current_password": PASSWORD})))
+        .call(
+            Method::POST,
+            "/users/set_password/",
+            &phone,
+            Some(json!({"new_password": NEW_PASSWORD, "current_password": PASSWORD})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
-    assert_eq!(app.call(Method::GET, "/users/me/", &phone, None).await.status, StatusCode::OK);
-    assert_eq!(app.call(Method::GET, "/users/me/", &laptop, None).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.login("alice", PASSWORD).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &phone, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &laptop, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status,
+        StatusCode::BAD_REQUEST
+    );
     app.token_for("alice", NEW_PASSWORD).await;
 }
 
@@ -26,13 +44,21 @@ async fn logout_on_password_change_revokes_every_token() {
     let (_, token) = app.create_user("alice").await;
     app.token_for("alice", PASSWORD).await;
     let reply = app
-        .call(Method::POST, "/users/set_password/", &token, Some(json!({"new_password": NEW_PASSWORD, "current_password": PASSWORD})))
+        .call(
+            Method::POST,
+            "/users/set_password/",
+            &token,
+            Some(json!({"new_password": NEW_PASSWORD, "current_password": PASSWORD})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert_eq!(app.count("auth_token").await, 0);
     app.call(Method::GET, "/users/me/", &token, None)
         .await
-        .assert(StatusCode::UNAUTHORIZED, json!({"detail": "Invalid token."}));
+        .assert(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "Invalid token."}),
+        );
 }
 
 #[tokio::test]
@@ -49,14 +75,16 @@ async fn set_password_checks_in_djoser_order() {
         StatusCode::BAD_REQUEST,
         json!({"new_password": ["This field may not be blank."], "current_password": ["Invalid password."]}),
     );
-    post(json!({"new_password": "alice", "re_new_password": "zzz", "current_password": PASSWORD})).await.assert(
-        StatusCode::BAD_REQUEST,
-        json!({"new_password": [
-            "The password is too similar to the username.",
-            "This password is too short. It must contain at least 8 characters.",
-            "This password is too common."
-        ]}),
-    );
+    post(json!({"new_password": "alice", "re_new_password": "zzz", "current_password": PASSWORD}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"new_password": [
+                "The password is too similar to the username.",
+                "This password is too short. It must contain at least 8 characters.",
+                "This password is too common."
+            ]}),
+        );
     post(json!({"new_password": NEW_PASSWORD, "re_new_password": "zzz", "current_password": PASSWORD}))
         .await
         .assert(StatusCode::BAD_REQUEST, json!({"non_field_errors": ["The two password fields didn't match."]}));
@@ -86,19 +114,38 @@ async fn set_username_follows_djoser() {
         }),
     );
     for taken in ["alice", "BOB"] {
-        post(json!({"new_username": taken, "re_new_username": taken, "current_password": PASSWORD}))
-            .await
-            .assert(StatusCode::BAD_REQUEST, json!({"new_username": ["A user with that username already exists."]}));
-    }
-    post(json!({"new_username": "carol", "re_new_username": "caro1", "current_password": PASSWORD}))
+        post(
+            json!({"new_username": taken, "re_new_username": taken, "current_password": PASSWORD}),
+        )
         .await
-        .assert(StatusCode::BAD_REQUEST, json!({"non_field_errors": ["The two username fields didn't match."]}));
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"new_username": ["A user with that username already exists."]}),
+        );
+    }
+    post(
+        json!({"new_username": "carol", "re_new_username": "caro1", "current_password": PASSWORD}),
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"non_field_errors": ["The two username fields didn't match."]}),
+    );
     assert_eq!(app.snapshot().await, before);
-    let ok = post(json!({"new_username": "Carol", "re_new_username": "Carol", "current_password": PASSWORD})).await;
+    let ok = post(
+        json!({"new_username": "Carol", "re_new_username": "Carol", "current_password": PASSWORD}),
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.text);
     app.call(Method::GET, "/users/me/", &token, None)
         .await
-        .assert(StatusCode::OK, json!({"email": "", "id": id, "username": "Carol"}));
+        .assert(
+            StatusCode::OK,
+            json!({"email": "", "id": id, "username": "Carol"}),
+        );
     assert_eq!(app.login("carol", PASSWORD).await.status, StatusCode::OK);
-    assert_eq!(app.login("alice", PASSWORD).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status,
+        StatusCode::BAD_REQUEST
+    );
 }

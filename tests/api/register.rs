@@ -9,13 +9,29 @@ async fn register_returns_djosers_body_and_stores_a_hash() {
     let reply = app
         .post_json("/users/", json!({"username": "alice", "email": "Alice@EXAMPLE.COM", "password": PASSWORD, "is_staff": true, "id": 99}), None)
         .await;
-    reply.assert(StatusCode::CREATED, json!({"email": "Alice@example.com", "username": "alice", "id": 1}));
+    reply.assert(
+        StatusCode::CREATED,
+        json!({"email": "Alice@example.com", "username": "alice", "id": 1}),
+    );
     reply.assert_media_json();
     assert!(reply.headers.get("location").is_none());
-    let keys: Vec<String> = reply.json().as_object().expect("object").keys().cloned().collect();
+    let keys: Vec<String> = reply
+        .json()
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
     assert_eq!(keys, ["email", "username", "id"]);
-    assert_eq!(app.count("auth_token").await, 0, "registration creates no token");
-    let user = authd::store::users::find_by_id(app.db(), 1).await.expect("query").expect("user");
+    assert_eq!(
+        app.count("auth_token").await,
+        0,
+        "registration creates no token"
+    );
+    let user = authd::store::users::find_by_id(app.db(), 1)
+        .await
+        .expect("query")
+        .expect("user");
     assert!(user.password.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     assert!(!user.is_staff, "unknown keys such as is_staff are ignored");
 }
@@ -49,9 +65,10 @@ async fn username_length_limit_is_150() {
         StatusCode::CREATED,
         json!({"email": "", "username": "a".repeat(150), "id": 1}),
     );
-    app.register(&"b".repeat(151), PASSWORD)
-        .await
-        .assert(StatusCode::BAD_REQUEST, json!({"username": ["Ensure this field has no more than 150 characters."]}));
+    app.register(&"b".repeat(151), PASSWORD).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"username": ["Ensure this field has no more than 150 characters."]}),
+    );
     app.register(&"$".repeat(151), PASSWORD).await.assert(
         StatusCode::BAD_REQUEST,
         json!({"username": [
@@ -77,49 +94,86 @@ async fn password_validators_run_in_djangos_order_before_the_retype_check() {
             StatusCode::BAD_REQUEST,
             json!({"password": ["The password is too similar to the username.", "This password is too common."]}),
         );
-    app.post_json("/users/", json!({"username": "alice", "password": "12345678", "re_password": "12345678"}), None)
-        .await
-        .assert(StatusCode::BAD_REQUEST, json!({"password": ["This password is too common.", "This password is entirely numeric."]}));
-    app.post_json("/users/", json!({"username": "alice", "password": PASSWORD, "re_password": "other thing entirely"}), None)
-        .await
-        .assert(StatusCode::BAD_REQUEST, json!({"non_field_errors": ["The two password fields didn't match."]}));
-    app.post_json("/users/", json!({"username": "alice", "password": PASSWORD}), None)
-        .await
-        .assert(StatusCode::BAD_REQUEST, json!({"re_password": ["This field is required."]}));
+    app.post_json(
+        "/users/",
+        json!({"username": "alice", "password": "12345678", "re_password": "12345678"}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"password": ["This password is too common.", "This password is entirely numeric."]}),
+    );
+    app.post_json(
+        "/users/",
+        json!({"username": "alice", "password": PASSWORD, "re_password": "other thing entirely"}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"non_field_errors": ["The two password fields didn't match."]}),
+    );
+    app.post_json(
+        "/users/",
+        json!({"username": "alice", "password": PASSWORD}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"re_password": ["This field is required."]}),
+    );
     assert_eq!(app.count("auth_user").await, 0);
-    let reply = app.post_json("/users/", json!({"username": "alice", "password": PASSWORD, "re_password": PASSWORD}), None).await;
+    let reply = app
+        .post_json(
+            "/users/",
+            json!({"username": "alice", "password": PASSWORD, "re_password": PASSWORD}),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
 }
 
 #[tokio::test]
 async fn passwords_over_4096_bytes_are_refused_before_hashing() {
     let app = TestApp::spawn().await;
-    app.register("alice", &"é".repeat(2049))
-        .await
-        .assert(StatusCode::BAD_REQUEST, json!({"password": ["Ensure this field has no more than 4096 characters."]}));
+    app.register("alice", &"é".repeat(2049)).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"password": ["Ensure this field has no more than 4096 characters."]}),
+    );
     assert_eq!(app.count("auth_user").await, 0);
-    assert_eq!(app.register("alice", &format!("x{}", "é".repeat(2047))).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.register("alice", &format!("x{}", "é".repeat(2047)))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
 async fn usernames_are_unique_on_their_canonical_form_and_stored_as_typed() {
     let app = TestApp::spawn().await;
-    app.register("  Alice  ", PASSWORD)
-        .await
-        .assert(StatusCode::CREATED, json!({"email": "", "username": "Alice", "id": 1}));
+    app.register("  Alice  ", PASSWORD).await.assert(
+        StatusCode::CREATED,
+        json!({"email": "", "username": "Alice", "id": 1}),
+    );
     for clash in ["alice", "ALICE", "ａｌｉｃｅ", "Ａｌｉｃｅ"] {
-        app.register(clash, PASSWORD)
-            .await
-            .assert(StatusCode::BAD_REQUEST, json!({"username": ["A user with that username already exists."]}));
+        app.register(clash, PASSWORD).await.assert(
+            StatusCode::BAD_REQUEST,
+            json!({"username": ["A user with that username already exists."]}),
+        );
     }
     app.register("straße", PASSWORD).await;
-    app.register("STRASSE", PASSWORD)
-        .await
-        .assert(StatusCode::BAD_REQUEST, json!({"username": ["A user with that username already exists."]}));
+    app.register("STRASSE", PASSWORD).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"username": ["A user with that username already exists."]}),
+    );
     app.register("fi", PASSWORD).await;
-    app.register("ﬁ", PASSWORD)
-        .await
-        .assert(StatusCode::BAD_REQUEST, json!({"username": ["A user with that username already exists."]}));
+    app.register("ﬁ", PASSWORD).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"username": ["A user with that username already exists."]}),
+    );
     assert_eq!(app.count("auth_user").await, 3);
     // Login matches on the canonical form too.
     assert_eq!(app.login("ALICE", PASSWORD).await.status, StatusCode::OK);
@@ -127,18 +181,157 @@ async fn usernames_are_unique_on_their_canonical_form_and_stored_as_typed() {
 
 #[tokio::test]
 async fn email_login_makes_emails_required_and_unique() {
-    let app = TestApp::spawn_with(|s| s.djoser.login_field = authd::config::LoginField::Email).await;
-    app.post_json("/users/", json!({"username": "alice", "password": PASSWORD}), None)
-        .await
-        .assert(StatusCode::BAD_REQUEST, json!({"email": ["This field is required."]}));
-    let reply = app.post_json("/users/", json!({"username": "alice", "email": "Alice@Example.com", "password": PASSWORD}), None).await;
+    let app =
+        TestApp::spawn_with(|s| s.djoser.login_field = authd::config::LoginField::Email).await;
+    app.post_json(
+        "/users/",
+        json!({"username": "alice", "password": PASSWORD}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"email": ["This field is required."]}),
+    );
+    let reply = app
+        .post_json(
+            "/users/",
+            json!({"username": "alice", "email": "Alice@Example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    app.post_json("/users/", json!({"username": "bob", "email": "ALICE@example.COM", "password": PASSWORD}), None)
-        .await
-        .assert(StatusCode::BAD_REQUEST, json!({"email": ["user with this email address already exists."]}));
-    let login = app.post_json("/token/login/", json!({"email": "alice@EXAMPLE.com", "password": PASSWORD}), None).await;
+    app.post_json(
+        "/users/",
+        json!({"username": "bob", "email": "ALICE@example.COM", "password": PASSWORD}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"email": ["user with this email address already exists."]}),
+    );
+    let login = app
+        .post_json(
+            "/token/login/",
+            json!({"email": "alice@EXAMPLE.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text);
-    app.post_json("/token/login/", json!({"username": "alice", "password": PASSWORD}), None)
+    app.post_json(
+        "/token/login/",
+        json!({"username": "alice", "password": PASSWORD}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"non_field_errors": ["Unable to log in with provided credentials."]}),
+    );
+}
+
+#[tokio::test]
+async fn switching_to_email_login_fills_canonical_emails_or_refuses_duplicates() {
+    let app = TestApp::spawn().await;
+    for (name, email) in [
+        ("alice", "Alice@Example.com"),
+        ("bob", "bob@example.com"),
+        ("carol", ""),
+    ] {
+        let reply = app
+            .post_json(
+                "/users/",
+                json!({"username": name, "email": email, "password": PASSWORD}),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    }
+    let mut settings = (*app.state.settings).clone();
+    settings.djoser.login_field = authd::config::LoginField::Email;
+    let state = authd::startup::open_state(settings.clone())
         .await
-        .assert(StatusCode::BAD_REQUEST, json!({"non_field_errors": ["Unable to log in with provided credentials."]}));
+        .expect("unique emails allow the switch");
+    let alice = authd::store::users::find_by_email(&state.db, "alice@example.com")
+        .await
+        .expect("query");
+    assert_eq!(alice.map(|u| u.username), Some("alice".to_owned()));
+
+    app.exec("UPDATE auth_user SET email_canonical = NULL")
+        .await;
+    app.exec("UPDATE auth_user SET email = 'ALICE@example.com' WHERE username = 'bob'")
+        .await;
+    let refused = authd::startup::open_state(settings)
+        .await
+        .expect_err("duplicate emails refuse the switch");
+    assert!(
+        refused.to_string().contains("ALICE@example.com")
+            || refused.to_string().contains("Alice@Example.com"),
+        "{refused}"
+    );
+
+    let mut back = (*app.state.settings).clone();
+    back.djoser.login_field = authd::config::LoginField::Username;
+    authd::startup::open_state(back)
+        .await
+        .expect("switching back always works");
+    assert_eq!(
+        app.count("auth_user WHERE email_canonical IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn set_username_changes_the_email_under_email_login() {
+    let app =
+        TestApp::spawn_with(|s| s.djoser.login_field = authd::config::LoginField::Email).await;
+    for (name, email) in [("alice", "alice@example.com"), ("bob", "bob@example.com")] {
+        app.post_json(
+            "/users/",
+            json!({"username": name, "email": email, "password": PASSWORD}),
+            None,
+        )
+        .await;
+    }
+    let login = app
+        .post_json(
+            "/token/login/",
+            json!({"email": "alice@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    let token = login.json()["auth_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    app.call(
+        reqwest::Method::POST,
+        "/users/set_username/",
+        &token,
+        Some(json!({"new_email": "BOB@example.com", "current_password": PASSWORD})),
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"new_email": ["user with this email address already exists."]}),
+    );
+    let ok = app
+        .call(
+            reqwest::Method::POST,
+            "/users/set_username/",
+            &token,
+            Some(json!({"new_email": "new@example.com", "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{}", ok.text);
+    let login = app
+        .post_json(
+            "/token/login/",
+            json!({"email": "NEW@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
 }
