@@ -161,9 +161,9 @@ pub async fn register(state: &AppState, fields: &RawFields) -> Result<User> {
     } else {
         None
     };
-    errors.into_result()?;
-    let (Ok(email), Some(name), Some(password)) = (email, name, password) else {
-        unreachable!("field errors were returned above");
+    let (true, Ok(email), Some(name), Some(password)) = (errors.is_empty(), email, name, password)
+    else {
+        return Err(errors.into());
     };
     let email = email.unwrap_or_default();
 
@@ -417,9 +417,8 @@ pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields)
     if let Some(problems) = current_password_problems(state, caller, fields).await? {
         errors.extend("current_password", problems);
     }
-    errors.into_result()?;
-    let Some(new_password) = new_password else {
-        unreachable!("field errors were returned above")
+    let Some(new_password) = new_password.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
     };
 
     let context = UserContext {
@@ -498,9 +497,8 @@ pub async fn set_username(state: &AppState, caller: &Caller, fields: &RawFields)
     } else {
         None
     };
-    errors.into_result()?;
-    let Some(new_value) = new_value else {
-        unreachable!("field errors were returned above")
+    let Some(new_value) = new_value.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
     };
     if retype && retyped.flatten().as_deref() != Some(new_value.as_str()) {
         return Err(FieldErrors::non_field(messages::username_mismatch(field)).into());

@@ -58,20 +58,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         bind: cli.bind,
         database_url: cli.database_url,
     };
-    let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::Openapi = command {
-        print!("{}", crate::http::openapi_yaml(""));
-        return Ok(());
-    }
-    let settings = Settings::load(&flags, |name| std::env::var(name).ok())?;
-    match command {
+    // The OpenAPI document needs no settings, so a misconfigured host can still print it.
+    let settings = || Settings::load(&flags, |name| std::env::var(name).ok());
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => print!("{}", crate::http::openapi_yaml("")),
         Command::Serve => {
-            let app = Application::build(settings).await?;
+            let app = Application::build(settings()?).await?;
             app.run(startup::shutdown_signal())
                 .await
                 .context("server failed")?;
         }
         Command::Migrate => {
+            let settings = settings()?;
             let kind = settings.database_url.kind();
             startup::open_state(settings).await?;
             println!("{} database is up to date", kind.name());
@@ -81,7 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             email,
             no_input,
         } => {
-            let state = startup::open_state(settings).await?;
+            let state = startup::open_state(settings()?).await?;
             let password = if no_input {
                 std::env::var("AUTHD_SUPERUSER_PASSWORD").context(
                     "--no-input reads the password from AUTHD_SUPERUSER_PASSWORD, which is not set",
@@ -95,7 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Superuser {} created (id {}).", user.username, user.id);
         }
         Command::Changepassword { username } => {
-            let state = startup::open_state(settings).await?;
+            let state = startup::open_state(settings()?).await?;
             let password = prompt_new_password()?;
             accounts::change_password(&state, &username, &password)
                 .await
@@ -104,7 +102,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "Password changed successfully for user '{username}'; their tokens were revoked."
             );
         }
-        Command::Openapi => unreachable!("handled before settings are loaded"),
     }
     Ok(())
 }

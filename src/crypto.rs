@@ -132,10 +132,6 @@ impl PasswordHasher {
         }))
     }
 
-    pub fn cost(&self) -> HashCost {
-        self.cost
-    }
-
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,

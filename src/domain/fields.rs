@@ -87,10 +87,6 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
-    pub fn has(&self, field: &str) -> bool {
-        self.0.iter().any(|(name, _)| name == field)
-    }
-
     pub fn into_result(self) -> Result<(), FieldErrors> {
         if self.is_empty() { Ok(()) } else { Err(self) }
     }
@@ -126,13 +122,6 @@ impl CharField {
     pub const fn max_length(self, max_length: usize) -> Self {
         CharField {
             max_length: Some(max_length),
-            ..self
-        }
-    }
-
-    pub const fn allow_blank(self) -> Self {
-        CharField {
-            allow_blank: true,
             ..self
         }
     }

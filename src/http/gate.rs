@@ -3,8 +3,6 @@
 //! route (login and register included), the 405-versus-401 rule, and the `Allow`, `Vary` and
 //! `WWW-Authenticate` headers. Authenticated callers reach the handlers as a [`Caller`].
 
-use std::sync::Arc;
-
 use poem::http::{HeaderValue, Method, StatusCode, Uri, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
@@ -57,7 +55,7 @@ impl ApiRoute {
 pub struct Gate<E> {
     inner: E,
     state: AppState,
-    www_authenticate: Arc<HeaderValue>,
+    www_authenticate: HeaderValue,
 }
 
 impl<E> Gate<E> {
@@ -69,7 +67,7 @@ impl<E> Gate<E> {
             .cloned()
             .unwrap_or_else(|| "Token".into());
         let www_authenticate =
-            Arc::new(HeaderValue::from_str(&keyword).unwrap_or(HeaderValue::from_static("Token")));
+            HeaderValue::from_str(&keyword).unwrap_or(HeaderValue::from_static("Token"));
         Self {
             inner,
             state,
@@ -124,7 +122,7 @@ impl<E: Endpoint> Endpoint for Gate<E> {
         if response.status() == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, (*self.www_authenticate).clone());
+                .insert(header::WWW_AUTHENTICATE, self.www_authenticate.clone());
         }
         Ok(response)
     }

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use poem::http::StatusCode;
 use poem::middleware::RequestId;
-use poem::web::Html;
+use poem::web::{Data, Html};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, get, handler};
 use poem_openapi::{OpenApiService, Tags};
 
@@ -101,10 +101,7 @@ fn healthz() -> Response {
 }
 
 #[handler]
-async fn readyz(request: &Request) -> Response {
-    let state = request
-        .data::<AppState>()
-        .expect("AppState is attached to every request");
+async fn readyz(Data(state): Data<&AppState>) -> Response {
     match store::ping(&state.db).await {
         Ok(()) => json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         Err(err) => {

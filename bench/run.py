@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Benchmark authd with wrk: guarded GET /users/me/ against GET /healthz, logins, and guarded
+requests during a login storm. Run by hand on a quiet machine, never in CI:
+
+    cargo build --release
+    python3 bench/run.py                       # SQLite
+    AUTHD_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres python3 bench/run.py
+
+Figures are only comparable within one run: report ratios. wrk shares the two cores with the
+server, as a load balancer in front of it would not.
+"""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.path.join(ROOT, "target", "release", "authd")
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+PASSWORD = "correct horse battery staple"
+THREADS = "2"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url, body, token=None):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Token {token}")
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read() or b"null")
+
+
+def wrk(url, connections, extra=()):
+    out = subprocess.run(
+        ["wrk", "-t", THREADS, "-c", str(connections), "-d", DURATION, "--latency", *extra, url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    def latency(pct):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": latency(50), "p99": latency(99), "non2xx": int(errors.group(1)) if errors else 0}
+
+
+class Server:
+    def __init__(self, database_url):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, DATABASE_URL=database_url, AUTHD_BIND=f"127.0.0.1:{self.port}", RUST_LOG="info")
+        self.log = open(os.devnull, "w")
+        self.process = subprocess.Popen([BINARY, "serve"], env=env, stdout=self.log, stderr=self.log)
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"{self.base}/healthz")
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("authd did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
+def bench(label, database_url):
+    server = Server(database_url)
+    try:
+        post(f"{server.base}/users/", {"username": "bench", "password": PASSWORD})
+        token = post(f"{server.base}/token/login/", {"username": "bench", "password": PASSWORD})["auth_token"]
+        auth = ("-H", f"Authorization: Token {token}")
+        rows = {}
+        for connections in (16, 64):
+            rows[f"healthz c={connections}"] = wrk(f"{server.base}/healthz", connections)
+            rows[f"users/me c={connections}"] = wrk(f"{server.base}/users/me/", connections, auth)
+        login_script = ("-s", os.path.join(ROOT, "bench", "login.lua"))
+        rows["login c=16"] = wrk(f"{server.base}/token/login/", 16, login_script)
+        storm = subprocess.Popen(
+            ["wrk", "-t", "1", "-c", "16", "-d", DURATION, *login_script, f"{server.base}/token/login/"],
+            stdout=subprocess.DEVNULL,
+        )
+        time.sleep(1)
+        rows["users/me c=16 during login storm"] = wrk(f"{server.base}/users/me/", 16, auth)
+        storm.wait()
+    finally:
+        server.stop()
+
+    print(f"\n### {label}\n")
+    print("| scenario | req/s | p50 ms | p99 ms | non-2xx |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['non2xx']} |")
+    djoser = {16: 1165, 64: 1008}
+    print()
+    for c in (16, 64):
+        me, health = rows[f"users/me c={c}"], rows[f"healthz c={c}"]
+        print(f"- c={c}: guarded/unauthenticated = {me['rps'] / health['rps']:.2f}; "
+              f"guarded vs Djoser ({djoser[c]} req/s) = {me['rps'] / djoser[c]:.1f}x")
+    calm, stormy = rows["users/me c=16"], rows["users/me c=16 during login storm"]
+    print(f"- logins: {rows['login c=16']['rps']:.0f}/s (Djoser ~8/s)")
+    print(f"- guarded p99 during the login storm / without = {stormy['p99'] / calm['p99']:.2f}")
+    return rows
+
+
+def main():
+    if not os.path.exists(BINARY):
+        raise SystemExit("build first: cargo build --release")
+    if not shutil.which("wrk"):
+        raise SystemExit("needs wrk: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as directory:
+        bench("SQLite", f"sqlite://{directory}/bench.sqlite3?mode=rwc")
+    admin = os.environ.get("AUTHD_BENCH_POSTGRES_URL")
+    if not admin:
+        print("\n(AUTHD_BENCH_POSTGRES_URL not set: PostgreSQL skipped)")
+        return
+    name = f"authd_bench_{uuid.uuid4().hex[:12]}"
+    subprocess.run(["psql", admin, "-qc", f'CREATE DATABASE "{name}"'], check=True)
+    try:
+        bench("PostgreSQL", admin.rsplit("/", 1)[0] + f"/{name}")
+    finally:
+        subprocess.run(["psql", admin, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
