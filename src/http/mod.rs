@@ -57,13 +57,42 @@ pub fn openapi_document(url_prefix: &str) -> serde_json::Value {
     if let Some(paths) = document.get_mut("paths").and_then(|p| p.as_object_mut()) {
         *paths = std::mem::take(paths)
             .into_iter()
-            .map(|(path, item)| (format!("{path}/"), item))
+            .map(|(path, mut item)| {
+                if let Some(operations) = item.as_object_mut() {
+                    for operation in operations.values_mut() {
+                        prune_responses(&path, operation);
+                    }
+                }
+                (format!("{path}/"), item)
+            })
             .collect();
     }
     if !url_prefix.is_empty() {
         document["servers"] = serde_json::json!([{ "url": url_prefix }]);
     }
     document
+}
+
+/// Every operation shares one error type; keep only the answers it can really give, and
+/// document JSON as the bare `application/json` the server sends.
+fn prune_responses(path: &str, operation: &mut serde_json::Value) {
+    let has_body = operation.get("requestBody").is_some();
+    let detail_route = path.contains('{');
+    let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+        return;
+    };
+    responses.retain(|status, _| match status.as_str() {
+        "400" | "415" => has_body,
+        "403" | "404" => detail_route,
+        _ => true,
+    });
+    for response in responses.values_mut() {
+        if let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut())
+            && let Some(schema) = content.remove("application/json; charset=utf-8")
+        {
+            content.insert("application/json".to_owned(), schema);
+        }
+    }
 }
 
 /// `openapi.yaml`: the document without a prefix; `authd openapi` prints it and a test keeps
