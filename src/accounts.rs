@@ -10,6 +10,7 @@ use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, email, messages, username};
 use crate::state::AppState;
 use crate::store::{self, User, tokens, users};
+use crate::token_cache::Invalidation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -46,6 +47,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Caller {
     pub user: User,
     pub token_id: i64,
+    /// SHA-256 of the presented token (what the database stores; not a secret).
+    pub token_digest: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,21 +61,38 @@ pub enum TokenRejected {
     Database(#[from] DbErr),
 }
 
-/// The guard: one indexed lookup of the token's digest, joined to its user.
+/// The guard: the token's SHA-256 digest, looked up in memory or with one indexed query
+/// joined to its user. Only active users' tokens are kept in memory.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, TokenRejected> {
     if !token.starts_with(crypto::TOKEN_PREFIX) {
         return Err(TokenRejected::Invalid);
     }
-    let (token, user) = tokens::find_with_user(&state.db, &crypto::token_digest(token))
+    let digest = crypto::token_digest(token);
+    if let Some(caller) = state.token_cache.get(&digest) {
+        return Ok(caller);
+    }
+    let (token, user) = tokens::find_with_user(&state.db, &digest)
         .await?
         .ok_or(TokenRejected::Invalid)?;
     if !user.is_active {
         return Err(TokenRejected::Inactive);
     }
-    Ok(Caller {
+    let caller = Caller {
         user,
         token_id: token.id,
-    })
+        token_digest: digest.clone(),
+    };
+    state.token_cache.insert(digest, caller.clone());
+    Ok(caller)
+}
+
+/// Drops what memory holds about a user or a token, here and (PostgreSQL) on every other
+/// instance. Called after every change that revokes a token or alters a user.
+async fn forget(state: &AppState, what: Invalidation) {
+    what.apply(&state.token_cache);
+    if let Err(err) = store::notify(&state.db, Invalidation::CHANNEL, &what.payload()).await {
+        tracing::error!(error = %err, "could not tell other instances to drop cached tokens");
+    }
 }
 
 fn login_field(state: &AppState) -> LoginField {
@@ -270,6 +290,7 @@ pub async fn login(state: &AppState, fields: &RawFields) -> Result<String> {
 /// `POST /token/logout/`: revokes the presented token only.
 pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
     tokens::delete(&state.db, caller.token_id).await?;
+    forget(state, Invalidation::Token(caller.token_digest.clone())).await;
     Ok(())
 }
 
@@ -351,6 +372,7 @@ pub async fn update_user(state: &AppState, mut user: User, fields: &RawFields) -
         }
         user.email = new_email;
         user.email_canonical = canonical;
+        forget(state, Invalidation::User(user.id)).await;
     }
     Ok(user)
 }
@@ -391,6 +413,7 @@ pub async fn delete_user(
         return Err(errors.into());
     }
     users::delete(&state.db, user.id).await?;
+    forget(state, Invalidation::User(user.id)).await;
     tracing::info!(user_id = user.id, by = caller.user.id, "user deleted");
     Ok(())
 }
@@ -441,6 +464,7 @@ pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields)
     users::set_password(&txn, caller.user.id, &hash).await?;
     let revoked = tokens::delete_for_user(&txn, caller.user.id, keep).await?;
     txn.commit().await?;
+    forget(state, Invalidation::User(caller.user.id)).await;
     tracing::info!(
         user_id = caller.user.id,
         revoked_tokens = revoked,
@@ -532,7 +556,11 @@ pub async fn set_username(state: &AppState, caller: &Caller, fields: &RawFields)
             };
             Err(FieldErrors::single(&new_field, taken).into())
         }
-        other => Ok(other?),
+        other => {
+            other?;
+            forget(state, Invalidation::User(caller.user.id)).await;
+            Ok(())
+        }
     }
 }
 
@@ -592,5 +620,6 @@ pub async fn change_password(state: &AppState, name: &str, new_password: &str) -
     users::set_password(&txn, user.id, &hash).await?;
     tokens::delete_for_user(&txn, user.id, None).await?;
     txn.commit().await?;
+    forget(state, Invalidation::User(user.id)).await;
     Ok(())
 }

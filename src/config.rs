@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::crypto::HashCost;
 use crate::store::DatabaseKind;
@@ -95,6 +96,8 @@ pub struct Settings {
     pub hash_cost: HashCost,
     pub hash_threads: usize,
     pub database_max_connections: u32,
+    /// How long a verified token may be served from memory (zero: never).
+    pub token_cache_ttl: Duration,
     pub djoser: Djoser,
 }
 
@@ -120,6 +123,7 @@ impl Settings {
             hash_cost: HashCost::OWASP_MINIMUM,
             // One core stays free for token checks however many logins arrive.
             hash_threads: cores.saturating_sub(1).max(1),
+            token_cache_ttl: Duration::from_secs(10),
             djoser: Djoser::default(),
         }
     }
@@ -188,6 +192,9 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        let mut cache_seconds = settings.token_cache_ttl.as_secs();
+        source.number("TOKEN_CACHE_SECONDS", &mut cache_seconds)?;
+        settings.token_cache_ttl = Duration::from_secs(cache_seconds);
 
         let djoser = &mut settings.djoser;
         source.flag(
@@ -254,6 +261,7 @@ const FILE_KEYS: &[&str] = &[
     "argon2_parallelism",
     "hash_threads",
     "database_max_connections",
+    "token_cache_seconds",
     "user_create_password_retype",
     "set_password_retype",
     "set_username_retype",

@@ -20,3 +20,5 @@ pub mod state;
 pub mod store;
 /// Log set-up.
 pub mod telemetry;
+/// Verified tokens in memory, evicted on every change.
+pub mod token_cache;

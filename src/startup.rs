@@ -15,6 +15,7 @@ use crate::crypto::PasswordHasher;
 use crate::domain::{email, password};
 use crate::state::AppState;
 use crate::store::{self, users};
+use crate::token_cache::{Invalidation, TokenCache};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const GRACE_PERIOD: Duration = Duration::from_secs(30);
@@ -47,10 +48,12 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     let hasher = PasswordHasher::new(settings.hash_cost, settings.hash_threads)
         .context("cannot start the password hashing pool")?;
     password::preload();
+    let token_cache = Arc::new(TokenCache::new(settings.token_cache_ttl));
     Ok(AppState {
         db,
         settings: Arc::new(settings),
         hasher,
+        token_cache,
     })
 }
 
@@ -101,6 +104,19 @@ impl Application {
             hash_threads = settings.hash_threads,
             "authd listening"
         );
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            store::listen(&state.db, Invalidation::CHANNEL, |payload| match payload {
+                Some(payload) => {
+                    if let Some(message) = Invalidation::parse(payload) {
+                        message.apply(&state.token_cache);
+                    }
+                }
+                // Messages may have been missed while disconnected: trust nothing cached.
+                None => state.token_cache.clear(),
+            })
+            .await
+        });
         let app = crate::http::build_app(self.state.clone());
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(GRACE_PERIOD))

@@ -6,10 +6,12 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
 use crate::crypto::PasswordHasher;
+use crate::token_cache::TokenCache;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
     pub settings: Arc<Settings>,
     pub hasher: Arc<PasswordHasher>,
+    pub token_cache: Arc<TokenCache>,
 }

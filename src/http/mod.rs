@@ -78,7 +78,10 @@ pub fn openapi_document(url_prefix: &str) -> serde_json::Value {
 fn prune_responses(path: &str, operation: &mut serde_json::Value) {
     let has_body = operation.get("requestBody").is_some();
     let detail_route = path.contains('{');
-    let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(|r| r.as_object_mut())
+    else {
         return;
     };
     responses.retain(|status, _| match status.as_str() {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use migration::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, SqlErr,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 pub use entity::auth_user::Model as User;
@@ -79,6 +79,43 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
 
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())
+}
+
+/// Sends a PostgreSQL notification to every instance listening; SQLite has no other instances.
+pub async fn notify(db: &DatabaseConnection, channel: &str, payload: &str) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [channel.into(), payload.into()],
+    );
+    db.execute_raw(statement).await.map(|_| ())
+}
+
+/// Calls `on_message` with each notification on `channel`, and with `None` whenever the
+/// connection was lost (notifications may have been missed). Returns at once on SQLite.
+pub async fn listen(db: &DatabaseConnection, channel: &str, on_message: impl Fn(Option<&str>)) {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return;
+    }
+    let pool = db.get_postgres_connection_pool().clone();
+    loop {
+        let listening: Result<std::convert::Infallible, sea_orm::sqlx::Error> = async {
+            let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(channel).await?;
+            loop {
+                let notification = listener.try_recv().await?;
+                on_message(notification.as_ref().map(|n| n.payload()));
+            }
+        }
+        .await;
+        let Err(err) = listening;
+        tracing::warn!(error = %err, "lost the PostgreSQL notification channel; retrying");
+        on_message(None);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 pub fn is_unique_violation(err: &DbErr) -> bool {

@@ -211,3 +211,159 @@ async fn custom_keywords_change_the_challenge() {
         .await;
     assert_eq!(ok.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn in_band_changes_reach_cached_tokens_at_once() {
+    let app = TestApp::spawn().await;
+    let (id, token) = app.create_user("alice").await;
+    let other = app.token_for("alice", PASSWORD).await;
+    for t in [&token, &other] {
+        assert_eq!(
+            app.call(Method::GET, "/users/me/", t, None).await.status,
+            StatusCode::OK
+        );
+    }
+    app.call(
+        Method::PATCH,
+        "/users/me/",
+        &token,
+        Some(json!({"email": "new@example.com"})),
+    )
+    .await;
+    app.call(Method::GET, "/users/me/", &other, None)
+        .await
+        .assert(
+            StatusCode::OK,
+            json!({"email": "new@example.com", "id": id, "username": "alice"}),
+        );
+    let deleted = app
+        .call(
+            Method::DELETE,
+            "/users/me/",
+            &token,
+            Some(json!({"current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    app.call(Method::GET, "/users/me/", &other, None)
+        .await
+        .assert(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "Invalid token."}),
+        );
+}
+
+#[tokio::test]
+async fn out_of_band_changes_show_within_the_cache_ttl() {
+    let app = TestApp::spawn_with(|s| s.token_cache_ttl = std::time::Duration::from_secs(1)).await;
+    let (id, token) = app.create_user("alice").await;
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &token, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.exec(&format!(
+        "UPDATE auth_user SET is_active = false WHERE id = {id}"
+    ))
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    app.call(Method::GET, "/users/me/", &token, None)
+        .await
+        .assert(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "User inactive or deleted."}),
+        );
+}
+
+#[tokio::test]
+async fn without_the_cache_every_request_reads_the_database() {
+    let app = TestApp::spawn_with(|s| s.token_cache_ttl = std::time::Duration::ZERO).await;
+    let (id, token) = app.create_user("alice").await;
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &token, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.exec(&format!(
+        "UPDATE auth_user SET is_active = false WHERE id = {id}"
+    ))
+    .await;
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &token, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Two instances on one PostgreSQL database: a logout or password change on one reaches the
+/// other's memory.
+#[tokio::test]
+async fn revocation_reaches_other_instances() {
+    if std::env::var(crate::helpers::POSTGRES_ENV).is_err() {
+        eprintln!(
+            "skipped: instances share a database only on PostgreSQL ({} is not set)",
+            crate::helpers::POSTGRES_ENV
+        );
+        return;
+    }
+    let first = TestApp::spawn().await;
+    let second = first.sibling().await;
+    let (_, token) = first.create_user("alice").await;
+    let other = first.token_for("alice", PASSWORD).await;
+    let third = first.token_for("alice", PASSWORD).await;
+    for t in [&token, &other, &third] {
+        assert_eq!(
+            second.call(Method::GET, "/users/me/", t, None).await.status,
+            StatusCode::OK,
+            "cached on the second"
+        );
+    }
+    assert_eq!(
+        first
+            .call(Method::POST, "/token/logout/", &token, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let changed = first
+        .call(
+            Method::POST,
+            "/users/set_password/",
+            &other,
+            Some(json!({"new_password": "another fine secret", "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+    let started = std::time::Instant::now();
+    loop {
+        let logged_out = second
+            .call(Method::GET, "/users/me/", &token, None)
+            .await
+            .status
+            == StatusCode::UNAUTHORIZED;
+        let revoked = second
+            .call(Method::GET, "/users/me/", &third, None)
+            .await
+            .status
+            == StatusCode::UNAUTHORIZED;
+        if logged_out && revoked {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "the second instance still trusts its memory"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        second
+            .call(Method::GET, "/users/me/", &other, None)
+            .await
+            .status,
+        StatusCode::OK,
+        "the token in use survives"
+    );
+}

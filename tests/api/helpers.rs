@@ -21,7 +21,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     pub prefix: String,
-    _database: TestDatabase,
+    database: std::sync::Arc<TestDatabase>,
 }
 
 enum TestDatabase {
@@ -126,6 +126,15 @@ impl TestApp {
         let mut settings = Settings::for_database(url);
         settings.bind = "127.0.0.1:0".parse().expect("address");
         configure(&mut settings);
+        Self::start(settings, std::sync::Arc::new(database)).await
+    }
+
+    /// A second instance of the service on the same database (a scaled-out deployment).
+    pub async fn sibling(&self) -> Self {
+        Self::start((*self.state.settings).clone(), self.database.clone()).await
+    }
+
+    async fn start(settings: Settings, database: std::sync::Arc<TestDatabase>) -> Self {
         let prefix = settings.url_prefix.clone();
         let app = Application::build(settings).await.expect("the app starts");
         let address = format!("http://{}", app.address());
@@ -140,7 +149,7 @@ impl TestApp {
             client,
             state,
             prefix,
-            _database: database,
+            database,
         }
     }
 
@@ -219,11 +228,14 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Edits by hand, as an operator would; the cache eviction stands for waiting out its TTL
+    /// (`guard::out_of_band_changes_show_within_the_cache_ttl` tests the wait itself).
     pub async fn make_staff(&self, id: i64) {
         self.exec(&format!(
             "UPDATE auth_user SET is_staff = true WHERE id = {id}"
         ))
         .await;
+        self.state.token_cache.forget_user(id);
     }
 
     pub async fn deactivate(&self, id: i64) {
@@ -231,6 +243,7 @@ impl TestApp {
             "UPDATE auth_user SET is_active = false WHERE id = {id}"
         ))
         .await;
+        self.state.token_cache.forget_user(id);
     }
 
     pub async fn exec(&self, sql: &str) {

@@ -10,6 +10,13 @@ async fn set_password_keeps_the_token_in_use_and_revokes_the_others() {
     let app = TestApp::spawn().await;
     let (_, phone) = app.create_user("alice").await;
     let laptop = app.token_for("alice", PASSWORD).await;
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &laptop, None)
+            .await
+            .status,
+        StatusCode::OK,
+        "now cached"
+    );
     let reply = app
         .call(
             Method::POST,

@@ -1,0 +1,116 @@
+//! Verified tokens kept in memory for a few seconds, so the guard does not query the database
+//! on every request. Correctness comes from eviction, not from the TTL: every change made
+//! through authd (logout, password or username change, user update or deletion) evicts at once,
+//! and on PostgreSQL tells the other instances through `NOTIFY`. The TTL only bounds how long
+//! a change made around authd (SQL by hand) can go unnoticed. Unknown tokens are never cached.
+
+use std::time::Duration;
+
+use moka::sync::Cache;
+
+use crate::accounts::Caller;
+
+/// The most tokens held at once; beyond it the least recently used go first.
+const CAPACITY: u64 = 100_000;
+
+pub struct TokenCache {
+    entries: Option<Cache<String, Caller>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("enabled", &self.entries.is_some())
+            .finish()
+    }
+}
+
+impl TokenCache {
+    /// A `ttl` of zero turns caching off: every request asks the database.
+    pub fn new(ttl: Duration) -> Self {
+        let entries = (!ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(CAPACITY)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build()
+        });
+        Self { entries }
+    }
+
+    pub fn get(&self, digest: &str) -> Option<Caller> {
+        self.entries.as_ref()?.get(digest)
+    }
+
+    pub fn insert(&self, digest: String, caller: Caller) {
+        if let Some(entries) = &self.entries {
+            entries.insert(digest, caller);
+        }
+    }
+
+    pub fn forget_token(&self, digest: &str) {
+        if let Some(entries) = &self.entries {
+            entries.invalidate(digest);
+        }
+    }
+
+    /// Once this returns, no token of the user is served from memory.
+    pub fn forget_user(&self, user_id: i64) {
+        if let Some(entries) = &self.entries {
+            // Only fails when closures are not enabled, which `new` always does.
+            let _ = entries.invalidate_entries_if(move |_, caller| caller.user.id == user_id);
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
+        }
+    }
+}
+
+/// What one instance tells the others (PostgreSQL `NOTIFY` payloads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    User(i64),
+    Token(String),
+}
+
+impl Invalidation {
+    pub const CHANNEL: &'static str = "authd_token_cache";
+
+    pub fn payload(&self) -> String {
+        match self {
+            Invalidation::User(id) => format!("user:{id}"),
+            Invalidation::Token(digest) => format!("token:{digest}"),
+        }
+    }
+
+    pub fn parse(payload: &str) -> Option<Self> {
+        match payload.split_once(':')? {
+            ("user", id) => id.parse().ok().map(Invalidation::User),
+            ("token", digest) => Some(Invalidation::Token(digest.to_owned())),
+            _ => None,
+        }
+    }
+
+    pub fn apply(&self, cache: &TokenCache) {
+        match self {
+            Invalidation::User(id) => cache.forget_user(*id),
+            Invalidation::Token(digest) => cache.forget_token(digest),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip() {
+        for message in [Invalidation::User(42), Invalidation::Token("ab12".into())] {
+            assert_eq!(Invalidation::parse(&message.payload()), Some(message));
+        }
+        assert_eq!(Invalidation::parse("nonsense"), None);
+    }
+}
