@@ -202,12 +202,17 @@ fn hash_now(argon2: &Argon2<'static>, password: &str) -> Result<String, HashErro
         .map_err(|e| HashError::Argon2(e.to_string()))
 }
 
-/// Raises the calling thread's nice value; Linux applies `setpriority(PRIO_PROCESS, 0)` to the
-/// calling thread only. Failure just leaves the default priority.
+/// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs on CPU time nothing else
+/// wants, so hashing never delays a token check, and it still gets all of an idle core.
+/// Where that is refused, the lowest nice value is the fallback; failing both, the default.
 fn lower_thread_priority() {
-    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: both calls take plain values (and a pointer to a local) and affect only the
+    // calling thread (pid 0).
     unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
     }
 }
 
