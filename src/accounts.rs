@@ -8,6 +8,8 @@ use crate::crypto::{self, HashError};
 use crate::domain::fields::CharField;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, email, messages, username};
+use crate::email_flows::{self, Purpose};
+use crate::mail::Kind;
 use crate::state::AppState;
 use crate::store::{self, User, tokens, users};
 use crate::token_cache::Invalidation;
@@ -32,6 +34,17 @@ pub enum Error {
     Hashing(#[from] HashError),
     #[error("the OS random number generator failed")]
     Random,
+    /// The activation link was already used (the account is active): djoser's 403.
+    #[error("stale token")]
+    StaleToken,
+    /// Only with a SHOW_EMAIL_NOT_FOUND flag.
+    #[error("no user with that email")]
+    EmailNotFound,
+    /// `resend_activation` while SEND_ACTIVATION_EMAIL is off: djoser's empty 400.
+    #[error("activation emails are off")]
+    ActivationDisabled,
+    #[error(transparent)]
+    Mail(crate::mail::MailError),
 }
 
 impl From<FieldErrors> for Error {
@@ -88,7 +101,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Token
 
 /// Drops what memory holds about a user or a token, here and (PostgreSQL) on every other
 /// instance. Called after every change that revokes a token or alters a user.
-async fn forget(state: &AppState, what: Invalidation) {
+pub(crate) async fn forget(state: &AppState, what: Invalidation) {
     what.apply(&state.token_cache);
     if let Err(err) = store::notify(&state.db, Invalidation::CHANNEL, &what.payload()).await {
         tracing::error!(error = %err, "could not tell other instances to drop cached tokens");
@@ -119,7 +132,7 @@ async fn parse_email(
     required: bool,
     owner: Option<i64>,
 ) -> Result<Result<Option<String>, Vec<String>>> {
-    let parsed = email::parse_field(fields.get("email"), required && email_login(state));
+    let parsed = email::parse_field(fields.get("email"), required);
     let Ok(Some(value)) = &parsed else {
         return Ok(parsed);
     };
@@ -148,7 +161,10 @@ pub async fn register(state: &AppState, fields: &RawFields) -> Result<User> {
     let retype = state.settings.djoser.user_create_password_retype;
     let mut errors = FieldErrors::new();
 
-    let email = parse_email(state, fields, true, None).await?;
+    // An account that must activate by email, or log in with it, needs an address.
+    let djoser = &state.settings.djoser;
+    let email_required = email_login(state) || djoser.send_activation_email;
+    let email = parse_email(state, fields, email_required, None).await?;
     if let Err(problems) = &email {
         errors.extend("email", problems.clone());
     }
@@ -211,14 +227,31 @@ pub async fn register(state: &AppState, fields: &RawFields) -> Result<User> {
         email_canonical: email_canonical(state, &email),
         email,
         password_hash,
+        is_active: !djoser.send_activation_email,
         is_staff: false,
         is_superuser: false,
     };
-    match users::insert(&state.db, new_user).await {
-        Ok(user) => Ok(user),
-        Err(err) if store::is_unique_violation(&err) => Err(Error::CannotCreateUser),
-        Err(err) => Err(err.into()),
+    let txn = store::begin_write(&state.db).await?;
+    let user = match users::insert(&txn, new_user).await {
+        Ok(user) => user,
+        Err(err) if store::is_unique_violation(&err) => return Err(Error::CannotCreateUser),
+        Err(err) => return Err(err.into()),
+    };
+    if djoser.send_activation_email {
+        email_flows::send(
+            &txn,
+            state,
+            Kind::Activation,
+            &user,
+            Some(Purpose::Activation),
+        )
+        .await?;
+    } else if djoser.send_confirmation_email {
+        email_flows::send(&txn, state, Kind::Confirmation, &user, None).await?;
     }
+    txn.commit().await?;
+    state.mailer.wake();
+    Ok(user)
 }
 
 fn collect<T>(errors: &mut FieldErrors, field: &str, parsed: Result<T, Vec<String>>) -> Option<T> {
@@ -360,11 +393,11 @@ pub async fn update_user(state: &AppState, mut user: User, fields: &RawFields) -
             return Err(errors.into());
         }
     };
-    if let Some(new_email) = new_email
-        && new_email != user.email
-    {
+    let send_activation = state.settings.djoser.send_activation_email;
+    let txn = store::begin_write(&state.db).await?;
+    if let Some(new_email) = new_email.filter(|new_email| *new_email != user.email) {
         let canonical = email_canonical(state, &new_email);
-        match users::set_email(&state.db, user.id, &new_email, canonical.clone()).await {
+        match users::set_email(&txn, user.id, &new_email, canonical.clone()).await {
             Err(err) if store::is_unique_violation(&err) => {
                 return Err(FieldErrors::single("email", messages::EMAIL_TAKEN).into());
             }
@@ -372,8 +405,26 @@ pub async fn update_user(state: &AppState, mut user: User, fields: &RawFields) -
         }
         user.email = new_email;
         user.email_canonical = canonical;
-        forget(state, Invalidation::User(user.id)).await;
+        // With activation by email, a new address must be proven before the account works.
+        if send_activation {
+            users::set_active(&txn, user.id, false).await?;
+            user.is_active = false;
+        }
     }
+    // djoser sends whenever the updated user ends up inactive, changed address or not.
+    if send_activation && !user.is_active {
+        email_flows::send(
+            &txn,
+            state,
+            Kind::Activation,
+            &user,
+            Some(Purpose::Activation),
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    forget(state, Invalidation::User(user.id)).await;
+    state.mailer.wake();
     Ok(user)
 }
 
@@ -463,8 +514,19 @@ pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields)
     let txn = store::begin_write(&state.db).await?;
     users::set_password(&txn, caller.user.id, &hash).await?;
     let revoked = tokens::delete_for_user(&txn, caller.user.id, keep).await?;
+    if djoser.password_changed_email_confirmation {
+        email_flows::send(
+            &txn,
+            state,
+            Kind::PasswordChangedConfirmation,
+            &caller.user,
+            None,
+        )
+        .await?;
+    }
     txn.commit().await?;
     forget(state, Invalidation::User(caller.user.id)).await;
+    state.mailer.wake();
     tracing::info!(
         user_id = caller.user.id,
         revoked_tokens = revoked,
@@ -485,33 +547,7 @@ pub async fn set_username(state: &AppState, caller: &Caller, fields: &RawFields)
     if let Some(problems) = current_password_problems(state, caller, fields).await? {
         errors.extend("current_password", problems);
     }
-    let new_value = match login_field(state) {
-        LoginField::Username => match username::parse_text(fields.get(&new_field)) {
-            Ok(name) => {
-                let problems = username_problems(state, &name).await?;
-                if problems.is_empty() {
-                    Some(name)
-                } else {
-                    errors.extend(&new_field, problems);
-                    None
-                }
-            }
-            Err(problems) => {
-                errors.extend(&new_field, problems);
-                None
-            }
-        },
-        LoginField::Email => {
-            let renamed = rename_field(fields, &new_field, "email");
-            match parse_email(state, &renamed, true, None).await? {
-                Ok(value) => value,
-                Err(problems) => {
-                    errors.extend(&new_field, problems);
-                    None
-                }
-            }
-        }
-    };
+    let new_value = parse_new_identifier(state, fields, &new_field, &mut errors).await?;
     let retyped = if retype {
         collect(
             &mut errors,
@@ -528,46 +564,88 @@ pub async fn set_username(state: &AppState, caller: &Caller, fields: &RawFields)
         return Err(FieldErrors::non_field(messages::username_mismatch(field)).into());
     }
 
-    let result = match login_field(state) {
-        LoginField::Username => {
-            users::set_username(
-                &state.db,
-                caller.user.id,
-                &new_value,
-                &username::canonical(&new_value),
-            )
-            .await
-        }
+    let txn = store::begin_write(&state.db).await?;
+    let renamed = store_identifier(&txn, state, &new_field, caller.user.clone(), new_value).await?;
+    if state.settings.djoser.username_changed_email_confirmation {
+        email_flows::send(
+            &txn,
+            state,
+            Kind::UsernameChangedConfirmation,
+            &renamed,
+            None,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    forget(state, Invalidation::User(renamed.id)).await;
+    state.mailer.wake();
+    Ok(())
+}
+
+/// `new_<LOGIN_FIELD>` as djoser's username serializers check it: the username rules (or the
+/// email rules under LOGIN_FIELD=email), uniqueness included. Problems go into `errors`.
+pub(crate) async fn parse_new_identifier(
+    state: &AppState,
+    fields: &RawFields,
+    new_field: &str,
+    errors: &mut FieldErrors,
+) -> Result<Option<String>> {
+    let parsed = match login_field(state) {
+        LoginField::Username => match username::parse_text(fields.get(new_field)) {
+            Ok(name) => {
+                let problems = username_problems(state, &name).await?;
+                if problems.is_empty() {
+                    Ok(Some(name))
+                } else {
+                    Err(problems)
+                }
+            }
+            Err(problems) => Err(problems),
+        },
         LoginField::Email => {
-            users::set_email(
-                &state.db,
-                caller.user.id,
-                &new_value,
-                email::canonical(&new_value),
-            )
-            .await
+            let mut renamed = RawFields::default();
+            renamed.insert("email", fields.get(new_field).clone());
+            parse_email(state, &renamed, true, None).await?
         }
     };
-    match result {
+    Ok(collect(errors, new_field, parsed).flatten())
+}
+
+/// Writes a new username (or email, under LOGIN_FIELD=email) inside the caller's transaction;
+/// losing a race at the unique index reads as "taken".
+pub(crate) async fn store_identifier(
+    db: &impl sea_orm::ConnectionTrait,
+    state: &AppState,
+    new_field: &str,
+    user: User,
+    value: String,
+) -> Result<User> {
+    let written = match login_field(state) {
+        LoginField::Username => {
+            users::set_username(db, user.id, &value, &username::canonical(&value)).await
+        }
+        LoginField::Email => users::set_email(db, user.id, &value, email::canonical(&value)).await,
+    };
+    match written {
         Err(err) if store::is_unique_violation(&err) => {
             let taken = match login_field(state) {
                 LoginField::Username => messages::USERNAME_TAKEN,
                 LoginField::Email => messages::EMAIL_TAKEN,
             };
-            Err(FieldErrors::single(&new_field, taken).into())
+            Err(FieldErrors::single(new_field, taken).into())
         }
-        other => {
-            other?;
-            forget(state, Invalidation::User(caller.user.id)).await;
-            Ok(())
-        }
+        Err(err) => Err(err.into()),
+        Ok(()) => Ok(match login_field(state) {
+            LoginField::Username => User {
+                username: value,
+                ..user
+            },
+            LoginField::Email => User {
+                email: value,
+                ..user
+            },
+        }),
     }
-}
-
-fn rename_field(fields: &RawFields, from: &str, to: &str) -> RawFields {
-    let mut renamed = RawFields::default();
-    renamed.insert(to, fields.get(from).clone());
-    renamed
 }
 
 /// `authd createsuperuser`: the same rules as registration, then staff + superuser.

@@ -36,6 +36,22 @@ pub struct Djoser {
     pub logout_on_password_change: bool,
     pub hide_users: bool,
     pub login_field: LoginField,
+    pub send_activation_email: bool,
+    pub send_confirmation_email: bool,
+    pub password_changed_email_confirmation: bool,
+    pub username_changed_email_confirmation: bool,
+    pub password_reset_confirm_retype: bool,
+    pub username_reset_confirm_retype: bool,
+    pub password_reset_show_email_not_found: bool,
+    pub username_reset_show_email_not_found: bool,
+}
+
+impl Djoser {
+    /// djoser ORs the two flags in shared code: either one reveals unknown addresses on all
+    /// three email endpoints.
+    pub fn show_email_not_found(&self) -> bool {
+        self.password_reset_show_email_not_found || self.username_reset_show_email_not_found
+    }
 }
 
 impl Default for Djoser {
@@ -47,6 +63,99 @@ impl Default for Djoser {
             logout_on_password_change: false,
             hide_users: true,
             login_field: LoginField::Username,
+            send_activation_email: false,
+            send_confirmation_email: false,
+            password_changed_email_confirmation: false,
+            username_changed_email_confirmation: false,
+            password_reset_confirm_retype: false,
+            username_reset_confirm_retype: false,
+            password_reset_show_email_not_found: false,
+            username_reset_show_email_not_found: false,
+        }
+    }
+}
+
+/// How mail leaves: `AUTHD_EMAIL_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EmailBackend {
+    /// Whole messages on stdout: the zero-set-up default, for development.
+    Console,
+    /// One `.eml` file per message in a directory.
+    File(PathBuf),
+    /// `smtp://` (plain, or STARTTLS with `?tls=required`) or `smtps://`, through lettre.
+    Smtp(DatabaseUrl),
+}
+
+impl fmt::Debug for EmailBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EmailBackend::Console => f.write_str("console"),
+            EmailBackend::File(dir) => write!(f, "file://{}", dir.display()),
+            EmailBackend::Smtp(url) => write!(f, "{url:?}"),
+        }
+    }
+}
+
+impl EmailBackend {
+    fn parse(value: &str) -> Result<Self, &'static str> {
+        let value = value.trim();
+        if value == "console" {
+            return Ok(EmailBackend::Console);
+        }
+        if let Some(path) = value.strip_prefix("file://") {
+            return if path.starts_with('/') {
+                Ok(EmailBackend::File(PathBuf::from(path)))
+            } else {
+                Err("expected file:///absolute/directory")
+            };
+        }
+        if value.starts_with("smtp://") || value.starts_with("smtps://") {
+            return url::Url::parse(value)
+                .ok()
+                .filter(|url| url.host_str().is_some())
+                .map(|_| EmailBackend::Smtp(DatabaseUrl::new(value)))
+                .ok_or("expected smtp://[user:password@]host[:port][?tls=required] or smtps://…");
+        }
+        Err("expected console, file:///directory, smtp://… or smtps://…")
+    }
+}
+
+/// Where the links in emails point, who sends them, and how they are delivered.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub backend: EmailBackend,
+    pub default_from_email: String,
+    /// djoser's URL templates, relative to the frontend, with `{uid}` and `{token}`.
+    pub activation_url: String,
+    pub password_reset_confirm_url: String,
+    pub username_reset_confirm_url: String,
+    pub frontend_protocol: String,
+    pub frontend_domain: String,
+    pub frontend_site_name: String,
+    /// How long an activation or reset link works.
+    pub token_lifetime: Duration,
+    /// Operator templates that replace the built-in ones, file by file.
+    pub templates_dir: Option<PathBuf>,
+    /// The first retry waits this long; each further one twice as long (at most an hour).
+    pub retry_base: Duration,
+    pub max_attempts: u32,
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Self {
+            backend: EmailBackend::Console,
+            default_from_email: "webmaster@localhost".into(),
+            activation_url: "#/activate/{uid}/{token}".into(),
+            password_reset_confirm_url: "#/password/reset/confirm/{uid}/{token}".into(),
+            username_reset_confirm_url: "#/username/reset/confirm/{uid}/{token}".into(),
+            frontend_protocol: "http".into(),
+            frontend_domain: "localhost:8000".into(),
+            frontend_site_name: "localhost:8000".into(),
+            token_lifetime: Duration::from_secs(24 * 3600),
+            templates_dir: None,
+            retry_base: Duration::from_secs(5),
+            max_attempts: 10,
         }
     }
 }
@@ -99,6 +208,7 @@ pub struct Settings {
     /// How long a verified token may be served from memory (zero: never).
     pub token_cache_ttl: Duration,
     pub djoser: Djoser,
+    pub mail: Mail,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
@@ -125,6 +235,7 @@ impl Settings {
             hash_threads: cores.saturating_sub(1).max(1),
             token_cache_ttl: Duration::from_secs(10),
             djoser: Djoser::default(),
+            mail: Mail::default(),
         }
     }
 
@@ -220,8 +331,135 @@ impl Settings {
                 }
             };
         }
+        source.flag("SEND_ACTIVATION_EMAIL", &mut djoser.send_activation_email)?;
+        source.flag(
+            "SEND_CONFIRMATION_EMAIL",
+            &mut djoser.send_confirmation_email,
+        )?;
+        source.flag(
+            "PASSWORD_CHANGED_EMAIL_CONFIRMATION",
+            &mut djoser.password_changed_email_confirmation,
+        )?;
+        source.flag(
+            "USERNAME_CHANGED_EMAIL_CONFIRMATION",
+            &mut djoser.username_changed_email_confirmation,
+        )?;
+        source.flag(
+            "PASSWORD_RESET_CONFIRM_RETYPE",
+            &mut djoser.password_reset_confirm_retype,
+        )?;
+        source.flag(
+            "USERNAME_RESET_CONFIRM_RETYPE",
+            &mut djoser.username_reset_confirm_retype,
+        )?;
+        source.flag(
+            "PASSWORD_RESET_SHOW_EMAIL_NOT_FOUND",
+            &mut djoser.password_reset_show_email_not_found,
+        )?;
+        source.flag(
+            "USERNAME_RESET_SHOW_EMAIL_NOT_FOUND",
+            &mut djoser.username_reset_show_email_not_found,
+        )?;
+        load_mail(&source, &mut settings.mail)?;
         Ok(settings)
     }
+}
+
+fn load_mail(source: &Source<'_>, mail: &mut Mail) -> Result<(), ConfigError> {
+    if let Some((value, origin)) = source.text("AUTHD_EMAIL_URL", "email_url", None) {
+        mail.backend = EmailBackend::parse(&value).map_err(|m| ConfigError::invalid(&origin, m))?;
+    }
+    let mut site_name_set = false;
+    for (name, target) in [
+        ("DEFAULT_FROM_EMAIL", &mut mail.default_from_email),
+        ("ACTIVATION_URL", &mut mail.activation_url),
+        (
+            "PASSWORD_RESET_CONFIRM_URL",
+            &mut mail.password_reset_confirm_url,
+        ),
+        (
+            "USERNAME_RESET_CONFIRM_URL",
+            &mut mail.username_reset_confirm_url,
+        ),
+        ("EMAIL_FRONTEND_PROTOCOL", &mut mail.frontend_protocol),
+        ("EMAIL_FRONTEND_DOMAIN", &mut mail.frontend_domain),
+        ("EMAIL_FRONTEND_SITE_NAME", &mut mail.frontend_site_name),
+    ] {
+        let env_name = format!("AUTHD_{name}");
+        if let Some((value, origin)) = source.text(&env_name, &name.to_lowercase(), None) {
+            check_mail_text(name, &value).map_err(|m| ConfigError::invalid(&origin, m))?;
+            site_name_set |= name == "EMAIL_FRONTEND_SITE_NAME";
+            *target = value.trim().to_owned();
+        }
+    }
+    if !site_name_set {
+        mail.frontend_site_name = mail.frontend_domain.clone();
+    }
+    let mut lifetime = mail.token_lifetime.as_secs();
+    source.number("EMAIL_TOKEN_LIFETIME_SECONDS", &mut lifetime)?;
+    if lifetime == 0 {
+        return Err(ConfigError::invalid(
+            "AUTHD_EMAIL_TOKEN_LIFETIME_SECONDS",
+            "must be at least 1",
+        ));
+    }
+    mail.token_lifetime = Duration::from_secs(lifetime);
+    let mut retry = mail.retry_base.as_secs();
+    source.number("EMAIL_RETRY_SECONDS", &mut retry)?;
+    mail.retry_base = Duration::from_secs(retry.max(1));
+    source.number("EMAIL_MAX_ATTEMPTS", &mut mail.max_attempts)?;
+    if let Some((value, _)) = source.text("AUTHD_EMAIL_TEMPLATES_DIR", "email_templates_dir", None)
+    {
+        mail.templates_dir = Some(PathBuf::from(value));
+    }
+    if matches!(mail.backend, EmailBackend::Smtp(_))
+        && source
+            .text("AUTHD_EMAIL_FRONTEND_DOMAIN", "email_frontend_domain", None)
+            .is_none()
+    {
+        return Err(ConfigError::invalid(
+            "AUTHD_EMAIL_FRONTEND_DOMAIN",
+            "must be set when AUTHD_EMAIL_URL sends real mail: links are built only from settings, and would point to localhost",
+        ));
+    }
+    Ok(())
+}
+
+/// Every mail setting ends up in a header or a link: no control characters (header injection),
+/// URL templates with their placeholders, a known protocol, a parseable sender.
+fn check_mail_text(name: &str, value: &str) -> Result<(), String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters such as CR or LF".into());
+    }
+    match name {
+        "ACTIVATION_URL" | "PASSWORD_RESET_CONFIRM_URL" | "USERNAME_RESET_CONFIRM_URL" => {
+            if !value.contains("{uid}") || !value.contains("{token}") {
+                return Err("must contain {uid} and {token}".into());
+            }
+            let rest = value.replace("{uid}", "").replace("{token}", "");
+            if rest.contains('{') || rest.contains('}') || value.contains(char::is_whitespace) {
+                return Err("only {uid} and {token} may appear in braces, and no spaces".into());
+            }
+        }
+        "EMAIL_FRONTEND_PROTOCOL" if value != "http" && value != "https" => {
+            return Err("expected http or https".into());
+        }
+        "EMAIL_FRONTEND_DOMAIN" if value.contains(|c: char| c.is_whitespace() || c == '/') => {
+            return Err("expected a host name, optionally with a port".into());
+        }
+        "DEFAULT_FROM_EMAIL" if value.parse::<lettre::message::Mailbox>().is_err() => {
+            return Err(
+                "expected an address such as authd@example.com or \"Site\" <authd@example.com>"
+                    .into(),
+            );
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The flags that override everything else.
@@ -262,6 +500,26 @@ const FILE_KEYS: &[&str] = &[
     "hash_threads",
     "database_max_connections",
     "token_cache_seconds",
+    "send_activation_email",
+    "send_confirmation_email",
+    "password_changed_email_confirmation",
+    "username_changed_email_confirmation",
+    "password_reset_confirm_retype",
+    "username_reset_confirm_retype",
+    "password_reset_show_email_not_found",
+    "username_reset_show_email_not_found",
+    "email_url",
+    "default_from_email",
+    "activation_url",
+    "password_reset_confirm_url",
+    "username_reset_confirm_url",
+    "email_frontend_protocol",
+    "email_frontend_domain",
+    "email_frontend_site_name",
+    "email_token_lifetime_seconds",
+    "email_retry_seconds",
+    "email_max_attempts",
+    "email_templates_dir",
     "user_create_password_retype",
     "set_password_retype",
     "set_username_retype",

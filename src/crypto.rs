@@ -9,7 +9,7 @@ use argon2::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::TryRng as _;
+use rand::{Rng as _, TryRng as _};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -36,6 +36,22 @@ pub fn generate_token() -> Result<NewToken, rand::rngs::SysError> {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::rngs::SysRng.try_fill_bytes(&mut bytes)?;
     let secret = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let digest = token_digest(&secret);
+    Ok(NewToken { secret, digest })
+}
+
+/// A random identifier (not a secret): `bytes` random bytes in hex.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buffer);
+    hex::encode(buffer)
+}
+
+/// A single-use link secret for emails: 256 bits, base64url, with its digest.
+pub fn generate_link_token() -> Result<NewToken, rand::rngs::SysError> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    rand::rngs::SysRng.try_fill_bytes(&mut bytes)?;
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
     let digest = token_digest(&secret);
     Ok(NewToken { secret, digest })
 }

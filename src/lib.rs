@@ -10,8 +10,12 @@ pub mod config;
 pub mod crypto;
 /// Pure rules: DRF field parsing, Django's validators, client-visible messages.
 pub mod domain;
+/// Use cases by email: activation, resets, confirmations.
+pub mod email_flows;
 /// HTTP: routes, OpenAPI, Swagger UI, DRF-shaped errors.
 pub mod http;
+/// Email templates, the outbox worker and the delivery backends.
+pub mod mail;
 /// Database opening, binding, serving, graceful shutdown.
 pub mod startup;
 /// Shared application state.

@@ -10,9 +10,10 @@ use anyhow::Context as _;
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
-use crate::config::{LoginField, Settings};
+use crate::config::{EmailBackend, LoginField, Settings};
 use crate::crypto::PasswordHasher;
 use crate::domain::{email, password};
+use crate::mail::Mailer;
 use crate::state::AppState;
 use crate::store::{self, users};
 use crate::token_cache::{Invalidation, TokenCache};
@@ -49,11 +50,13 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
         .context("cannot start the password hashing pool")?;
     password::preload();
     let token_cache = Arc::new(TokenCache::new(settings.token_cache_ttl));
+    let mailer = Arc::new(Mailer::new(&settings.mail)?);
     Ok(AppState {
         db,
         settings: Arc::new(settings),
         hasher,
         token_cache,
+        mailer,
     })
 }
 
@@ -104,6 +107,12 @@ impl Application {
             hash_threads = settings.hash_threads,
             "authd listening"
         );
+        if let EmailBackend::Console = self.state.mailer.backend() {
+            tracing::warn!(
+                "AUTHD_EMAIL_URL=console: emails are printed to stdout; this is for development only"
+            );
+        }
+        tokio::spawn(crate::mail::worker::run(self.state.clone()));
         let state = self.state.clone();
         tokio::spawn(async move {
             store::listen(&state.db, Invalidation::CHANNEL, |payload| match payload {

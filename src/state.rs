@@ -6,6 +6,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::config::Settings;
 use crate::crypto::PasswordHasher;
+use crate::mail::Mailer;
 use crate::token_cache::TokenCache;
 
 #[derive(Debug, Clone)]
@@ -14,4 +15,5 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub hasher: Arc<PasswordHasher>,
     pub token_cache: Arc<TokenCache>,
+    pub mailer: Arc<Mailer>,
 }

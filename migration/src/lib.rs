@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_auth_user;
 mod m20261122_000002_create_auth_token;
+mod m20261122_000003_create_email_tables;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_auth_user::Migration),
             Box::new(m20261122_000002_create_auth_token::Migration),
+            Box::new(m20261122_000003_create_email_tables::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 pub mod email;
 pub mod fields;
 pub mod password;
+pub mod uid;
 pub mod username;
 
 pub use fields::{FieldErrors, Input, RawFields};
@@ -35,6 +36,10 @@ pub mod messages {
     pub const INVALID_TOKEN: &str = "Invalid token.";
     pub const USER_INACTIVE: &str = "User inactive or deleted.";
     pub const NON_FIELD_ERRORS: &str = "non_field_errors";
+    pub const INVALID_UID: &str = "Invalid user id or user doesn't exist.";
+    pub const INVALID_LINK_TOKEN: &str = "Invalid token for given user.";
+    pub const STALE_TOKEN: &str = "Stale token for given user.";
+    pub const EMAIL_NOT_FOUND: &str = "User with given email does not exist.";
 
     pub fn max_length(limit: usize) -> String {
         format!("Ensure this field has no more than {limit} characters.")

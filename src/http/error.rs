@@ -27,7 +27,10 @@ pub enum ApiError {
     #[error("authentication failed")]
     AuthenticationFailed(&'static str),
     #[error("permission denied")]
-    PermissionDenied,
+    Forbidden(&'static str),
+    /// djoser's `resend_activation` answer while activation emails are off: no body at all.
+    #[error("bad request")]
+    EmptyBadRequest,
     #[error("not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
@@ -45,13 +48,14 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Invalid(_) | ApiError::BareList(_) | ApiError::Unparsable(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::Invalid(_)
+            | ApiError::BareList(_)
+            | ApiError::Unparsable(_)
+            | ApiError::EmptyBadRequest => StatusCode::BAD_REQUEST,
             ApiError::NotAuthenticated | ApiError::AuthenticationFailed(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::PermissionDenied => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
@@ -74,7 +78,8 @@ impl ApiError {
             ApiError::Unparsable(message) => detail(message),
             ApiError::NotAuthenticated => detail(messages::NOT_AUTHENTICATED),
             ApiError::AuthenticationFailed(message) => detail(message),
-            ApiError::PermissionDenied => detail(messages::PERMISSION_DENIED),
+            ApiError::Forbidden(message) => detail(message),
+            ApiError::EmptyBadRequest => serde_json::Value::Null,
             ApiError::NotFound(message) => detail(message),
             ApiError::MethodNotAllowed(method) => {
                 detail(&format!("Method \"{method}\" not allowed."))
@@ -102,6 +107,9 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = %cause, "request failed");
         }
+        if let ApiError::EmptyBadRequest = self {
+            return Response::builder().status(StatusCode::BAD_REQUEST).finish();
+        }
         json_response(self.status(), &self.body())
     }
 }
@@ -119,10 +127,14 @@ impl From<accounts::Error> for ApiError {
             accounts::Error::CannotCreateUser => ApiError::BareList(messages::CANNOT_CREATE_USER),
             accounts::Error::NotFound => ApiError::NotFound(messages::NOT_FOUND),
             accounts::Error::NoSuchUser => ApiError::NotFound(messages::NO_USER_MATCHES),
-            accounts::Error::PermissionDenied => ApiError::PermissionDenied,
+            accounts::Error::PermissionDenied => ApiError::Forbidden(messages::PERMISSION_DENIED),
+            accounts::Error::StaleToken => ApiError::Forbidden(messages::STALE_TOKEN),
+            accounts::Error::EmailNotFound => ApiError::BareList(messages::EMAIL_NOT_FOUND),
+            accounts::Error::ActivationDisabled => ApiError::EmptyBadRequest,
             err @ (accounts::Error::Database(_)
             | accounts::Error::Hashing(_)
-            | accounts::Error::Random) => ApiError::Internal(Box::new(err)),
+            | accounts::Error::Random
+            | accounts::Error::Mail(_)) => ApiError::Internal(Box::new(err)),
         }
     }
 }

@@ -13,6 +13,18 @@ use super::body::MAX_BODY_BYTES;
 use super::error::{ApiError, from_poem_error};
 use super::security::parse_authorization;
 
+/// djoser's `/users/<action>/` routes, matched before `/users/{id}/`.
+const ACTIONS: [&str; 8] = [
+    "set_password",
+    "set_username",
+    "activation",
+    "resend_activation",
+    "reset_password",
+    "reset_password_confirm",
+    "reset_username",
+    "reset_username_confirm",
+];
+
 /// The djoser routes authd serves, relative to the URL prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ApiRoute {
@@ -43,7 +55,7 @@ impl ApiRoute {
         match segments.as_slice() {
             ["users"] => Some(ApiRoute::UserList),
             ["users", "me"] => Some(ApiRoute::UserDetail),
-            ["users", "set_password" | "set_username"] => Some(ApiRoute::UserAction),
+            ["users", action] if ACTIONS.contains(action) => Some(ApiRoute::UserAction),
             ["users", id] if !id.is_empty() && !id.contains('.') => Some(ApiRoute::UserDetail),
             ["token", "login"] => Some(ApiRoute::TokenLogin),
             ["token", "logout"] => Some(ApiRoute::TokenLogout),

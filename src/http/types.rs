@@ -114,3 +114,39 @@ pub struct SetUsernameRequest {
     pub new_username: String,
     pub re_new_username: Option<String>,
 }
+
+/// The `uid` and `token` from an activation link.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct ActivationRequest {
+    pub uid: String,
+    pub token: String,
+}
+
+/// The address to send a link to; the answer is the same whether it is known or not.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct EmailRequest {
+    pub email: String,
+}
+
+/// `re_new_password` is required when PASSWORD_RESET_CONFIRM_RETYPE is on.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct PasswordResetConfirmRequest {
+    pub uid: String,
+    pub token: String,
+    pub new_password: String,
+    pub re_new_password: Option<String>,
+}
+
+/// `re_new_username` is required when USERNAME_RESET_CONFIRM_RETYPE is on (with
+/// LOGIN_FIELD=email the fields are `new_email` and `re_new_email`).
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct UsernameResetConfirmRequest {
+    pub uid: String,
+    pub token: String,
+    pub new_username: String,
+    pub re_new_username: Option<String>,
+}

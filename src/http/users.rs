@@ -6,6 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
 use crate::accounts::{self, Target};
+use crate::email_flows::{self, Purpose};
 use crate::state::AppState;
 
 use super::ApiTags;
@@ -13,8 +14,9 @@ use super::body::DrfBody;
 use super::error::ApiError;
 use super::security::TokenAuth;
 use super::types::{
-    CreatedUser, DeleteUserRequest, RegisterRequest, SetPasswordRequest, SetUsernameRequest,
-    UpdateUserRequest, UserView,
+    ActivationRequest, CreatedUser, DeleteUserRequest, EmailRequest, PasswordResetConfirmRequest,
+    RegisterRequest, SetPasswordRequest, SetUsernameRequest, UpdateUserRequest, UserView,
+    UsernameResetConfirmRequest,
 };
 
 #[derive(ApiResponse)]
@@ -144,6 +146,107 @@ impl UsersApi {
         body: DrfBody<SetUsernameRequest>,
     ) -> ApiResult<NoContent> {
         accounts::set_username(&state, &auth.0, &body.fields()?).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Activate an account
+    ///
+    /// With the `uid` and `token` of the activation link. Using a link again after it worked
+    /// answers 403 "Stale token for given user.".
+    #[oai(
+        path = "/users/activation",
+        method = "post",
+        operation_id = "users_activation"
+    )]
+    async fn activation(
+        &self,
+        state: Data<&AppState>,
+        body: DrfBody<ActivationRequest>,
+    ) -> ApiResult<NoContent> {
+        email_flows::activate(&state, &body.fields()?).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Send the activation email again
+    ///
+    /// 204 whether or not the address belongs to an inactive account.
+    #[oai(
+        path = "/users/resend_activation",
+        method = "post",
+        operation_id = "users_resend_activation"
+    )]
+    async fn resend_activation(
+        &self,
+        state: Data<&AppState>,
+        body: DrfBody<EmailRequest>,
+    ) -> ApiResult<NoContent> {
+        email_flows::request_link(&state, &body.fields()?, Purpose::Activation).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Email a password reset link
+    ///
+    /// 204 whether or not the address is known, in the same time.
+    #[oai(
+        path = "/users/reset_password",
+        method = "post",
+        operation_id = "users_reset_password"
+    )]
+    async fn reset_password(
+        &self,
+        state: Data<&AppState>,
+        body: DrfBody<EmailRequest>,
+    ) -> ApiResult<NoContent> {
+        email_flows::request_link(&state, &body.fields()?, Purpose::PasswordReset).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Set a new password from a reset link
+    ///
+    /// Revokes every token of the user.
+    #[oai(
+        path = "/users/reset_password_confirm",
+        method = "post",
+        operation_id = "users_reset_password_confirm"
+    )]
+    async fn reset_password_confirm(
+        &self,
+        state: Data<&AppState>,
+        body: DrfBody<PasswordResetConfirmRequest>,
+    ) -> ApiResult<NoContent> {
+        email_flows::reset_password_confirm(&state, &body.fields()?).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Email a username reset link
+    ///
+    /// 204 whether or not the address is known, in the same time.
+    #[oai(
+        path = "/users/reset_username",
+        method = "post",
+        operation_id = "users_reset_username"
+    )]
+    async fn reset_username(
+        &self,
+        state: Data<&AppState>,
+        body: DrfBody<EmailRequest>,
+    ) -> ApiResult<NoContent> {
+        email_flows::request_link(&state, &body.fields()?, Purpose::UsernameReset).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Set a new username from a reset link
+    #[oai(
+        path = "/users/reset_username_confirm",
+        method = "post",
+        operation_id = "users_reset_username_confirm"
+    )]
+    async fn reset_username_confirm(
+        &self,
+        state: Data<&AppState>,
+        body: DrfBody<UsernameResetConfirmRequest>,
+    ) -> ApiResult<NoContent> {
+        email_flows::reset_username_confirm(&state, &body.fields()?).await?;
         Ok(NoContent::Done)
     }
 

@@ -1,6 +1,8 @@
 //! The only module that speaks sea-orm: connections, migrations and every query.
 
+pub mod email_tokens;
 pub mod entity;
+pub mod outbox;
 pub mod tokens;
 pub mod users;
 

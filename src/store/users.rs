@@ -16,6 +16,7 @@ pub struct NewUser {
     pub email: String,
     pub email_canonical: Option<String>,
     pub password_hash: String,
+    pub is_active: bool,
     pub is_staff: bool,
     pub is_superuser: bool,
 }
@@ -27,7 +28,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<Model, Db
         email: Set(new.email),
         email_canonical: Set(new.email_canonical),
         password: Set(new.password_hash),
-        is_active: Set(true),
+        is_active: Set(new.is_active),
         is_staff: Set(new.is_staff),
         is_superuser: Set(new.is_superuser),
         date_joined: Set(Utc::now()),
@@ -188,4 +189,29 @@ pub async fn sync_email_login(
             .await?;
     }
     Ok(Ok(()))
+}
+
+/// Accounts with this address, as typed or with its domain lowercased (how registration stores
+/// it), active or not: what reset and resend look up.
+pub async fn find_by_address(
+    db: &impl ConnectionTrait,
+    addresses: &[String],
+    active: bool,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Email.is_in(addresses.iter().cloned()))
+        .filter(Column::Email.ne(""))
+        .filter(Column::IsActive.eq(active))
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
+pub async fn set_active(db: &impl ConnectionTrait, id: i64, active: bool) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::IsActive, Expr::value(active))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
 }

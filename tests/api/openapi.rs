@@ -30,13 +30,28 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
             "/token/login/",
             "/token/logout/",
             "/users/",
+            "/users/activation/",
             "/users/me/",
+            "/users/resend_activation/",
+            "/users/reset_password/",
+            "/users/reset_password_confirm/",
+            "/users/reset_username/",
+            "/users/reset_username_confirm/",
             "/users/set_password/",
             "/users/set_username/",
             "/users/{id}/"
         ]
     );
-    let open = [("/users/", "post"), ("/token/login/", "post")];
+    let open = [
+        ("/users/", "post"),
+        ("/token/login/", "post"),
+        ("/users/activation/", "post"),
+        ("/users/resend_activation/", "post"),
+        ("/users/reset_password/", "post"),
+        ("/users/reset_password_confirm/", "post"),
+        ("/users/reset_username/", "post"),
+        ("/users/reset_username_confirm/", "post"),
+    ];
     for (path, item) in paths {
         for (method, operation) in item.as_object().expect("path item") {
             let secured = operation

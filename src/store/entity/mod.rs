@@ -1,3 +1,6 @@
 //! sea-orm entities, mirroring the migrations. No logic lives here.
 pub mod auth_token;
 pub mod auth_user;
+pub mod email_outbox;
+pub mod email_request;
+pub mod email_token;

@@ -1,0 +1,411 @@
+//! The account lifecycle by email: activation, resend, password and username resets, and the
+//! messages other changes send. Link tokens are bound to one purpose, single use, expiring,
+//! and dead once the password or email changes; only their digest is stored.
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, DbErr};
+use sha2::{Digest, Sha256};
+
+use crate::accounts::{self, Error, Result};
+use crate::crypto;
+use crate::domain::fields::CharField;
+use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, uid};
+use crate::mail::{Kind, Link, MailError};
+use crate::state::AppState;
+use crate::store::entity::{email_request, email_token};
+use crate::store::{self, User, email_tokens, outbox, tokens, users};
+use crate::token_cache::Invalidation;
+
+/// What a link token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Activation,
+    PasswordReset,
+    UsernameReset,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Activation => "activation",
+            Purpose::PasswordReset => "password_reset",
+            Purpose::UsernameReset => "username_reset",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Purpose::Activation => Kind::Activation,
+            Purpose::PasswordReset => Kind::PasswordReset,
+            Purpose::UsernameReset => Kind::UsernameReset,
+        }
+    }
+
+    fn from_request(kind: &str) -> Option<Self> {
+        match kind {
+            "activation" => Some(Purpose::Activation),
+            "password_reset" => Some(Purpose::PasswordReset),
+            "username_reset" => Some(Purpose::UsernameReset),
+            _ => None,
+        }
+    }
+}
+
+/// Ties a token to the account as it was: a new password or email address kills it.
+fn fingerprint(user: &User) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(user.password.as_bytes());
+    hasher.update([0]);
+    hasher.update(user.email.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Writes `kind` for `user` to the outbox inside the caller's transaction, with a fresh link
+/// token when the message carries one. Users without an address get nothing (as in djoser).
+pub(crate) async fn send(
+    db: &impl ConnectionTrait,
+    state: &AppState,
+    kind: Kind,
+    user: &User,
+    link_purpose: Option<Purpose>,
+) -> Result<()> {
+    if user.email.is_empty() {
+        return Ok(());
+    }
+    let link = match link_purpose {
+        Some(purpose) => {
+            let token = crypto::generate_link_token().map_err(|_| Error::Random)?;
+            let lifetime = chrono::Duration::from_std(state.settings.mail.token_lifetime)
+                .unwrap_or(chrono::Duration::days(1));
+            email_tokens::insert(
+                db,
+                user.id,
+                purpose.as_str(),
+                token.digest,
+                fingerprint(user),
+                Utc::now() + lifetime,
+            )
+            .await?;
+            Some(Link {
+                uid: uid::encode(user.id),
+                token: token.secret,
+            })
+        }
+        None => None,
+    };
+    if let Some(message) = state
+        .mailer
+        .compose(kind, user, link.as_ref())
+        .map_err(Error::Mail)?
+    {
+        outbox::enqueue(db, message).await?;
+    }
+    Ok(())
+}
+
+/// The `email` field of the reset and resend serializers: required, a valid address.
+fn parse_email(fields: &RawFields) -> Result<String> {
+    match email::parse_field(fields.get("email"), true) {
+        Ok(value) => Ok(value.unwrap_or_default()),
+        Err(problems) => {
+            let mut errors = FieldErrors::new();
+            errors.extend("email", problems);
+            Err(errors.into())
+        }
+    }
+}
+
+/// Addresses that match what a client typed: as typed, and as registration stores it.
+fn addresses(typed: &str) -> Vec<String> {
+    let mut list = vec![typed.to_owned()];
+    let normalized = email::normalize(typed);
+    if normalized != typed {
+        list.push(normalized);
+    }
+    list
+}
+
+/// `reset_password`, `reset_username`, `resend_activation`: the answer never depends on
+/// whether the address is known (unless a SHOW_EMAIL_NOT_FOUND flag says so), and neither
+/// does the work done before answering: the request is queued, the worker resolves it.
+pub async fn request_link(state: &AppState, fields: &RawFields, purpose: Purpose) -> Result<()> {
+    let address = parse_email(fields)?;
+    let djoser = &state.settings.djoser;
+    if djoser.show_email_not_found() {
+        let active = purpose != Purpose::Activation;
+        if users::find_by_address(&state.db, &addresses(&address), active)
+            .await?
+            .is_empty()
+        {
+            return Err(Error::EmailNotFound);
+        }
+    }
+    if purpose == Purpose::Activation && !djoser.send_activation_email {
+        return Err(Error::ActivationDisabled);
+    }
+    outbox::enqueue_request(&state.db, purpose.as_str(), &address).await?;
+    state.mailer.wake();
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    #[error(transparent)]
+    Account(#[from] Error),
+}
+
+/// The worker's half of [`request_link`]: one message per matching account.
+pub async fn resolve_request(
+    state: &AppState,
+    request: email_request::Model,
+) -> Result<(), WorkerError> {
+    let Some(purpose) = Purpose::from_request(&request.kind) else {
+        outbox::finish_request(&state.db, request.id).await?;
+        return Ok(());
+    };
+    let active = purpose != Purpose::Activation;
+    let matching = users::find_by_address(&state.db, &addresses(&request.email), active).await?;
+    let txn = store::begin_write(&state.db).await?;
+    for user in &matching {
+        send(&txn, state, purpose.kind(), user, Some(purpose)).await?;
+    }
+    outbox::finish_request(&txn, request.id).await?;
+    txn.commit().await?;
+    if !matching.is_empty() {
+        state.mailer.wake();
+    }
+    Ok(())
+}
+
+/// The uid and token of a link, checked in djoser's order: uid first, then the token.
+enum LinkCheck {
+    Valid(User, email_token::Model),
+    /// The token was issued to this user for this purpose, but is used, expired or stale.
+    Spent(User),
+}
+
+async fn check_link(
+    state: &AppState,
+    uid_input: &Input,
+    token_input: &Input,
+    purpose: Purpose,
+) -> Result<LinkCheck> {
+    let user_id = match uid_input {
+        Input::Text(text) => uid::decode(text),
+        _ => None,
+    };
+    let user = match user_id {
+        Some(id) => users::find_by_id(&state.db, id).await?,
+        None => None,
+    };
+    let Some(user) = user else {
+        return Err(FieldErrors::single("uid", messages::INVALID_UID).into());
+    };
+    let invalid_token =
+        || Error::Invalid(FieldErrors::single("token", messages::INVALID_LINK_TOKEN));
+    let Input::Text(token) = token_input else {
+        return Err(invalid_token());
+    };
+    let digest = crypto::token_digest(token.trim());
+    let Some(found) = email_tokens::find(&state.db, user.id, purpose.as_str(), &digest).await?
+    else {
+        return Err(invalid_token());
+    };
+    let usable = found.used_at.is_none()
+        && found.expires_at > Utc::now()
+        && found.fingerprint == fingerprint(&user);
+    Ok(if usable {
+        LinkCheck::Valid(user, found)
+    } else {
+        LinkCheck::Spent(user)
+    })
+}
+
+fn required_text(fields: &RawFields, name: &str, errors: &mut FieldErrors) -> Option<String> {
+    match CharField::REQUIRED.parse(fields.get(name)) {
+        Ok(value) => value,
+        Err(problems) => {
+            errors.extend(name, problems);
+            None
+        }
+    }
+}
+
+/// `POST /users/activation/`. A second use of a link that worked answers 403 "Stale token".
+pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
+    let mut errors = FieldErrors::new();
+    required_text(fields, "uid", &mut errors);
+    required_text(fields, "token", &mut errors);
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let (user, token) = match check_link(
+        state,
+        fields.get("uid"),
+        fields.get("token"),
+        Purpose::Activation,
+    )
+    .await?
+    {
+        LinkCheck::Valid(user, _) | LinkCheck::Spent(user) if user.is_active => {
+            return Err(Error::StaleToken);
+        }
+        LinkCheck::Spent(_) => {
+            return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
+        }
+        LinkCheck::Valid(user, token) => (user, token),
+    };
+    let txn = store::begin_write(&state.db).await?;
+    if !email_tokens::consume(&txn, token.id).await? {
+        return Err(Error::StaleToken);
+    }
+    users::set_active(&txn, user.id, true).await?;
+    let activated = User {
+        is_active: true,
+        ..user
+    };
+    if state.settings.djoser.send_confirmation_email {
+        send(&txn, state, Kind::Confirmation, &activated, None).await?;
+    }
+    txn.commit().await?;
+    state.mailer.wake();
+    tracing::info!(user_id = activated.id, "account activated");
+    Ok(())
+}
+
+/// `POST /users/reset_password_confirm/`: djoser validates the new password before it looks
+/// at the link. A reset revokes every token of the user.
+pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Result<()> {
+    let retype = state.settings.djoser.password_reset_confirm_retype;
+    let mut errors = FieldErrors::new();
+    required_text(fields, "uid", &mut errors);
+    required_text(fields, "token", &mut errors);
+    let new_password = match password::parse_field(fields.get("new_password")) {
+        Ok(value) => Some(value),
+        Err(problems) => {
+            errors.extend("new_password", problems);
+            None
+        }
+    };
+    let retyped = if retype {
+        match password::parse_field(fields.get("re_new_password")) {
+            Ok(value) => Some(value),
+            Err(problems) => {
+                errors.extend("re_new_password", problems);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let Some(new_password) = new_password.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let problems = password::validate(&new_password, None);
+    if !problems.is_empty() {
+        let mut errors = FieldErrors::new();
+        errors.extend("new_password", problems);
+        return Err(errors.into());
+    }
+    if retype && retyped.as_deref() != Some(new_password.as_str()) {
+        return Err(FieldErrors::non_field(messages::PASSWORD_MISMATCH).into());
+    }
+    let (user, token) = match check_link(
+        state,
+        fields.get("uid"),
+        fields.get("token"),
+        Purpose::PasswordReset,
+    )
+    .await?
+    {
+        LinkCheck::Valid(user, token) => (user, token),
+        LinkCheck::Spent(_) => {
+            return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
+        }
+    };
+    let hash = state.hasher.hash(new_password).await?;
+    let txn = store::begin_write(&state.db).await?;
+    if !email_tokens::consume(&txn, token.id).await? {
+        return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
+    }
+    users::set_password(&txn, user.id, &hash).await?;
+    let revoked = tokens::delete_for_user(&txn, user.id, None).await?;
+    if state.settings.djoser.password_changed_email_confirmation {
+        send(&txn, state, Kind::PasswordChangedConfirmation, &user, None).await?;
+    }
+    txn.commit().await?;
+    accounts::forget(state, Invalidation::User(user.id)).await;
+    state.mailer.wake();
+    tracing::info!(
+        user_id = user.id,
+        revoked_tokens = revoked,
+        "password reset"
+    );
+    Ok(())
+}
+
+/// `POST /users/reset_username_confirm/`: `uid` and `token` are read from the raw body, not
+/// declared fields (djoser), so they have no "required" message of their own.
+pub async fn reset_username_confirm(state: &AppState, fields: &RawFields) -> Result<()> {
+    let field = state.settings.djoser.login_field.name();
+    let new_field = format!("new_{field}");
+    let retype_field = format!("re_new_{field}");
+    let retype = state.settings.djoser.username_reset_confirm_retype;
+    let mut errors = FieldErrors::new();
+    let new_value = accounts::parse_new_identifier(state, fields, &new_field, &mut errors).await?;
+    let retyped = if retype {
+        required_text(fields, &retype_field, &mut errors)
+    } else {
+        None
+    };
+    let Some(new_value) = new_value.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    if retype && retyped.as_deref() != Some(new_value.as_str()) {
+        return Err(FieldErrors::non_field(messages::username_mismatch(field)).into());
+    }
+    let uid_input = match fields.get("uid") {
+        Input::Text(text) if !text.trim().is_empty() => Input::Text(text.clone()),
+        _ => Input::Missing,
+    };
+    let (user, token) = match check_link(
+        state,
+        &uid_input,
+        fields.get("token"),
+        Purpose::UsernameReset,
+    )
+    .await?
+    {
+        LinkCheck::Valid(user, token) => (user, token),
+        LinkCheck::Spent(_) => {
+            return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
+        }
+    };
+    let txn = store::begin_write(&state.db).await?;
+    if !email_tokens::consume(&txn, token.id).await? {
+        return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
+    }
+    let renamed = accounts::store_identifier(&txn, state, &new_field, user, new_value).await?;
+    if state.settings.djoser.username_changed_email_confirmation {
+        send(
+            &txn,
+            state,
+            Kind::UsernameChangedConfirmation,
+            &renamed,
+            None,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    accounts::forget(state, Invalidation::User(renamed.id)).await;
+    state.mailer.wake();
+    Ok(())
+}
+
+impl From<MailError> for Error {
+    fn from(err: MailError) -> Self {
+        Error::Mail(err)
+    }
+}

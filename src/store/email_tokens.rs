@@ -1,0 +1,56 @@
+//! Queries on `email_token`: link tokens for activation and resets.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    sea_query::Expr,
+};
+
+use super::entity::email_token::{ActiveModel, Column, Entity, Model};
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    purpose: &str,
+    digest: String,
+    fingerprint: String,
+    expires_at: DateTime<Utc>,
+) -> Result<Model, DbErr> {
+    ActiveModel {
+        user_id: Set(user_id),
+        purpose: Set(purpose.to_owned()),
+        digest: Set(digest),
+        fingerprint: Set(fingerprint),
+        created: Set(Utc::now()),
+        expires_at: Set(expires_at),
+        used_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn find(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    purpose: &str,
+    digest: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Digest.eq(digest))
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Purpose.eq(purpose))
+        .one(db)
+        .await
+}
+
+/// Marks the token used; `false` if someone else used it first (the single-use guarantee).
+pub async fn consume(db: &impl ConnectionTrait, token_id: i64) -> Result<bool, DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::UsedAt, Expr::value(Utc::now()))
+        .filter(Column::Id.eq(token_id))
+        .filter(Column::UsedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}

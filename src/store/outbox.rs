@@ -1,0 +1,177 @@
+//! Queries on `email_outbox` and `email_request`: what the delivery worker claims and records.
+//! Rows are claimed with a lease (`locked_until`), so several instances never work on the same
+//! row at once, and a crashed instance's rows come back when its lease runs out.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, sea_query::Expr,
+};
+
+use super::entity::{email_outbox, email_request};
+
+/// A message ready to be written to the outbox.
+#[derive(Clone)]
+pub struct NewMessage {
+    pub message_id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+}
+
+pub async fn enqueue(db: &impl ConnectionTrait, message: NewMessage) -> Result<(), DbErr> {
+    let now = Utc::now();
+    email_outbox::ActiveModel {
+        message_id: Set(message.message_id),
+        recipient: Set(message.recipient),
+        subject: Set(message.subject),
+        text_body: Set(message.text_body),
+        html_body: Set(message.html_body),
+        created: Set(now),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        locked_until: Set(None),
+        sent_at: Set(None),
+        failed_at: Set(None),
+        last_error: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+fn unlocked<C: ColumnTrait>(column: C, now: DateTime<Utc>) -> Condition {
+    Condition::any().add(column.is_null()).add(column.lt(now))
+}
+
+/// Claims up to `limit` messages that are due, for `lease`.
+pub async fn claim_due(
+    db: &impl ConnectionTrait,
+    limit: u64,
+    lease: Duration,
+) -> Result<Vec<email_outbox::Model>, DbErr> {
+    use email_outbox::{Column, Entity};
+    let now = Utc::now();
+    let due = Entity::find()
+        .filter(Column::SentAt.is_null())
+        .filter(Column::FailedAt.is_null())
+        .filter(Column::NextAttemptAt.lte(now))
+        .filter(unlocked(Column::LockedUntil, now))
+        .order_by_asc(Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    let mut claimed = Vec::with_capacity(due.len());
+    for message in due {
+        let won = Entity::update_many()
+            .col_expr(Column::LockedUntil, Expr::value(now + lease))
+            .filter(Column::Id.eq(message.id))
+            .filter(Column::SentAt.is_null())
+            .filter(unlocked(Column::LockedUntil, now))
+            .exec(db)
+            .await?;
+        if won.rows_affected == 1 {
+            claimed.push(message);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Records a delivery and blanks the bodies, which may hold single-use links.
+pub async fn mark_sent(db: &impl ConnectionTrait, id: i64, attempts: i32) -> Result<(), DbErr> {
+    use email_outbox::{Column, Entity};
+    Entity::update_many()
+        .col_expr(Column::SentAt, Expr::value(Utc::now()))
+        .col_expr(Column::Attempts, Expr::value(attempts))
+        .col_expr(Column::TextBody, Expr::value(""))
+        .col_expr(Column::HtmlBody, Expr::value(""))
+        .col_expr(
+            Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(Column::LastError, Expr::value(Option::<String>::None))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Records a failed attempt: retried at `retry_at`, or given up when that is `None`.
+pub async fn mark_failed(
+    db: &impl ConnectionTrait,
+    id: i64,
+    attempts: i32,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    use email_outbox::{Column, Entity};
+    let mut update = Entity::update_many()
+        .col_expr(Column::Attempts, Expr::value(attempts))
+        .col_expr(Column::LastError, Expr::value(error))
+        .col_expr(
+            Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        );
+    update = match retry_at {
+        Some(at) => update.col_expr(Column::NextAttemptAt, Expr::value(at)),
+        None => update
+            .col_expr(Column::FailedAt, Expr::value(Utc::now()))
+            .col_expr(Column::TextBody, Expr::value(""))
+            .col_expr(Column::HtmlBody, Expr::value("")),
+    };
+    update.filter(Column::Id.eq(id)).exec(db).await.map(|_| ())
+}
+
+pub async fn enqueue_request(
+    db: &impl ConnectionTrait,
+    kind: &str,
+    email: &str,
+) -> Result<(), DbErr> {
+    email_request::ActiveModel {
+        kind: Set(kind.to_owned()),
+        email: Set(email.to_owned()),
+        created: Set(Utc::now()),
+        locked_until: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn claim_requests(
+    db: &impl ConnectionTrait,
+    limit: u64,
+    lease: Duration,
+) -> Result<Vec<email_request::Model>, DbErr> {
+    use email_request::{Column, Entity};
+    let now = Utc::now();
+    let waiting = Entity::find()
+        .filter(unlocked(Column::LockedUntil, now))
+        .order_by_asc(Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    let mut claimed = Vec::with_capacity(waiting.len());
+    for request in waiting {
+        let won = Entity::update_many()
+            .col_expr(Column::LockedUntil, Expr::value(now + lease))
+            .filter(Column::Id.eq(request.id))
+            .filter(unlocked(Column::LockedUntil, now))
+            .exec(db)
+            .await?;
+        if won.rows_affected == 1 {
+            claimed.push(request);
+        }
+    }
+    Ok(claimed)
+}
+
+pub async fn finish_request(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+    email_request::Entity::delete_by_id(id)
+        .exec(db)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,759 @@
+//! The email flows end to end, through a real SMTP server on 127.0.0.1.
+
+use std::time::Duration;
+
+use authd::config::{EmailBackend, Settings};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp};
+use crate::smtp::SmtpServer;
+
+const DOMAIN: &str = "app.example.test";
+const NEW_PASSWORD: &str = "a completely different secret";
+
+fn use_smtp(settings: &mut Settings, port: u16) {
+    settings.mail.backend = EmailBackend::Smtp(authd::config::DatabaseUrl::new(format!(
+        "smtp://127.0.0.1:{port}"
+    )));
+    settings.mail.frontend_domain = DOMAIN.into();
+    settings.mail.frontend_site_name = "Example".into();
+    settings.mail.retry_base = Duration::from_millis(300);
+}
+
+async fn spawn(configure: impl FnOnce(&mut Settings)) -> (TestApp, SmtpServer) {
+    let smtp = SmtpServer::start().await;
+    let port = smtp.port;
+    let app = TestApp::spawn_with(|s| {
+        use_smtp(s, port);
+        configure(s);
+    })
+    .await;
+    (app, smtp)
+}
+
+async fn register(app: &TestApp, username: &str, email: &str) -> crate::helpers::Reply {
+    app.post_json(
+        "/users/",
+        json!({"username": username, "email": email, "password": PASSWORD}),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn register_activate_log_in_through_real_smtp() {
+    let (app, smtp) = spawn(|s| {
+        s.djoser.send_activation_email = true;
+        s.djoser.send_confirmation_email = true;
+    })
+    .await;
+    let reply = register(&app, "alice", "alice@example.com").await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status,
+        StatusCode::BAD_REQUEST,
+        "inactive until activated"
+    );
+
+    let messages = smtp.wait_for(1).await;
+    let activation = &messages[0];
+    assert_eq!(activation.recipients, ["alice@example.com"]);
+    assert_eq!(activation.subject(), "Account activation on Example");
+    assert!(activation.raw.contains(
+        "You're receiving this email because you need to finish activation process on Example."
+    ));
+    assert!(activation.raw.contains("text/html"), "an HTML alternative");
+    assert!(
+        activation
+            .link()
+            .starts_with(&format!("http://{DOMAIN}/#/activate/")),
+        "{}",
+        activation.link()
+    );
+    let (uid, token) = activation.uid_and_token();
+    assert_eq!(uid, "MQ");
+
+    let activated = app
+        .post_json(
+            "/users/activation/",
+            json!({"uid": uid, "token": token}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        activated.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        activated.text
+    );
+    let confirmation = &smtp.wait_for(2).await[1];
+    assert_eq!(
+        confirmation.subject(),
+        "Example - Your account has been successfully created and activated!"
+    );
+    app.token_for("alice", PASSWORD).await;
+
+    app.post_json(
+        "/users/activation/",
+        json!({"uid": uid, "token": token}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::FORBIDDEN,
+        json!({"detail": "Stale token for given user."}),
+    );
+}
+
+#[tokio::test]
+async fn activation_rejects_bad_input_in_djoser_order() {
+    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    register(&app, "alice", "alice@example.com").await;
+    let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
+    let before = app.snapshot().await;
+    let post = |body| app.post_json("/users/activation/", body, None);
+    post(json!({})).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"uid": ["This field is required."], "token": ["This field is required."]}),
+    );
+    post(json!({"uid": "wrong-uid", "token": "wrong-token"}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"uid": ["Invalid user id or user doesn't exist."]}),
+        );
+    post(json!({"uid": "Mg", "token": token})).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"uid": ["Invalid user id or user doesn't exist."]}),
+    );
+    post(json!({"uid": uid, "token": "wrong-token"}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"token": ["Invalid token for given user."]}),
+        );
+    post(json!({"uid": 1, "token": 12345})).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"uid": ["Invalid user id or user doesn't exist."]}),
+    );
+    post(json!({"uid": uid, "token": 12345})).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"token": ["Invalid token for given user."]}),
+    );
+    post(json!({"uid": true, "token": [1]})).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"uid": ["Not a valid string."], "token": ["Not a valid string."]}),
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[tokio::test]
+async fn activation_needs_an_address_and_rejects_header_injection() {
+    let (app, _smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    app.register("alice", PASSWORD).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"email": ["This field is required."]}),
+    );
+    register(&app, "bob", "bob@example.com\r\nBcc: victim@example.com")
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"email": ["Enter a valid email address."]}),
+        );
+    assert_eq!(app.count("auth_user").await, 0);
+}
+
+#[tokio::test]
+async fn password_reset_end_to_end_revokes_every_token() {
+    let (app, smtp) = spawn(|s| {
+        s.djoser.password_reset_confirm_retype = true;
+        s.djoser.password_changed_email_confirmation = true;
+    })
+    .await;
+    register(&app, "alice", "alice@example.com").await;
+    let token = app.token_for("alice", PASSWORD).await;
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &token, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let reply = app
+        .post_json(
+            "/users/reset_password/",
+            json!({"email": " alice@example.com "}),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    let reset = &smtp.wait_for(1).await[0];
+    assert_eq!(reset.subject(), "Password reset on Example");
+    assert!(
+        reset
+            .raw
+            .contains("Your username, in case you've forgotten: alice")
+    );
+    assert!(
+        reset
+            .link()
+            .starts_with(&format!("http://{DOMAIN}/#/password/reset/confirm/"))
+    );
+    let (uid, link_token) = reset.uid_and_token();
+
+    let confirm = |body| app.post_json("/users/reset_password_confirm/", body, None);
+    confirm(json!({"uid": "x", "token": "bad", "new_password": "123", "re_new_password": "123"}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"new_password": [
+                "This password is too short. It must contain at least 8 characters.",
+                "This password is too common.",
+                "This password is entirely numeric."
+            ]}),
+        );
+    confirm(json!({"uid": uid, "token": link_token, "new_password": NEW_PASSWORD, "re_new_password": "nope"}))
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"non_field_errors": ["The two password fields didn't match."]}));
+    confirm(json!({"uid": uid, "token": "nope", "new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD}))
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"token": ["Invalid token for given user."]}));
+    let done = confirm(json!({"uid": uid, "token": link_token, "new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD})).await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
+
+    app.call(Method::GET, "/users/me/", &token, None)
+        .await
+        .assert(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "Invalid token."}),
+        );
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    app.token_for("alice", NEW_PASSWORD).await;
+    confirm(json!({"uid": uid, "token": link_token, "new_password": "yet another secret", "re_new_password": "yet another secret"}))
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"token": ["Invalid token for given user."]}));
+    assert_eq!(
+        smtp.wait_for(2).await[1].subject(),
+        "Example - Your password has been successfully changed!"
+    );
+}
+
+#[tokio::test]
+async fn username_reset_end_to_end() {
+    let (app, smtp) = spawn(|s| {
+        s.djoser.username_reset_confirm_retype = true;
+        s.djoser.username_changed_email_confirmation = true;
+    })
+    .await;
+    register(&app, "alice", "alice@example.com").await;
+    register(&app, "bob", "bob@example.com").await;
+    app.post_json(
+        "/users/reset_username/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let message = &smtp.wait_for(1).await[0];
+    assert_eq!(message.subject(), "Username reset on Example");
+    assert!(message.raw.contains("choose a new username"));
+    let (uid, token) = message.uid_and_token();
+    let confirm = |body| app.post_json("/users/reset_username_confirm/", body, None);
+    confirm(json!({})).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({"new_username": ["This field is required."], "re_new_username": ["This field is required."]}),
+    );
+    confirm(json!({"new_username": "bob", "re_new_username": "bob", "uid": uid, "token": "bad"}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"new_username": ["A user with that username already exists."]}),
+        );
+    confirm(json!({"new_username": "new username", "re_new_username": "new username", "uid": uid, "token": token}))
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"new_username": ["Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters."]}));
+    confirm(json!({"new_username": "carol", "re_new_username": "carl"}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"non_field_errors": ["The two username fields didn't match."]}),
+        );
+    confirm(json!({"new_username": "carol", "re_new_username": "carol", "token": token}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"uid": ["Invalid user id or user doesn't exist."]}),
+        );
+    confirm(json!({"new_username": "carol", "re_new_username": "carol", "uid": uid}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"token": ["Invalid token for given user."]}),
+        );
+    let done = confirm(
+        json!({"new_username": "carol", "re_new_username": "carol", "uid": uid, "token": token}),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
+    app.token_for("carol", PASSWORD).await;
+    assert_eq!(
+        smtp.wait_for(2).await[1].subject(),
+        "Example - Your username has been successfully changed!"
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_bound_to_their_purpose() {
+    let (app, smtp) = spawn(|_| {}).await;
+    register(&app, "alice", "alice@example.com").await;
+    app.post_json(
+        "/users/reset_username/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
+    app.post_json(
+        "/users/reset_password_confirm/",
+        json!({"uid": uid, "token": token, "new_password": NEW_PASSWORD}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"token": ["Invalid token for given user."]}),
+    );
+    app.deactivate(1).await;
+    app.post_json(
+        "/users/activation/",
+        json!({"uid": uid, "token": token}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"token": ["Invalid token for given user."]}),
+    );
+}
+
+#[tokio::test]
+async fn a_password_change_or_expiry_kills_outstanding_links() {
+    let (app, smtp) = spawn(|s| s.mail.token_lifetime = Duration::from_secs(2)).await;
+    register(&app, "alice", "alice@example.com").await;
+    let session = app.token_for("alice", PASSWORD).await;
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
+    let changed = app
+        .call(
+            Method::POST,
+            "/users/set_password/",
+            &session,
+            Some(json!({"new_password": NEW_PASSWORD, "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+    app.post_json(
+        "/users/reset_password_confirm/",
+        json!({"uid": uid, "token": token, "new_password": "yet another secret"}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"token": ["Invalid token for given user."]}),
+    );
+
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let (uid, token) = smtp.wait_for(2).await[1].uid_and_token();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.post_json(
+        "/users/reset_password_confirm/",
+        json!({"uid": uid, "token": token, "new_password": "yet another secret"}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"token": ["Invalid token for given user."]}),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_concurrent_confirms_with_one_token_one_wins() {
+    let (app, smtp) = spawn(|_| {}).await;
+    register(&app, "alice", "alice@example.com").await;
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
+    let body = json!({"uid": uid, "token": token, "new_password": NEW_PASSWORD});
+    let replies = futures::future::join_all(
+        (0..4).map(|_| app.post_json("/users/reset_password_confirm/", body.clone(), None)),
+    )
+    .await;
+    let wins = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::NO_CONTENT)
+        .count();
+    assert_eq!(wins, 1, "{replies:#?}");
+    for reply in replies
+        .iter()
+        .filter(|r| r.status != StatusCode::NO_CONTENT)
+    {
+        reply.assert(
+            StatusCode::BAD_REQUEST,
+            json!({"token": ["Invalid token for given user."]}),
+        );
+    }
+}
+
+/// Known and unknown addresses get byte-identical answers and the same work before answering.
+#[tokio::test]
+async fn reset_requests_do_not_reveal_who_has_an_account() {
+    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    register(&app, "alice", "alice@example.com").await;
+    let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
+    app.post_json(
+        "/users/activation/",
+        json!({"uid": uid, "token": token}),
+        None,
+    )
+    .await;
+    for path in [
+        "/users/reset_password/",
+        "/users/reset_username/",
+        "/users/resend_activation/",
+    ] {
+        let known = app
+            .post_json(path, json!({"email": "alice@example.com"}), None)
+            .await;
+        let unknown = app
+            .post_json(path, json!({"email": "nobody@example.com"}), None)
+            .await;
+        assert_eq!(known.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            (known.status, &known.text),
+            (unknown.status, &unknown.text),
+            "{path}"
+        );
+        let names = |r: &crate::helpers::Reply| {
+            let mut names: Vec<String> = r
+                .headers
+                .keys()
+                .map(|k| k.to_string())
+                .filter(|k| k != "date" && k != "x-request-id")
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&known), names(&unknown), "{path}");
+    }
+    let messages = smtp.settle().await;
+    let subjects: Vec<String> = messages.iter().map(|m| m.subject()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "Account activation on Example",
+            "Password reset on Example",
+            "Username reset on Example"
+        ],
+        "an active user gets no activation email; unknown addresses get nothing"
+    );
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "not an email"}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"email": ["Enter a valid email address."]}),
+    );
+    app.post_json("/users/reset_password/", json!({}), None)
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"email": ["This field is required."]}),
+        );
+}
+
+#[tokio::test]
+async fn show_email_not_found_reveals_on_all_three_endpoints() {
+    let (app, _smtp) = spawn(|s| {
+        s.djoser.password_reset_show_email_not_found = true;
+        s.djoser.send_activation_email = true;
+    })
+    .await;
+    for path in [
+        "/users/reset_password/",
+        "/users/reset_username/",
+        "/users/resend_activation/",
+    ] {
+        app.post_json(path, json!({"email": "nobody@example.com"}), None)
+            .await
+            .assert(
+                StatusCode::BAD_REQUEST,
+                json!(["User with given email does not exist."]),
+            );
+    }
+}
+
+#[tokio::test]
+async fn resend_activation_follows_djoser() {
+    let (app, smtp) = spawn(|_| {}).await;
+    register(&app, "alice", "alice@example.com").await;
+    let reply = app
+        .post_json(
+            "/users/resend_activation/",
+            json!({"email": "alice@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.text.is_empty() && reply.header("content-type").is_none(),
+        "djoser's empty 400"
+    );
+    assert!(smtp.settle().await.is_empty());
+
+    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    register(&app, "bob", "bob@example.com").await;
+    smtp.wait_for(1).await;
+    let resent = app
+        .post_json(
+            "/users/resend_activation/",
+            json!({"email": "bob@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(resent.status, StatusCode::NO_CONTENT);
+    let messages = smtp.wait_for(2).await;
+    assert_eq!(messages[1].subject(), "Account activation on Example");
+    let (uid, token) = messages[1].uid_and_token();
+    assert_eq!(
+        app.post_json(
+            "/users/activation/",
+            json!({"uid": uid, "token": token}),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn every_account_sharing_an_address_gets_its_own_message() {
+    let (app, smtp) = spawn(|_| {}).await;
+    register(&app, "alice", "shared@example.com").await;
+    register(&app, "bob", "shared@example.com").await;
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "shared@example.com"}),
+        None,
+    )
+    .await;
+    let messages = smtp.wait_for(2).await;
+    let mut names: Vec<bool> = vec![
+        messages.iter().any(|m| m.raw.contains("forgotten: alice")),
+        messages.iter().any(|m| m.raw.contains("forgotten: bob")),
+    ];
+    names.dedup();
+    assert_eq!(names, [true]);
+    assert_ne!(messages[0].uid_and_token(), messages[1].uid_and_token());
+}
+
+#[tokio::test]
+async fn changing_the_email_under_activation_deactivates_and_resends() {
+    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    register(&app, "alice", "alice@example.com").await;
+    let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
+    app.post_json(
+        "/users/activation/",
+        json!({"uid": uid, "token": token}),
+        None,
+    )
+    .await;
+    let session = app.token_for("alice", PASSWORD).await;
+    app.call(
+        Method::PATCH,
+        "/users/me/",
+        &session,
+        Some(json!({"email": "new@example.com"})),
+    )
+    .await
+    .assert(
+        StatusCode::OK,
+        json!({"email": "new@example.com", "id": 1, "username": "alice"}),
+    );
+    app.call(Method::GET, "/users/me/", &session, None)
+        .await
+        .assert(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "User inactive or deleted."}),
+        );
+    let message = &smtp.wait_for(2).await[1];
+    assert_eq!(message.recipients, ["new@example.com"]);
+    let (uid, token) = message.uid_and_token();
+    assert_eq!(
+        app.post_json(
+            "/users/activation/",
+            json!({"uid": uid, "token": token}),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &session, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn smtp_down_at_registration_delays_the_message_not_the_answer() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let app = TestApp::spawn_with(|s| {
+        use_smtp(s, port);
+        s.djoser.send_confirmation_email = true;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let reply = register(&app, "alice", "alice@example.com").await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the request did not wait for SMTP"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let smtp = SmtpServer::start_on(port).await;
+    let messages = smtp.wait_for(1).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(
+        messages[0].subject(),
+        "Example - Your account has been successfully created and activated!"
+    );
+    let sent = smtp.settle().await;
+    assert_eq!(sent.len(), 1, "sent once");
+}
+
+/// Two instances share the outbox: every message goes out exactly once.
+#[tokio::test]
+async fn two_workers_never_send_a_message_twice() {
+    let (app, smtp) = spawn(|s| s.djoser.send_confirmation_email = true).await;
+    let _second = app.sibling().await;
+    for index in 0..8 {
+        register(
+            &app,
+            &format!("user{index}"),
+            &format!("user{index}@example.com"),
+        )
+        .await;
+    }
+    smtp.wait_for(8).await;
+    let messages = smtp.settle().await;
+    assert_eq!(messages.len(), 8, "{messages:#?}");
+    assert_eq!(
+        app.count("email_outbox WHERE sent_at IS NOT NULL AND text_body = ''")
+            .await,
+        8,
+        "bodies are blanked once sent"
+    );
+}
+
+#[tokio::test]
+async fn set_password_and_set_username_send_their_confirmations() {
+    let (app, smtp) = spawn(|s| {
+        s.djoser.password_changed_email_confirmation = true;
+        s.djoser.username_changed_email_confirmation = true;
+    })
+    .await;
+    register(&app, "alice", "alice@example.com").await;
+    let session = app.token_for("alice", PASSWORD).await;
+    app.call(
+        Method::POST,
+        "/users/set_password/",
+        &session,
+        Some(json!({"new_password": NEW_PASSWORD, "current_password": PASSWORD})),
+    )
+    .await;
+    app.call(
+        Method::POST,
+        "/users/set_username/",
+        &session,
+        Some(json!({"new_username": "alicia", "current_password": NEW_PASSWORD})),
+    )
+    .await;
+    let subjects: Vec<String> = smtp.wait_for(2).await.iter().map(|m| m.subject()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "Example - Your password has been successfully changed!",
+            "Example - Your username has been successfully changed!"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn operators_can_replace_templates_and_links_ignore_the_host_header() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("activation_subject.txt"),
+        "Welcome to {{ site_name }}, {{ username }}",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("activation.txt"),
+        "Click {{ link }}\n<b>{{ username }}</b>",
+    )
+    .expect("write");
+    let templates = dir.path().to_owned();
+    let (app, smtp) = spawn(move |s| {
+        s.djoser.send_activation_email = true;
+        s.mail.templates_dir = Some(templates);
+    })
+    .await;
+    let reply = app
+        .send(
+            app.request(Method::POST, "/users/")
+                .header("Host", "evil.example.org")
+                .header("X-Forwarded-Host", "evil.example.org")
+                .json(&json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let message = &smtp.wait_for(1).await[0];
+    assert_eq!(message.subject(), "Welcome to Example, alice");
+    assert!(
+        message
+            .raw
+            .contains(&format!("Click http://{DOMAIN}/#/activate/"))
+    );
+    assert!(
+        message.raw.contains("<b>alice</b>"),
+        "text templates are not HTML-escaped"
+    );
+    assert!(!message.raw.contains("evil.example.org"));
+}
