@@ -757,6 +757,61 @@ mod tests {
     }
 
     #[test]
+    fn mail_settings_that_cannot_work_stop_start_up() {
+        for (name, value) in [
+            ("AUTHD_EMAIL_URL", "mailgun://x"),
+            ("AUTHD_EMAIL_URL", "file://relative/dir"),
+            ("AUTHD_ACTIVATION_URL", "#/activate/{uid}"),
+            (
+                "AUTHD_PASSWORD_RESET_CONFIRM_URL",
+                "#/reset/{uid}/{token}/{user}",
+            ),
+            ("AUTHD_USERNAME_RESET_CONFIRM_URL", ""),
+            ("AUTHD_EMAIL_FRONTEND_PROTOCOL", "ftp"),
+            ("AUTHD_EMAIL_FRONTEND_DOMAIN", "example.com/path"),
+            (
+                "AUTHD_EMAIL_FRONTEND_SITE_NAME",
+                "Example\r\nBcc: victim@example.com",
+            ),
+            ("AUTHD_DEFAULT_FROM_EMAIL", "not an address"),
+            ("AUTHD_SEND_ACTIVATION_EMAIL", "yes"),
+        ] {
+            let err = load(&[(name, value)], Flags::default()).expect_err(name);
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+        let err = load(
+            &[(
+                "AUTHD_EMAIL_URL",
+                "smtp://mail.example.com:587?tls=required",
+            )],
+            Flags::default(),
+        )
+        .expect_err("SMTP without a frontend domain");
+        assert!(
+            err.to_string().contains("AUTHD_EMAIL_FRONTEND_DOMAIN"),
+            "{err}"
+        );
+        let settings = load(
+            &[
+                ("AUTHD_EMAIL_URL", "smtps://user:s3cret@mail.example.com"),
+                ("AUTHD_EMAIL_FRONTEND_DOMAIN", "app.example.com"),
+                ("AUTHD_SEND_ACTIVATION_EMAIL", "1"),
+            ],
+            Flags::default(),
+        )
+        .expect("valid mail settings");
+        assert!(settings.djoser.send_activation_email);
+        assert_eq!(
+            settings.mail.frontend_site_name, "app.example.com",
+            "the site name defaults to the domain"
+        );
+        assert!(
+            !format!("{settings:?}").contains("s3cret"),
+            "the SMTP password is redacted"
+        );
+    }
+
+    #[test]
     fn database_password_is_redacted() {
         let url = DatabaseUrl::new("postgres://app:s3cret@db:5432/authd");
         assert!(!format!("{url:?}").contains("s3cret"));

@@ -152,6 +152,169 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `authd serve` as a child process, with its output collected.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Served {
+    async fn start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut command = authd(dir);
+        command
+            .args(["--bind", &format!("127.0.0.1:{port}"), "serve"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("spawn authd");
+        let read_all = |pipe: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                BufReader::new(pipe)
+                    .lines()
+                    .map_while(Result::ok)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        };
+        let stdout = read_all(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = read_all(Box::new(child.stderr.take().expect("stderr")));
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while reqwest::get(format!("{base}/healthz")).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "authd did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            base,
+            stdout,
+            stderr,
+        }
+    }
+
+    async fn register(&self, username: &str, email: &str) {
+        let reply = reqwest::Client::new()
+            .post(format!("{}/users/", self.base))
+            .json(&json!({"username": username, "email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(reply.status(), 201);
+    }
+
+    /// SIGTERM, then the exit status, stdout and stderr.
+    fn stop(mut self) -> (std::process::ExitStatus, String, String) {
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().expect("wait");
+        (
+            status,
+            self.stdout.join().expect("stdout"),
+            self.stderr.join().expect("stderr"),
+        )
+    }
+}
+
+#[tokio::test]
+async fn the_console_backend_prints_whole_messages_to_stdout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(&dir, &[("AUTHD_SEND_CONFIRMATION_EMAIL", "true")]).await;
+    served.register("alice", "alice@example.com").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, stdout, stderr) = served.stop();
+    assert!(status.success());
+    let stdout = stdout.replace("\n ", " ");
+    assert!(stdout.contains("To: alice@example.com"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "Subject: localhost:8000 - Your account has been successfully created and activated!"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("for development only"),
+        "start-up warning: {stderr}"
+    );
+    assert!(
+        !stderr.contains("Your account has been created"),
+        "messages stay out of the logs"
+    );
+}
+
+#[tokio::test]
+async fn the_file_backend_writes_eml_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = dir.path().join("mail");
+    let url = format!("file://{}", outbox.display());
+    let served = Served::start(
+        &dir,
+        &[
+            ("AUTHD_SEND_CONFIRMATION_EMAIL", "true"),
+            ("AUTHD_EMAIL_URL", &url),
+        ],
+    )
+    .await;
+    served.register("alice", "alice@example.com").await;
+    let started = Instant::now();
+    let file = loop {
+        let found = std::fs::read_dir(&outbox)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok);
+        if let Some(entry) = found {
+            break entry.path();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no .eml file");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(file.extension().and_then(|e| e.to_str()), Some("eml"));
+    assert!(
+        std::fs::read_to_string(&file)
+            .expect("eml")
+            .contains("To: alice@example.com")
+    );
+    assert!(served.stop().0.success());
+}
+
+/// A message still pending when the service stops is delivered after it starts again, once.
+#[tokio::test]
+async fn pending_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp_port = free_port();
+    let url = format!("smtp://127.0.0.1:{smtp_port}");
+    let env = [
+        ("AUTHD_SEND_CONFIRMATION_EMAIL", "true"),
+        ("AUTHD_EMAIL_URL", url.as_str()),
+        ("AUTHD_EMAIL_FRONTEND_DOMAIN", "app.example.test"),
+        ("AUTHD_EMAIL_RETRY_SECONDS", "1"),
+    ];
+    let served = Served::start(&dir, &env).await;
+    served.register("alice", "alice@example.com").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _, stderr) = served.stop();
+    assert!(status.success());
+    assert!(
+        stderr.contains("will retry"),
+        "the first attempt failed: {stderr}"
+    );
+
+    let smtp = crate::smtp::SmtpServer::start_on(smtp_port).await;
+    let served = Served::start(&dir, &env).await;
+    let messages = smtp.wait_for(1).await;
+    assert_eq!(messages[0].recipients, ["alice@example.com"]);
+    assert_eq!(smtp.settle().await.len(), 1, "delivered once");
+    assert!(served.stop().0.success());
+}
 /// Serves with trace logging, drives a full session, then SIGTERM: the process exits cleanly
 /// and no password, token or digest ever reached the logs.
 #[tokio::test]
