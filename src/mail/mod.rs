@@ -6,7 +6,8 @@ pub mod worker;
 use std::io::Write as _;
 use std::path::Path;
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Environment;
 use tokio::sync::Notify;
@@ -266,10 +267,11 @@ impl Mailer {
             .to(to)
             .subject(row.subject.clone())
             .message_id(Some(row.message_id.clone()))
-            .multipart(MultiPart::alternative_plain_html(
-                row.text_body.clone(),
-                row.html_body.clone(),
-            ))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(readable_part(ContentType::TEXT_PLAIN, &row.text_body))
+                    .singlepart(readable_part(ContentType::TEXT_HTML, &row.html_body)),
+            )
             .map_err(|e| format!("cannot build the message: {e}"))?;
         match &self.transport {
             Transport::Console => {
@@ -302,6 +304,23 @@ impl Mailer {
     pub async fn woken(&self) {
         self.wakeup.notified().await;
     }
+}
+
+/// ASCII bodies go out as 7bit, so links survive copy and paste from raw messages (console
+/// backend, `.eml` files, SMTP sinks). lettre only picks 7bit for lines under 76 characters,
+/// but RFC 5322 allows 998: checked here, with CRLF line endings. Anything else gets lettre's
+/// own encoding.
+fn readable_part(content_type: ContentType, text: &str) -> SinglePart {
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let seven_bit = crlf.is_ascii()
+        && !crlf.replace("\r\n", "").contains(['\r', '\n', '\0'])
+        && crlf.split("\r\n").all(|line| line.len() <= 998);
+    let body = if seven_bit {
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(text.to_owned())
+    };
+    SinglePart::builder().header(content_type).body(body)
 }
 
 fn operator_template(dir: Option<&Path>, file_name: &str) -> Result<Option<String>, MailError> {

@@ -8,7 +8,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-/// One received message: envelope recipients and the raw data, transfer encodings undone.
+/// One received message: envelope recipients and the raw data, as sent (links must survive
+/// in it whole: authd sends ASCII bodies as 7bit).
 #[derive(Debug, Clone)]
 pub struct Received {
     pub recipients: Vec<String>,
@@ -163,7 +164,7 @@ async fn serve(
             }
             store.lock().expect("lock").push(Received {
                 recipients: recipients.clone(),
-                raw: decode_quoted_printable(&data),
+                raw: data,
             });
             notify.notify_waiters();
             b"250 queued\r\n"
@@ -175,32 +176,4 @@ async fn serve(
         };
         writer.write_all(reply).await?;
     }
-}
-
-/// Enough quoted-printable decoding to read links and sentences back.
-fn decode_quoted_printable(data: &str) -> String {
-    let joined = data.replace("=\r\n", "");
-    let mut out = Vec::with_capacity(joined.len());
-    let bytes = joined.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'=' && i + 2 < bytes.len())
-            .then(|| {
-                std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            })
-            .flatten();
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
