@@ -203,6 +203,26 @@ async fn password_reset_end_to_end_revokes_every_token() {
     let (uid, link_token) = reset.uid_and_token();
 
     let confirm = |body| app.post_json("/users/reset_password_confirm/", body, None);
+    let before = app.snapshot().await;
+    confirm(json!({})).await.assert(
+        StatusCode::BAD_REQUEST,
+        json!({
+            "uid": ["This field is required."],
+            "token": ["This field is required."],
+            "new_password": ["This field is required."],
+            "re_new_password": ["This field is required."]
+        }),
+    );
+    // "_w" decodes to the byte 0xFF (not UTF-8); "Mg" is user 2, who does not exist.
+    confirm(json!({"uid": "MQ\u{0}", "token": link_token, "new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD}))
+        .await
+        .assert(StatusCode::BAD_REQUEST, json!({"uid": ["Null characters are not allowed."]}));
+    for bad_uid in ["x", "_w", "Mg"] {
+        confirm(json!({"uid": bad_uid, "token": link_token, "new_password": NEW_PASSWORD, "re_new_password": NEW_PASSWORD}))
+            .await
+            .assert(StatusCode::BAD_REQUEST, json!({"uid": ["Invalid user id or user doesn't exist."]}));
+    }
+    assert_eq!(app.snapshot().await, before);
     confirm(json!({"uid": "x", "token": "bad", "new_password": "123", "re_new_password": "123"}))
         .await
         .assert(
