@@ -8,7 +8,7 @@ use crate::crypto::{self, HashError};
 use crate::domain::fields::CharField;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, email, messages, username};
-use crate::email_flows::{self, Purpose};
+use crate::email_flows;
 use crate::mail::Kind;
 use crate::state::AppState;
 use crate::store::{self, User, tokens, users};
@@ -238,16 +238,9 @@ pub async fn register(state: &AppState, fields: &RawFields) -> Result<User> {
         Err(err) => return Err(err.into()),
     };
     if djoser.send_activation_email {
-        email_flows::send(
-            &txn,
-            state,
-            Kind::Activation,
-            &user,
-            Some(Purpose::Activation),
-        )
-        .await?;
+        email_flows::send(&txn, state, Kind::Activation, &user).await?;
     } else if djoser.send_confirmation_email {
-        email_flows::send(&txn, state, Kind::Confirmation, &user, None).await?;
+        email_flows::send(&txn, state, Kind::Confirmation, &user).await?;
     }
     txn.commit().await?;
     state.mailer.wake();
@@ -413,14 +406,7 @@ pub async fn update_user(state: &AppState, mut user: User, fields: &RawFields) -
     }
     // djoser sends whenever the updated user ends up inactive, changed address or not.
     if send_activation && !user.is_active {
-        email_flows::send(
-            &txn,
-            state,
-            Kind::Activation,
-            &user,
-            Some(Purpose::Activation),
-        )
-        .await?;
+        email_flows::send(&txn, state, Kind::Activation, &user).await?;
     }
     txn.commit().await?;
     forget(state, Invalidation::User(user.id)).await;
@@ -515,14 +501,7 @@ pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields)
     users::set_password(&txn, caller.user.id, &hash).await?;
     let revoked = tokens::delete_for_user(&txn, caller.user.id, keep).await?;
     if djoser.password_changed_email_confirmation {
-        email_flows::send(
-            &txn,
-            state,
-            Kind::PasswordChangedConfirmation,
-            &caller.user,
-            None,
-        )
-        .await?;
+        email_flows::send(&txn, state, Kind::PasswordChangedConfirmation, &caller.user).await?;
     }
     txn.commit().await?;
     forget(state, Invalidation::User(caller.user.id)).await;
@@ -565,21 +544,7 @@ pub async fn set_username(state: &AppState, caller: &Caller, fields: &RawFields)
     }
 
     let txn = store::begin_write(&state.db).await?;
-    let renamed = store_identifier(&txn, state, &new_field, caller.user.clone(), new_value).await?;
-    if state.settings.djoser.username_changed_email_confirmation {
-        email_flows::send(
-            &txn,
-            state,
-            Kind::UsernameChangedConfirmation,
-            &renamed,
-            None,
-        )
-        .await?;
-    }
-    txn.commit().await?;
-    forget(state, Invalidation::User(renamed.id)).await;
-    state.mailer.wake();
-    Ok(())
+    rename(txn, state, &new_field, caller.user.clone(), new_value).await
 }
 
 /// `new_<LOGIN_FIELD>` as djoser's username serializers check it: the username rules (or the
@@ -611,20 +576,23 @@ pub(crate) async fn parse_new_identifier(
     Ok(collect(errors, new_field, parsed).flatten())
 }
 
-/// Writes a new username (or email, under LOGIN_FIELD=email) inside the caller's transaction;
-/// losing a race at the unique index reads as "taken".
-pub(crate) async fn store_identifier(
-    db: &impl sea_orm::ConnectionTrait,
+/// Gives `user` a new username (or email, under LOGIN_FIELD=email) and commits `txn`: the
+/// confirmation email if asked for, then every cached token of the user forgotten. Losing a
+/// race at the unique index reads as "taken".
+pub(crate) async fn rename(
+    txn: sea_orm::DatabaseTransaction,
     state: &AppState,
     new_field: &str,
     user: User,
     value: String,
-) -> Result<User> {
+) -> Result<()> {
     let written = match login_field(state) {
         LoginField::Username => {
-            users::set_username(db, user.id, &value, &username::canonical(&value)).await
+            users::set_username(&txn, user.id, &value, &username::canonical(&value)).await
         }
-        LoginField::Email => users::set_email(db, user.id, &value, email::canonical(&value)).await,
+        LoginField::Email => {
+            users::set_email(&txn, user.id, &value, email::canonical(&value)).await
+        }
     };
     match written {
         Err(err) if store::is_unique_violation(&err) => {
@@ -635,16 +603,25 @@ pub(crate) async fn store_identifier(
             Err(FieldErrors::single(new_field, taken).into())
         }
         Err(err) => Err(err.into()),
-        Ok(()) => Ok(match login_field(state) {
-            LoginField::Username => User {
-                username: value,
-                ..user
-            },
-            LoginField::Email => User {
-                email: value,
-                ..user
-            },
-        }),
+        Ok(()) => {
+            let renamed = match login_field(state) {
+                LoginField::Username => User {
+                    username: value,
+                    ..user
+                },
+                LoginField::Email => User {
+                    email: value,
+                    ..user
+                },
+            };
+            if state.settings.djoser.username_changed_email_confirmation {
+                email_flows::send(&txn, state, Kind::UsernameChangedConfirmation, &renamed).await?;
+            }
+            txn.commit().await?;
+            forget(state, Invalidation::User(renamed.id)).await;
+            state.mailer.wake();
+            Ok(())
+        }
     }
 }
 

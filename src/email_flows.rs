@@ -61,18 +61,25 @@ fn fingerprint(user: &User) -> String {
 }
 
 /// Writes `kind` for `user` to the outbox inside the caller's transaction, with a fresh link
-/// token when the message carries one. Users without an address get nothing (as in djoser).
+/// token when the message carries a link. Users without an address get nothing (as in djoser).
 pub(crate) async fn send(
     db: &impl ConnectionTrait,
     state: &AppState,
     kind: Kind,
     user: &User,
-    link_purpose: Option<Purpose>,
 ) -> Result<()> {
     if user.email.is_empty() {
         return Ok(());
     }
-    let link = match link_purpose {
+    let purpose = match kind {
+        Kind::Activation => Some(Purpose::Activation),
+        Kind::PasswordReset => Some(Purpose::PasswordReset),
+        Kind::UsernameReset => Some(Purpose::UsernameReset),
+        Kind::Confirmation
+        | Kind::PasswordChangedConfirmation
+        | Kind::UsernameChangedConfirmation => None,
+    };
+    let link = match purpose {
         Some(purpose) => {
             let token = crypto::generate_link_token().map_err(|_| Error::Random)?;
             let lifetime = chrono::Duration::from_std(state.settings.mail.token_lifetime)
@@ -169,7 +176,7 @@ pub async fn resolve_request(
     let matching = users::find_by_address(&state.db, &addresses(&request.email), active).await?;
     let txn = store::begin_write(&state.db).await?;
     for user in &matching {
-        send(&txn, state, purpose.kind(), user, Some(purpose)).await?;
+        send(&txn, state, purpose.kind(), user).await?;
     }
     outbox::finish_request(&txn, request.id).await?;
     txn.commit().await?;
@@ -267,7 +274,7 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
         ..user
     };
     if state.settings.djoser.send_confirmation_email {
-        send(&txn, state, Kind::Confirmation, &activated, None).await?;
+        send(&txn, state, Kind::Confirmation, &activated).await?;
     }
     txn.commit().await?;
     state.mailer.wake();
@@ -333,7 +340,7 @@ pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Res
     users::set_password(&txn, user.id, &hash).await?;
     let revoked = tokens::delete_for_user(&txn, user.id, None).await?;
     if state.settings.djoser.password_changed_email_confirmation {
-        send(&txn, state, Kind::PasswordChangedConfirmation, &user, None).await?;
+        send(&txn, state, Kind::PasswordChangedConfirmation, &user).await?;
     }
     txn.commit().await?;
     accounts::forget(state, Invalidation::User(user.id)).await;
@@ -387,21 +394,7 @@ pub async fn reset_username_confirm(state: &AppState, fields: &RawFields) -> Res
     if !email_tokens::consume(&txn, token.id).await? {
         return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
     }
-    let renamed = accounts::store_identifier(&txn, state, &new_field, user, new_value).await?;
-    if state.settings.djoser.username_changed_email_confirmation {
-        send(
-            &txn,
-            state,
-            Kind::UsernameChangedConfirmation,
-            &renamed,
-            None,
-        )
-        .await?;
-    }
-    txn.commit().await?;
-    accounts::forget(state, Invalidation::User(renamed.id)).await;
-    state.mailer.wake();
-    Ok(())
+    accounts::rename(txn, state, &new_field, user, new_value).await
 }
 
 impl From<MailError> for Error {
