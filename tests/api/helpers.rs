@@ -250,13 +250,14 @@ impl TestApp {
         self.db().execute_unprepared(sql).await.expect("sql");
     }
 
-    pub async fn count(&self, table: &str) -> i64 {
+    /// Rows in `from`: a table, optionally followed by a `WHERE` clause.
+    pub async fn count(&self, from: &str) -> i64 {
         let backend = self.db().get_database_backend();
         let row = self
             .db()
             .query_one_raw(Statement::from_string(
                 backend,
-                format!("SELECT COUNT(*) AS n FROM {table}"),
+                format!("SELECT COUNT(*) AS n FROM {from}"),
             ))
             .await
             .expect("count")
