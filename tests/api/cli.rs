@@ -406,3 +406,127 @@ async fn serve_logs_no_secrets_and_shuts_down_gracefully() {
         "an Authorization header reached the logs"
     );
 }
+
+/// `authd changepassword` prompts on a terminal: `script` (util-linux) provides one.
+#[test]
+fn changepassword_prompts_validates_and_revokes_tokens() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is needed to give the prompt a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let created = authd(&dir)
+        .args([
+            "createsuperuser",
+            "--username",
+            "root",
+            "--email",
+            "root@example.com",
+            "--no-input",
+        ])
+        .env("AUTHD_SUPERUSER_PASSWORD", PASSWORD)
+        .output()
+        .expect("run");
+    assert!(created.status.success());
+    let change = |first: &str, second: &str| {
+        let mut child = Command::new("script")
+            .args(["-qec", &format!("{BIN} changepassword root"), "/dev/null"])
+            .current_dir(dir.path())
+            .env(
+                "DATABASE_URL",
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("cli.sqlite3").display()
+                ),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script");
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        // Each answer goes after its prompt appeared, as a person would type it.
+        std::thread::sleep(Duration::from_millis(400));
+        writeln!(stdin, "{first}").expect("type");
+        std::thread::sleep(Duration::from_millis(200));
+        writeln!(stdin, "{second}").expect("type");
+        drop(stdin);
+        let output = child.wait_with_output().expect("wait");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (ok, output) = change("short", "short");
+    assert!(
+        !ok && output.contains("This password is too short."),
+        "{output}"
+    );
+    let (ok, output) = change("another fine secret", "a different one");
+    assert!(!ok && output.contains("didn't match"), "{output}");
+    let (ok, output) = change("another fine secret", "another fine secret");
+    assert!(
+        ok && output.contains("Password changed successfully for user 'root'"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("INFO"),
+        "one-off commands do not log at info: {output}"
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let user = runtime.block_on(async {
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("cli.sqlite3").display()
+        );
+        let db = authd::store::connect(&url, 1).await.expect("connect");
+        authd::store::users::find_by_username(&db, "root")
+            .await
+            .expect("query")
+            .expect("root")
+    });
+    let hasher = authd::crypto::PasswordHasher::new(authd::crypto::HashCost::OWASP_MINIMUM, 1)
+        .expect("pool");
+    let verified = runtime.block_on(hasher.verify("another fine secret".into(), user.password));
+    assert!(verified.expect("verify").matches);
+}
+
+/// A request still being received when SIGTERM arrives is answered before the process exits.
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(&dir, &[]).await;
+    served.register("alice", "alice@example.com").await;
+    let body =
+        serde_json::to_vec(&json!({"username": "alice", "password": PASSWORD})).expect("json");
+    // The body trickles in over about a second.
+    let chunks: Vec<Vec<u8>> = body.chunks(8).map(<[u8]>::to_vec).collect();
+    let slow = futures::stream::unfold(chunks.into_iter(), |mut chunks| async move {
+        let chunk = chunks.next()?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((Ok::<_, std::io::Error>(chunk), chunks))
+    });
+    let request = reqwest::Client::new()
+        .post(format!("{}/token/login/", served.base))
+        .header("Content-Type", "application/json")
+        .body(reqwest::Body::wrap_stream(slow))
+        .send();
+    let in_flight = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = std::thread::spawn(move || served.stop());
+    let reply = in_flight
+        .await
+        .expect("join")
+        .expect("the in-flight request got an answer");
+    assert_eq!(reply.status(), 200);
+    let (status, _, stderr) = stopping.join().expect("stop");
+    assert!(status.success());
+    assert!(
+        stderr.contains("letting in-flight requests finish"),
+        "{stderr}"
+    );
+}
