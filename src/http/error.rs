@@ -194,7 +194,7 @@ impl ApiResponse for ApiError {
         MetaResponses {
             responses: vec![
                 MetaResponse {
-                    description: "Validation failed: each field maps to its messages (`non_field_errors` for the whole body); an unparsable body gives `{\"detail\": …}`",
+                    description: "Validation failed: each field maps to its messages (`non_field_errors` for the whole body); an unparsable body gives `{\"detail\": …}`, and a lost race at sign-up djoser's bare list `[\"Unable to create account.\"]`",
                     status: Some(400),
                     status_range: None,
                     content: vec![MetaMediaType {

@@ -89,6 +89,25 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
         "403" | "404" => detail_route,
         _ => true,
     });
+    // DRF's three error shapes: field errors, `{"detail": …}` for an unparsable body, and
+    // djoser's bare list (`["Unable to create account."]`).
+    if let Some(content) = responses
+        .get_mut("400")
+        .and_then(|r| r.pointer_mut("/content"))
+    {
+        let schema = serde_json::json!({ "anyOf": [
+            { "type": "object", "additionalProperties": { "type": "array", "items": { "type": "string" } } },
+            { "$ref": "#/components/schemas/Detail" },
+            { "type": "array", "items": { "type": "string" } },
+        ]});
+        for media in content
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|c| c.values_mut())
+        {
+            media["schema"] = schema.clone();
+        }
+    }
     for response in responses.values_mut() {
         if let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut())
             && let Some(schema) = content.remove("application/json; charset=utf-8")
