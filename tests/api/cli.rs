@@ -126,22 +126,27 @@ fn createsuperuser_applies_the_validators_and_sets_staff() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+    let user = stored_user(&dir, "root");
+    assert!(user.is_staff && user.is_superuser);
+}
+
+/// A user as the command-line runs left it in the database.
+fn stored_user(dir: &tempfile::TempDir, username: &str) -> authd::store::User {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let user = runtime.block_on(async {
+    runtime.block_on(async {
         let url = format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("cli.sqlite3").display()
         );
         let db = authd::store::connect(&url, 1).await.expect("connect");
-        authd::store::users::find_by_username(&db, "root")
+        authd::store::users::find_by_username(&db, username)
             .await
             .expect("query")
-            .expect("root exists")
-    });
-    assert!(user.is_staff && user.is_superuser);
+            .expect("the user exists")
+    })
 }
 
 fn free_port() -> u16 {
@@ -474,21 +479,11 @@ fn changepassword_prompts_validates_and_revokes_tokens() {
         "one-off commands do not log at info: {output}"
     );
 
+    let user = stored_user(&dir, "root");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let user = runtime.block_on(async {
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("cli.sqlite3").display()
-        );
-        let db = authd::store::connect(&url, 1).await.expect("connect");
-        authd::store::users::find_by_username(&db, "root")
-            .await
-            .expect("query")
-            .expect("root")
-    });
     let hasher = authd::crypto::PasswordHasher::new(authd::crypto::HashCost::OWASP_MINIMUM, 1)
         .expect("pool");
     let verified = runtime.block_on(hasher.verify("another fine secret".into(), user.password));
