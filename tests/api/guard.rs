@@ -58,7 +58,7 @@ async fn header_rules_follow_drf_exactly() {
             Some("Invalid token."),
         ),
         (
-            format!("Token {token}\0").into_bytes(),
+            format!("Token {token}x").into_bytes(),
             StatusCode::UNAUTHORIZED,
             Some("Invalid token."),
         ),
@@ -82,9 +82,7 @@ async fn header_rules_follow_drf_exactly() {
         (format!("Bearer {token}").into_bytes(), StatusCode::OK, None),
     ];
     for (raw, status, detail) in cases {
-        let Ok(value) = HeaderValue::from_bytes(&raw) else {
-            continue;
-        };
+        let value = HeaderValue::from_bytes(&raw).expect("a header an HTTP client can send");
         let reply = me_with_header(&app, value).await;
         assert_eq!(
             reply.status,
