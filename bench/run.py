@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ BINARY = os.path.join(ROOT, "target", "release", "authd")
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 PASSWORD = "correct horse battery staple"
 THREADS = "2"
+STORM_PAIRS = 3
 
 
 def free_port():
@@ -91,13 +93,16 @@ def bench(label, database_url):
             rows[f"users/me c={connections}"] = wrk(f"{server.base}/users/me/", connections, auth)
         login_script = ("-s", os.path.join(ROOT, "bench", "login.lua"))
         rows["login c=16"] = wrk(f"{server.base}/token/login/", 16, login_script)
-        storm = subprocess.Popen(
-            ["wrk", "-t", "1", "-c", "16", "-d", DURATION, *login_script, f"{server.base}/token/login/"],
-            stdout=subprocess.DEVNULL,
-        )
-        time.sleep(1)
-        rows["users/me c=16 during login storm"] = wrk(f"{server.base}/users/me/", 16, auth)
-        storm.wait()
+        # p99 is noisy on a shared machine: alternate calm and storm runs, compare each pair.
+        for attempt in range(1, STORM_PAIRS + 1):
+            rows[f"users/me c=16 calm #{attempt}"] = wrk(f"{server.base}/users/me/", 16, auth)
+            storm = subprocess.Popen(
+                ["wrk", "-t", "1", "-c", "16", "-d", DURATION, *login_script, f"{server.base}/token/login/"],
+                stdout=subprocess.DEVNULL,
+            )
+            time.sleep(1)
+            rows[f"users/me c=16 login storm #{attempt}"] = wrk(f"{server.base}/users/me/", 16, auth)
+            storm.wait()
     finally:
         server.stop()
 
@@ -112,9 +117,13 @@ def bench(label, database_url):
         me, health = rows[f"users/me c={c}"], rows[f"healthz c={c}"]
         print(f"- c={c}: guarded/unauthenticated = {me['rps'] / health['rps']:.2f}; "
               f"guarded vs Djoser ({djoser[c]} req/s) = {me['rps'] / djoser[c]:.1f}x")
-    calm, stormy = rows["users/me c=16"], rows["users/me c=16 during login storm"]
     print(f"- logins: {rows['login c=16']['rps']:.0f}/s (Djoser ~8/s)")
-    print(f"- guarded p99 during the login storm / without = {stormy['p99'] / calm['p99']:.2f}")
+    ratios = [
+        rows[f"users/me c=16 login storm #{i}"]["p99"] / rows[f"users/me c=16 calm #{i}"]["p99"]
+        for i in range(1, STORM_PAIRS + 1)
+    ]
+    listed = ", ".join(f"{r:.2f}" for r in ratios)
+    print(f"- guarded p99 during a login storm / calm, pair by pair: {listed} (median {statistics.median(ratios):.2f})")
     return rows
 
 

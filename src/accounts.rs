@@ -1,6 +1,8 @@
 //! The use cases behind every endpoint and command: Djoser's validation order and messages,
 //! authd's token rules. No HTTP types here; queries go through `store`.
 
+use std::sync::Arc;
+
 use sea_orm::DbErr;
 
 use crate::config::LoginField;
@@ -76,7 +78,7 @@ pub enum TokenRejected {
 
 /// The guard: the token's SHA-256 digest, looked up in memory or with one indexed query
 /// joined to its user. Only active users' tokens are kept in memory.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, TokenRejected> {
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Arc<Caller>, TokenRejected> {
     if !token.starts_with(crypto::TOKEN_PREFIX) {
         return Err(TokenRejected::Invalid);
     }
@@ -90,12 +92,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Token
     if !user.is_active {
         return Err(TokenRejected::Inactive);
     }
-    let caller = Caller {
+    let caller = Arc::new(Caller {
         user,
         token_id: token.id,
         token_digest: digest.clone(),
-    };
-    state.token_cache.insert(digest, caller.clone());
+    });
+    state.token_cache.insert(digest, Arc::clone(&caller));
     Ok(caller)
 }
 

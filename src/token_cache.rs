@@ -4,6 +4,7 @@
 //! and on PostgreSQL tells the other instances through `NOTIFY`. The TTL only bounds how long
 //! a change made around authd (SQL by hand) can go unnoticed. Unknown tokens are never cached.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -14,7 +15,7 @@ use crate::accounts::Caller;
 const CAPACITY: u64 = 100_000;
 
 pub struct TokenCache {
-    entries: Option<Cache<String, Caller>>,
+    entries: Option<Cache<String, Arc<Caller>>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -38,11 +39,11 @@ impl TokenCache {
         Self { entries }
     }
 
-    pub fn get(&self, digest: &str) -> Option<Caller> {
+    pub fn get(&self, digest: &str) -> Option<Arc<Caller>> {
         self.entries.as_ref()?.get(digest)
     }
 
-    pub fn insert(&self, digest: String, caller: Caller) {
+    pub fn insert(&self, digest: String, caller: Arc<Caller>) {
         if let Some(entries) = &self.entries {
             entries.insert(digest, caller);
         }

@@ -1,5 +1,7 @@
 //! DRF's `TokenAuthentication` header rules, and the security scheme the docs show.
 
+use std::sync::Arc;
+
 use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::ApiKey;
@@ -19,14 +21,14 @@ use super::error::ApiError;
     key_in = "header",
     checker = "require_caller"
 )]
-pub struct TokenAuth(pub Caller);
+pub struct TokenAuth(pub Arc<Caller>);
 
 /// Authentication already ran in the gate (on every route, as DRF does); the scheme only asks
 /// whether it found someone.
-async fn require_caller(request: &Request, _header: ApiKey) -> poem::Result<Caller> {
+async fn require_caller(request: &Request, _header: ApiKey) -> poem::Result<Arc<Caller>> {
     request
         .extensions()
-        .get::<Caller>()
+        .get::<Arc<Caller>>()
         .cloned()
         .ok_or_else(|| ApiError::NotAuthenticated.into())
 }
