@@ -205,18 +205,14 @@ pub async fn register(state: &AppState, fields: &RawFields) -> Result<User> {
     };
     let email = email.unwrap_or_default();
 
-    let problems = password::validate(
+    check_password(
+        "password",
         &password,
         Some(UserContext {
             username: &name,
             email: &email,
         }),
-    );
-    if !problems.is_empty() {
-        let mut errors = FieldErrors::new();
-        errors.extend("password", problems);
-        return Err(errors.into());
-    }
+    )?;
     if retype && retyped.as_deref() != Some(password.as_str()) {
         return Err(FieldErrors::non_field(messages::PASSWORD_MISMATCH).into());
     }
@@ -249,7 +245,26 @@ pub async fn register(state: &AppState, fields: &RawFields) -> Result<User> {
     Ok(user)
 }
 
-fn collect<T>(errors: &mut FieldErrors, field: &str, parsed: Result<T, Vec<String>>) -> Option<T> {
+/// Django's validators on a new password; failures belong to `field`.
+pub(crate) fn check_password(
+    field: &str,
+    password: &str,
+    user: Option<UserContext<'_>>,
+) -> Result<()> {
+    let problems = password::validate(password, user);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(FieldErrors::field(field, problems).into())
+    }
+}
+
+/// A parsed field's value, or its problems added to `errors`.
+pub(crate) fn collect<T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    parsed: Result<T, Vec<String>>,
+) -> Option<T> {
     match parsed {
         Ok(value) => Some(value),
         Err(problems) => {
@@ -383,9 +398,7 @@ pub async fn update_user(state: &AppState, mut user: User, fields: &RawFields) -
     let new_email = match parse_email(state, fields, false, Some(user.id)).await? {
         Ok(value) => value,
         Err(problems) => {
-            let mut errors = FieldErrors::new();
-            errors.extend("email", problems);
-            return Err(errors.into());
+            return Err(FieldErrors::field("email", problems).into());
         }
     };
     let send_activation = state.settings.djoser.send_activation_email;
@@ -447,9 +460,7 @@ pub async fn delete_user(
     fields: &RawFields,
 ) -> Result<()> {
     if let Some(problems) = current_password_problems(state, caller, fields).await? {
-        let mut errors = FieldErrors::new();
-        errors.extend("current_password", problems);
-        return Err(errors.into());
+        return Err(FieldErrors::field("current_password", problems).into());
     }
     users::delete(&state.db, user.id).await?;
     forget(state, Invalidation::User(user.id)).await;
@@ -487,12 +498,7 @@ pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields)
         username: &caller.user.username,
         email: &caller.user.email,
     };
-    let problems = password::validate(&new_password, Some(context));
-    if !problems.is_empty() {
-        let mut errors = FieldErrors::new();
-        errors.extend("new_password", problems);
-        return Err(errors.into());
-    }
+    check_password("new_password", &new_password, Some(context))?;
     if djoser.set_password_retype && retyped.as_deref() != Some(new_password.as_str()) {
         return Err(FieldErrors::non_field(messages::PASSWORD_MISMATCH).into());
     }
@@ -655,23 +661,15 @@ pub async fn change_password(state: &AppState, name: &str, new_password: &str) -
         .await?
         .ok_or(Error::NoSuchUser)?;
     let new_password = password::parse_field(&crate::domain::Input::Text(new_password.to_owned()))
-        .map_err(|problems| {
-            let mut errors = FieldErrors::new();
-            errors.extend("password", problems);
-            Error::Invalid(errors)
-        })?;
-    let problems = password::validate(
+        .map_err(|problems| Error::Invalid(FieldErrors::field("password", problems)))?;
+    check_password(
+        "password",
         &new_password,
         Some(UserContext {
             username: &user.username,
             email: &user.email,
         }),
-    );
-    if !problems.is_empty() {
-        let mut errors = FieldErrors::new();
-        errors.extend("password", problems);
-        return Err(errors.into());
-    }
+    )?;
     let hash = state.hasher.hash(new_password).await?;
     let txn = store::begin_write(&state.db).await?;
     users::set_password(&txn, user.id, &hash).await?;

@@ -114,11 +114,7 @@ pub(crate) async fn send(
 fn parse_email(fields: &RawFields) -> Result<String> {
     match email::parse_field(fields.get("email"), true) {
         Ok(value) => Ok(value.unwrap_or_default()),
-        Err(problems) => {
-            let mut errors = FieldErrors::new();
-            errors.extend("email", problems);
-            Err(errors.into())
-        }
+        Err(problems) => Err(FieldErrors::field("email", problems).into()),
     }
 }
 
@@ -231,13 +227,7 @@ async fn check_link(
 }
 
 fn required_text(fields: &RawFields, name: &str, errors: &mut FieldErrors) -> Option<String> {
-    match CharField::REQUIRED.parse(fields.get(name)) {
-        Ok(value) => value,
-        Err(problems) => {
-            errors.extend(name, problems);
-            None
-        }
-    }
+    accounts::collect(errors, name, CharField::REQUIRED.parse(fields.get(name))).flatten()
 }
 
 /// `POST /users/activation/`. A second use of a link that worked answers 403 "Stale token".
@@ -289,33 +279,24 @@ pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Res
     let mut errors = FieldErrors::new();
     required_text(fields, "uid", &mut errors);
     required_text(fields, "token", &mut errors);
-    let new_password = match password::parse_field(fields.get("new_password")) {
-        Ok(value) => Some(value),
-        Err(problems) => {
-            errors.extend("new_password", problems);
-            None
-        }
-    };
+    let new_password = accounts::collect(
+        &mut errors,
+        "new_password",
+        password::parse_field(fields.get("new_password")),
+    );
     let retyped = if retype {
-        match password::parse_field(fields.get("re_new_password")) {
-            Ok(value) => Some(value),
-            Err(problems) => {
-                errors.extend("re_new_password", problems);
-                None
-            }
-        }
+        accounts::collect(
+            &mut errors,
+            "re_new_password",
+            password::parse_field(fields.get("re_new_password")),
+        )
     } else {
         None
     };
     let Some(new_password) = new_password.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
     };
-    let problems = password::validate(&new_password, None);
-    if !problems.is_empty() {
-        let mut errors = FieldErrors::new();
-        errors.extend("new_password", problems);
-        return Err(errors.into());
-    }
+    accounts::check_password("new_password", &new_password, None)?;
     if retype && retyped.as_deref() != Some(new_password.as_str()) {
         return Err(FieldErrors::non_field(messages::PASSWORD_MISMATCH).into());
     }

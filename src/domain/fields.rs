@@ -66,6 +66,13 @@ impl FieldErrors {
         errors
     }
 
+    /// All the problems of one field.
+    pub fn field(field: &str, problems: Vec<String>) -> Self {
+        let mut errors = Self::new();
+        errors.extend(field, problems);
+        errors
+    }
+
     pub fn non_field(message: impl Into<String>) -> Self {
         Self::single(messages::NON_FIELD_ERRORS, message)
     }

@@ -82,42 +82,18 @@ fn a_bad_setting_stops_start_up_naming_it() {
 #[test]
 fn createsuperuser_applies_the_validators_and_sets_staff() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let weak = authd(&dir)
-        .args([
-            "createsuperuser",
-            "--username",
-            "root",
-            "--email",
-            "root@example.com",
-            "--no-input",
-        ])
+    let weak = create_root(&dir)
         .env("AUTHD_SUPERUSER_PASSWORD", "password")
         .output()
         .expect("run");
     assert!(!weak.status.success());
     assert!(String::from_utf8_lossy(&weak.stderr).contains("This password is too common."));
-    let missing = authd(&dir)
-        .args([
-            "createsuperuser",
-            "--username",
-            "root",
-            "--email",
-            "root@example.com",
-            "--no-input",
-        ])
+    let missing = create_root(&dir)
         .env_remove("AUTHD_SUPERUSER_PASSWORD")
         .output()
         .expect("run");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("AUTHD_SUPERUSER_PASSWORD"));
-    let ok = authd(&dir)
-        .args([
-            "createsuperuser",
-            "--username",
-            "root",
-            "--email",
-            "root@example.com",
-            "--no-input",
-        ])
+    let ok = create_root(&dir)
         .env("AUTHD_SUPERUSER_PASSWORD", PASSWORD)
         .output()
         .expect("run");
@@ -128,6 +104,20 @@ fn createsuperuser_applies_the_validators_and_sets_staff() {
     );
     let user = stored_user(&dir, "root");
     assert!(user.is_staff && user.is_superuser);
+}
+
+/// `authd createsuperuser` for `root`, reading the password from the environment.
+fn create_root(dir: &tempfile::TempDir) -> Command {
+    let mut command = authd(dir);
+    command.args([
+        "createsuperuser",
+        "--username",
+        "root",
+        "--email",
+        "root@example.com",
+        "--no-input",
+    ]);
+    command
 }
 
 /// A user as the command-line runs left it in the database.
@@ -420,15 +410,7 @@ fn changepassword_prompts_validates_and_revokes_tokens() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let created = authd(&dir)
-        .args([
-            "createsuperuser",
-            "--username",
-            "root",
-            "--email",
-            "root@example.com",
-            "--no-input",
-        ])
+    let created = create_root(&dir)
         .env("AUTHD_SUPERUSER_PASSWORD", PASSWORD)
         .output()
         .expect("run");
