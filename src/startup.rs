@@ -46,7 +46,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
              change them, or keep LOGIN_FIELD=username"
         );
     }
-    let hasher = PasswordHasher::new(settings.hash_cost, settings.hash_threads)
+    let hasher = PasswordHasher::new(settings.hashing.cost, settings.hashing.threads)
         .context("cannot start the password hashing pool")?;
     password::preload();
     let token_cache = Arc::new(TokenCache::new(settings.token_cache_ttl));
@@ -104,7 +104,7 @@ impl Application {
             address = %self.address,
             database = settings.database_url.kind().name(),
             url_prefix = %settings.url_prefix,
-            hash_threads = settings.hash_threads,
+            hash_threads = settings.hashing.threads,
             "authd listening"
         );
         if let EmailBackend::Console = self.state.mailer.backend() {

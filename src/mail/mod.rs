@@ -222,7 +222,7 @@ impl Mailer {
             )
         });
         let context = minijinja::context! {
-            site_name => &mail.frontend_site_name,
+            site_name => mail.site_name(),
             domain => &mail.frontend_domain,
             protocol => &mail.frontend_protocol,
             url => url,

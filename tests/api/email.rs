@@ -17,7 +17,7 @@ fn use_smtp(settings: &mut Settings, port: u16) {
         "smtp://127.0.0.1:{port}"
     )));
     settings.mail.frontend_domain = DOMAIN.into();
-    settings.mail.frontend_site_name = "Example".into();
+    settings.mail.site_name = Some("Example".into());
     settings.mail.retry_base = Duration::from_millis(300);
 }
 

@@ -1,5 +1,5 @@
-//! Secrets: opaque API tokens (generated here, stored only as SHA-256 digests) and Argon2id
-//! password hashing on a small pool of low-priority threads, away from the async runtime.
+//! Password hashing: Argon2id on a small pool of low-priority threads, away from the async
+//! runtime.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, mpsc};
@@ -7,59 +7,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
 };
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::{Rng as _, TryRng as _};
-use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, oneshot};
-
-/// Lets secret scanners recognise a leaked authd token.
-pub const TOKEN_PREFIX: &str = "authd_";
-const TOKEN_BYTES: usize = 32;
-
-/// A freshly minted token. Only its digest is persisted; `Debug` never shows the secret.
-pub struct NewToken {
-    pub secret: String,
-    pub digest: String,
-}
-
-impl fmt::Debug for NewToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewToken")
-            .field("secret", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
-/// 256 bits from the OS CSPRNG, base64url: `authd_` followed by 43 characters.
-pub fn generate_token() -> Result<NewToken, rand::rngs::SysError> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    rand::rngs::SysRng.try_fill_bytes(&mut bytes)?;
-    let secret = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let digest = token_digest(&secret);
-    Ok(NewToken { secret, digest })
-}
-
-/// A random identifier (not a secret): `bytes` random bytes in hex.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buffer);
-    hex::encode(buffer)
-}
-
-/// A single-use link secret for emails: 256 bits, base64url, with its digest.
-pub fn generate_link_token() -> Result<NewToken, rand::rngs::SysError> {
-    let mut bytes = [0u8; TOKEN_BYTES];
-    rand::rngs::SysRng.try_fill_bytes(&mut bytes)?;
-    let secret = URL_SAFE_NO_PAD.encode(bytes);
-    let digest = token_digest(&secret);
-    Ok(NewToken { secret, digest })
-}
-
-/// Lowercase hex SHA-256. A fast hash is right for a 256-bit random secret.
-pub fn token_digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
 
 /// Argon2id cost. The defaults are OWASP's minimum, which is also the floor settings accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,27 +121,12 @@ impl PasswordHasher {
         self.run(move |argon2| hash_now(argon2, &password)).await?
     }
 
-    /// Whether `password` matches `phc`, and whether the hash should be redone at today's cost.
-    pub async fn verify(&self, password: String, phc: String) -> Result<Verified, HashError> {
+    /// Whether `password` matches the stored hash, and whether the hash should be redone in
+    /// authd's format at today's cost.
+    pub async fn verify(&self, password: String, stored: String) -> Result<Verified, HashError> {
         let cost = self.cost;
-        self.run(move |argon2| {
-            let Ok(parsed) = PasswordHash::new(&phc) else {
-                return Verified {
-                    matches: false,
-                    outdated: false,
-                };
-            };
-            let matches = argon2.verify_password(password.as_bytes(), &parsed).is_ok();
-            let outdated = Params::try_from(&parsed)
-                .map(|p| {
-                    (p.m_cost(), p.t_cost(), p.p_cost())
-                        != (cost.memory_kib, cost.iterations, cost.parallelism)
-                })
-                .unwrap_or(true)
-                || parsed.algorithm != argon2::ARGON2ID_IDENT;
-            Verified { matches, outdated }
-        })
-        .await
+        self.run(move |argon2| StoredHash::parse(&stored).verify(argon2, cost, &password))
+            .await
     }
 
     /// A full verification against a fixed hash, so that a login for an unknown or inactive
@@ -211,11 +144,80 @@ pub struct Verified {
     pub outdated: bool,
 }
 
+impl Verified {
+    const NO_MATCH: Verified = Verified {
+        matches: false,
+        outdated: false,
+    };
+}
+
 fn hash_now(argon2: &Argon2<'static>, password: &str) -> Result<String, HashError> {
     argon2
         .hash_password(password.as_bytes())
         .map(|hash| hash.to_string())
         .map_err(|e| HashError::Argon2(e.to_string()))
+}
+
+/// A stored password hash in one of the formats the verifier understands. Django's formats
+/// (`<algorithm>$…`) are recognised so that accounts imported from Django can log in and be
+/// rehashed; of their algorithms, only Argon2 is verified today.
+#[derive(Debug)]
+enum StoredHash<'a> {
+    /// A PHC string, authd's own format: `$argon2id$v=19$m=…,t=…,p=…$salt$hash`.
+    Phc(Box<PasswordHash>),
+    /// Django's `argon2$argon2id$v=19$…`: a PHC string without its leading `$`.
+    DjangoArgon2(String),
+    /// Another Django algorithm (`pbkdf2_sha256$…`, `bcrypt_sha256$…`, …), not verified yet.
+    DjangoOther(&'a str),
+    /// Django's unusable password (`!…`), or text in no known format: never matches.
+    Unusable,
+}
+
+impl<'a> StoredHash<'a> {
+    fn parse(stored: &'a str) -> Self {
+        if stored.starts_with('$') {
+            return PasswordHash::new(stored)
+                .map_or(StoredHash::Unusable, |phc| StoredHash::Phc(Box::new(phc)));
+        }
+        match stored.split_once('$') {
+            Some(("argon2", phc)) => StoredHash::DjangoArgon2(format!("${phc}")),
+            Some((algorithm, _))
+                if !algorithm.is_empty()
+                    && algorithm
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                StoredHash::DjangoOther(algorithm)
+            }
+            _ => StoredHash::Unusable,
+        }
+    }
+
+    fn verify(&self, argon2: &Argon2<'static>, cost: HashCost, password: &str) -> Verified {
+        let check = |phc: &PasswordHash| argon2.verify_password(password.as_bytes(), phc).is_ok();
+        match self {
+            StoredHash::Phc(phc) => Verified {
+                matches: check(phc),
+                outdated: phc.algorithm != argon2::ARGON2ID_IDENT
+                    || Params::try_from(phc.as_ref()).map_or(true, |p| {
+                        (p.m_cost(), p.t_cost(), p.p_cost())
+                            != (cost.memory_kib, cost.iterations, cost.parallelism)
+                    }),
+            },
+            StoredHash::DjangoArgon2(phc) => Verified {
+                matches: PasswordHash::new(phc).is_ok_and(|phc| check(&phc)),
+                outdated: true,
+            },
+            StoredHash::DjangoOther(algorithm) => {
+                tracing::warn!(
+                    algorithm,
+                    "a password hash in an algorithm authd cannot verify yet"
+                );
+                Verified::NO_MATCH
+            }
+            StoredHash::Unusable => Verified::NO_MATCH,
+        }
+    }
 }
 
 /// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs on CPU time nothing else
@@ -235,18 +237,6 @@ fn lower_thread_priority() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_are_long_prefixed_and_distinct() {
-        let a = generate_token().expect("os rng");
-        let b = generate_token().expect("os rng");
-        assert!(a.secret.starts_with(TOKEN_PREFIX));
-        assert_eq!(a.secret.len(), TOKEN_PREFIX.len() + 43);
-        assert_ne!(a.secret, b.secret);
-        assert_eq!(a.digest, token_digest(&a.secret));
-        assert_ne!(a.digest, a.secret);
-        assert!(!format!("{a:?}").contains(&a.secret));
-    }
 
     #[tokio::test]
     async fn hash_then_verify() {
@@ -276,5 +266,40 @@ mod tests {
                 .expect("verify")
                 .outdated
         );
+    }
+
+    #[tokio::test]
+    async fn django_formats_are_recognised() {
+        let hasher = PasswordHasher::new(HashCost::OWASP_MINIMUM, 1).expect("pool");
+        let phc = hasher.hash("correct horse".into()).await.expect("hash");
+        let django = format!("argon2{phc}");
+        let verified = hasher
+            .verify("correct horse".into(), django.clone())
+            .await
+            .expect("verify");
+        assert!(
+            verified.matches && verified.outdated,
+            "verified, then rehashed in authd's format"
+        );
+        assert!(
+            !hasher
+                .verify("wrong".into(), django)
+                .await
+                .expect("verify")
+                .matches
+        );
+        for never in [
+            "!unusablepasswordxyz",
+            "pbkdf2_sha256$1000000$salt$hash",
+            "",
+            "plain text",
+            "$argon2id$broken",
+        ] {
+            let verified = hasher
+                .verify(never.into(), never.into())
+                .await
+                .expect("verify");
+            assert!(!verified.matches, "{never}");
+        }
     }
 }

@@ -1,0 +1,580 @@
+//! Settings: command-line flags win over the environment (`AUTHD_<NAME>`, and `DATABASE_URL`),
+//! which wins over an optional TOML file (the same names in lower case, without `AUTHD_`),
+//! which wins over the defaults (Djoser's, where Djoser has the setting). Every setting is
+//! declared once, in [`table::SETTINGS`]; a bad value stops start-up with a message naming it.
+
+pub mod table;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::crypto::HashCost;
+use crate::store::DatabaseKind;
+
+/// The field users log in with (djoser's `LOGIN_FIELD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginField {
+    Username,
+    Email,
+}
+
+impl LoginField {
+    pub fn name(self) -> &'static str {
+        match self {
+            LoginField::Username => "username",
+            LoginField::Email => "email",
+        }
+    }
+}
+
+/// The djoser switches authd honours, with djoser's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Djoser {
+    pub user_create_password_retype: bool,
+    pub set_password_retype: bool,
+    pub set_username_retype: bool,
+    pub logout_on_password_change: bool,
+    pub hide_users: bool,
+    pub login_field: LoginField,
+    pub send_activation_email: bool,
+    pub send_confirmation_email: bool,
+    pub password_changed_email_confirmation: bool,
+    pub username_changed_email_confirmation: bool,
+    pub password_reset_confirm_retype: bool,
+    pub username_reset_confirm_retype: bool,
+    pub password_reset_show_email_not_found: bool,
+    pub username_reset_show_email_not_found: bool,
+}
+
+impl Djoser {
+    /// djoser ORs the two flags in shared code: either one reveals unknown addresses on all
+    /// three email endpoints.
+    pub fn show_email_not_found(&self) -> bool {
+        self.password_reset_show_email_not_found || self.username_reset_show_email_not_found
+    }
+}
+
+impl Default for Djoser {
+    fn default() -> Self {
+        Self {
+            user_create_password_retype: false,
+            set_password_retype: false,
+            set_username_retype: false,
+            logout_on_password_change: false,
+            hide_users: true,
+            login_field: LoginField::Username,
+            send_activation_email: false,
+            send_confirmation_email: false,
+            password_changed_email_confirmation: false,
+            username_changed_email_confirmation: false,
+            password_reset_confirm_retype: false,
+            username_reset_confirm_retype: false,
+            password_reset_show_email_not_found: false,
+            username_reset_show_email_not_found: false,
+        }
+    }
+}
+
+/// How mail leaves: `AUTHD_EMAIL_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EmailBackend {
+    /// Whole messages on stdout: the zero-set-up default, for development.
+    Console,
+    /// One `.eml` file per message in a directory.
+    File(PathBuf),
+    /// `smtp://` (plain, or STARTTLS with `?tls=required`) or `smtps://`, through lettre.
+    Smtp(DatabaseUrl),
+}
+
+impl fmt::Debug for EmailBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EmailBackend::Console => f.write_str("console"),
+            EmailBackend::File(dir) => write!(f, "file://{}", dir.display()),
+            EmailBackend::Smtp(url) => write!(f, "{url:?}"),
+        }
+    }
+}
+
+impl EmailBackend {
+    fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value == "console" {
+            return Ok(EmailBackend::Console);
+        }
+        if let Some(path) = value.strip_prefix("file://") {
+            return if path.starts_with('/') {
+                Ok(EmailBackend::File(PathBuf::from(path)))
+            } else {
+                Err("expected file:///absolute/directory".into())
+            };
+        }
+        if value.starts_with("smtp://") || value.starts_with("smtps://") {
+            return url::Url::parse(value)
+                .ok()
+                .filter(|url| url.host_str().is_some())
+                .map(|_| EmailBackend::Smtp(DatabaseUrl::new(value)))
+                .ok_or_else(|| {
+                    "expected smtp://[user:password@]host[:port][?tls=required] or smtps://…".into()
+                });
+        }
+        Err("expected console, file:///directory, smtp://… or smtps://…".into())
+    }
+
+    /// The setting's text (with the SMTP password, which only the round-trip test reads).
+    fn to_setting(&self) -> String {
+        match self {
+            EmailBackend::Console => "console".into(),
+            EmailBackend::File(dir) => format!("file://{}", dir.display()),
+            EmailBackend::Smtp(url) => url.expose().to_owned(),
+        }
+    }
+}
+
+/// Where the links in emails point, who sends them, and how they are delivered.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub backend: EmailBackend,
+    pub default_from_email: String,
+    /// djoser's URL templates, relative to the frontend, with `{uid}` and `{token}`.
+    pub activation_url: String,
+    pub password_reset_confirm_url: String,
+    pub username_reset_confirm_url: String,
+    pub frontend_protocol: String,
+    pub frontend_domain: String,
+    /// `None`: the domain.
+    pub site_name: Option<String>,
+    /// How long an activation or reset link works.
+    pub token_lifetime: Duration,
+    /// At most one requested message per account and purpose in this window (zero: no limit).
+    pub send_window: Duration,
+    /// Operator templates that replace the built-in ones, file by file.
+    pub templates_dir: Option<PathBuf>,
+    /// The first retry waits this long; each further one twice as long (at most an hour).
+    pub retry_base: Duration,
+    pub max_attempts: u32,
+}
+
+impl Mail {
+    pub fn site_name(&self) -> &str {
+        self.site_name.as_deref().unwrap_or(&self.frontend_domain)
+    }
+}
+
+impl Default for Mail {
+    fn default() -> Self {
+        Self {
+            backend: EmailBackend::Console,
+            default_from_email: "webmaster@localhost".into(),
+            activation_url: "#/activate/{uid}/{token}".into(),
+            password_reset_confirm_url: "#/password/reset/confirm/{uid}/{token}".into(),
+            username_reset_confirm_url: "#/username/reset/confirm/{uid}/{token}".into(),
+            frontend_protocol: "http".into(),
+            frontend_domain: "localhost:8000".into(),
+            site_name: None,
+            token_lifetime: Duration::from_secs(24 * 3600),
+            send_window: Duration::from_secs(300),
+            templates_dir: None,
+            retry_base: Duration::from_secs(5),
+            max_attempts: 10,
+        }
+    }
+}
+
+/// Password hashing: the Argon2id cost and the pool that runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashing {
+    pub cost: HashCost,
+    pub threads: usize,
+    /// Requests that may wait for or hold a hash thread; `None`: 16 per thread.
+    pub queue_limit: Option<usize>,
+    /// The longest wait for a hash thread.
+    pub queue_timeout: Duration,
+}
+
+impl Hashing {
+    pub fn queue_limit(&self) -> usize {
+        self.queue_limit.unwrap_or(16 * self.threads)
+    }
+}
+
+/// Periodic clean-up of spent rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintenance {
+    pub purge_interval: Duration,
+    /// How long delivered or given-up messages are kept.
+    pub email_retention: Duration,
+}
+
+/// A URL whose password never reaches a log line or a `Debug` dump.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        match DatabaseKind::of_url(text) {
+            Some(_) => Ok(Self::new(text)),
+            None => Err("expected a sqlite:// or postgres:// URL".into()),
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        DatabaseKind::of_url(&self.0).unwrap_or(DatabaseKind::Sqlite)
+    }
+
+    /// The URL with its password replaced by `***`, even when it does not parse as a URL.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) if url.has_host() => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                url.to_string()
+            }
+            _ => match self.0.split_once("://") {
+                Some((scheme, rest)) => match rest.rfind('@') {
+                    Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                    None => self.0.clone(),
+                },
+                None if self.0.contains('@') => "***".into(),
+                None => self.0.clone(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub database_max_connections: u32,
+    /// Empty, or a path such as `/auth` that every route moves under.
+    pub url_prefix: String,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Accepted `Authorization` keywords; the first one is named in `WWW-Authenticate`.
+    pub token_keywords: Vec<String>,
+    /// How long a verified token may be served from memory (zero: never).
+    pub token_cache_ttl: Duration,
+    pub hashing: Hashing,
+    pub djoser: Djoser,
+    pub mail: Mail,
+    pub maintenance: Maintenance,
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://authd.sqlite3?mode=rwc";
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::for_database(DEFAULT_DATABASE_URL)
+    }
+}
+
+impl Settings {
+    /// Defaults for a given database: what a test or an embedding program starts from.
+    pub fn for_database(url: impl Into<String>) -> Self {
+        let database_url = DatabaseUrl::new(url);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Self {
+            bind: DEFAULT_BIND.parse().expect("static address"),
+            database_max_connections: match database_url.kind() {
+                DatabaseKind::Sqlite => 8,
+                DatabaseKind::Postgres => 10,
+            },
+            database_url,
+            url_prefix: String::new(),
+            trusted_proxies: Vec::new(),
+            token_keywords: vec!["Token".into(), "Bearer".into()],
+            token_cache_ttl: Duration::from_secs(10),
+            hashing: Hashing {
+                cost: HashCost::OWASP_MINIMUM,
+                // Hash threads run at the lowest priority, so they may use every core.
+                threads: cores,
+                queue_limit: None,
+                queue_timeout: Duration::from_millis(2000),
+            },
+            djoser: Djoser::default(),
+            mail: Mail::default(),
+            maintenance: Maintenance {
+                purge_interval: Duration::from_secs(3600),
+                email_retention: Duration::from_secs(7 * 24 * 3600),
+            },
+        }
+    }
+
+    /// Reads every source. `env` is the process environment in production.
+    pub fn load(flags: &Flags, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => Some(ConfigFile::read(path)?),
+            None => None,
+        };
+        let source = Source {
+            flags,
+            env: &env,
+            file: file.as_ref(),
+        };
+        // The database decides some defaults, so it is read first.
+        let database = lookup("database_url");
+        let mut settings = match source.value(database) {
+            Some((text, origin)) => {
+                let url =
+                    DatabaseUrl::parse(&text).map_err(|m| ConfigError::invalid(&origin, m))?;
+                Settings::for_database(url.expose())
+            }
+            None => Settings::default(),
+        };
+        let mut given = HashSet::new();
+        for def in table::SETTINGS {
+            if let Some((text, origin)) = source.value(def) {
+                (def.set)(&mut settings, &text).map_err(|m| ConfigError::invalid(&origin, m))?;
+                given.insert(def.key);
+            }
+        }
+        settings.check(&given)?;
+        Ok(settings)
+    }
+
+    /// The rules that tie several settings together.
+    fn check(&self, given: &HashSet<&str>) -> Result<(), ConfigError> {
+        if let Err(message) = check_cost(self.hashing.cost) {
+            return Err(ConfigError::invalid("AUTHD_ARGON2_*", message));
+        }
+        if matches!(self.mail.backend, EmailBackend::Smtp(_))
+            && !given.contains("email_frontend_domain")
+        {
+            return Err(ConfigError::invalid(
+                "AUTHD_EMAIL_FRONTEND_DOMAIN",
+                "must be set when AUTHD_EMAIL_URL sends real mail: links are built only from settings, and would point to localhost",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn lookup(key: &str) -> &'static table::Def {
+    table::SETTINGS
+        .iter()
+        .find(|def| def.key == key)
+        .expect("declared in the settings table")
+}
+
+/// `AUTHD_*` variables that are neither settings nor otherwise known: most likely typos.
+pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut unknown: Vec<String> = names
+        .into_iter()
+        .filter(|name| name.starts_with("AUTHD_") && !table::is_known_variable(name))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
+/// Every mail setting ends up in a header or a link: no control characters (header injection),
+/// URL templates with their placeholders, a known protocol, a parseable sender.
+fn check_mail_text(name: &str, value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters such as CR or LF".into());
+    }
+    match name {
+        "ACTIVATION_URL" | "PASSWORD_RESET_CONFIRM_URL" | "USERNAME_RESET_CONFIRM_URL" => {
+            if !value.contains("{uid}") || !value.contains("{token}") {
+                return Err("must contain {uid} and {token}".into());
+            }
+            let rest = value.replace("{uid}", "").replace("{token}", "");
+            if rest.contains('{') || rest.contains('}') || value.contains(char::is_whitespace) {
+                return Err("only {uid} and {token} may appear in braces, and no spaces".into());
+            }
+        }
+        "EMAIL_FRONTEND_PROTOCOL" if value != "http" && value != "https" => {
+            return Err("expected http or https".into());
+        }
+        "EMAIL_FRONTEND_DOMAIN" if value.contains(|c: char| c.is_whitespace() || c == '/') => {
+            return Err("expected a host name, optionally with a port".into());
+        }
+        "DEFAULT_FROM_EMAIL" if value.parse::<lettre::message::Mailbox>().is_err() => {
+            return Err(
+                "expected an address such as authd@example.com or \"Site\" <authd@example.com>"
+                    .into(),
+            );
+        }
+        _ => {}
+    }
+    Ok(value.to_owned())
+}
+
+/// The flags that override everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+}
+
+impl Flags {
+    fn get(&self, flag: &str) -> Option<&str> {
+        match flag {
+            "--bind" => self.bind.as_deref(),
+            "--database-url" => self.database_url.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid setting {setting}: {message}")]
+    Invalid { setting: String, message: String },
+    #[error("cannot read config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("unknown setting `{key}` in config file {path}")]
+    UnknownKey { path: PathBuf, key: String },
+}
+
+impl ConfigError {
+    fn invalid(setting: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            setting: setting.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+struct ConfigFile {
+    path: PathBuf,
+    table: toml::Table,
+}
+
+impl ConfigFile {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let file_error = |message: String| ConfigError::File {
+            path: path.to_owned(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_error(e.to_string()))?;
+        if let Some(key) = table
+            .keys()
+            .find(|key| !table::SETTINGS.iter().any(|def| def.key == key.as_str()))
+        {
+            return Err(ConfigError::UnknownKey {
+                path: path.to_owned(),
+                key: key.clone(),
+            });
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            table,
+        })
+    }
+}
+
+struct Source<'a> {
+    flags: &'a Flags,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: Option<&'a ConfigFile>,
+}
+
+impl Source<'_> {
+    /// The raw text of a setting and where it came from (named as the operator wrote it),
+    /// by precedence.
+    fn value(&self, def: &table::Def) -> Option<(String, String)> {
+        if let Some(flag) = def.flag
+            && let Some(value) = self.flags.get(flag)
+        {
+            return Some((value.to_owned(), flag.to_owned()));
+        }
+        if let Some(value) = (self.env)(def.env) {
+            return Some((value, def.env.to_owned()));
+        }
+        let file = self.file?;
+        let value = file.table.get(def.key)?;
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| item.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        Some((text, format!("{} in {}", def.key, file.path.display())))
+    }
+}
+
+fn parse_prefix(value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = trimmed.starts_with('/')
+        && trimmed[1..].split('/').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+        });
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err("expected a path such as /auth".into())
+    }
+}
+
+fn parse_keywords(value: &str) -> Result<Vec<String>, String> {
+    let keywords: Vec<String> = value.split(',').map(|k| k.trim().to_owned()).collect();
+    let valid = keywords
+        .iter()
+        .all(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()));
+    if valid {
+        Ok(keywords)
+    } else {
+        Err("expected a comma-separated list of words, such as Token,Bearer".into())
+    }
+}
+
+/// OWASP's Argon2id options all cost at least m=7168 KiB × t=5; nothing cheaper is accepted.
+fn check_cost(cost: HashCost) -> Result<(), String> {
+    let work = u64::from(cost.memory_kib) * u64::from(cost.iterations);
+    if cost.memory_kib < 7168 || work < 7168 * 5 || cost.parallelism == 0 {
+        return Err(format!(
+            "m={} KiB, t={}, p={} is below OWASP's Argon2id minimum (m=19456, t=2, p=1 or an equivalent)",
+            cost.memory_kib, cost.iterations, cost.parallelism
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

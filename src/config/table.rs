@@ -1,0 +1,519 @@
+//! Every setting, declared once: its file key, environment variable, flag, bounds, an example
+//! value and its documentation. Loading, the unknown-key check, the round-trip test and the
+//! settings table in README.md all read this list.
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::{EmailBackend, LoginField, Settings, check_mail_text, parse_keywords, parse_prefix};
+
+/// Where a setting is listed in the documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Server,
+    Tokens,
+    Passwords,
+    Djoser,
+    Email,
+    Maintenance,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] = [
+        Section::Server,
+        Section::Tokens,
+        Section::Passwords,
+        Section::Djoser,
+        Section::Email,
+        Section::Maintenance,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Section::Server => "Server and database",
+            Section::Tokens => "Tokens",
+            Section::Passwords => "Passwords and hashing",
+            Section::Djoser => "Djoser switches (djoser's names and defaults)",
+            Section::Email => "Email",
+            Section::Maintenance => "Maintenance",
+        }
+    }
+}
+
+/// One setting.
+pub struct Def {
+    /// The key in the TOML file: the variable's name in lower case, without `AUTHD_`.
+    pub key: &'static str,
+    pub env: &'static str,
+    pub flag: Option<&'static str>,
+    pub section: Section,
+    pub doc: &'static str,
+    /// The default as documented, when it depends on something else (cores, the database).
+    pub default_doc: Option<&'static str>,
+    /// A valid value other than the default; the round-trip test sets it through every source.
+    pub example: &'static str,
+    pub(super) set: fn(&mut Settings, &str) -> Result<(), String>,
+    pub(super) get: fn(&Settings) -> String,
+    allowed: fn() -> String,
+}
+
+impl Def {
+    /// The value a loaded `Settings` holds for this setting, written as the file or the
+    /// environment would give it.
+    pub fn show(&self, settings: &Settings) -> String {
+        (self.get)(settings)
+    }
+}
+
+/// How one kind of value is read, written back and described.
+trait Kind {
+    type Value;
+    fn parse(&self, text: &str) -> Result<Self::Value, String>;
+    fn show(&self, value: &Self::Value) -> String;
+    fn allowed(&self) -> String;
+}
+
+struct Bool;
+
+impl Kind for Bool {
+    type Value = bool;
+    fn parse(&self, text: &str) -> Result<bool, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(format!("expected true/false or 1/0, got {text:?}")),
+        }
+    }
+    fn show(&self, value: &bool) -> String {
+        value.to_string()
+    }
+    fn allowed(&self) -> String {
+        "`true`/`false`".into()
+    }
+}
+
+/// A whole number within bounds.
+struct Int<T> {
+    min: T,
+    max: T,
+}
+
+impl<T: FromStr + Display + PartialOrd + Copy> Kind for Int<T> {
+    type Value = T;
+    fn parse(&self, text: &str) -> Result<T, String> {
+        let out_of_range = || {
+            format!(
+                "expected a whole number from {} to {}, got {text:?}",
+                self.min, self.max
+            )
+        };
+        let value: T = text.trim().parse().map_err(|_| out_of_range())?;
+        if value < self.min || value > self.max {
+            return Err(out_of_range());
+        }
+        Ok(value)
+    }
+    fn show(&self, value: &T) -> String {
+        value.to_string()
+    }
+    fn allowed(&self) -> String {
+        format!("{}–{}", self.min, self.max)
+    }
+}
+
+/// An optional whole number: the default is derived from other settings.
+struct Derived<T>(Int<T>);
+
+impl<T: FromStr + Display + PartialOrd + Copy> Kind for Derived<T> {
+    type Value = Option<T>;
+    fn parse(&self, text: &str) -> Result<Option<T>, String> {
+        self.0.parse(text).map(Some)
+    }
+    fn show(&self, value: &Option<T>) -> String {
+        value.map(|v| v.to_string()).unwrap_or_default()
+    }
+    fn allowed(&self) -> String {
+        self.0.allowed()
+    }
+}
+
+/// A duration in whole units of `unit`.
+struct Span {
+    unit: Duration,
+    min: u64,
+    max: u64,
+}
+
+impl Span {
+    const fn seconds(min: u64, max: u64) -> Self {
+        Span {
+            unit: Duration::from_secs(1),
+            min,
+            max,
+        }
+    }
+    const fn millis(min: u64, max: u64) -> Self {
+        Span {
+            unit: Duration::from_millis(1),
+            min,
+            max,
+        }
+    }
+}
+
+impl Kind for Span {
+    type Value = Duration;
+    fn parse(&self, text: &str) -> Result<Duration, String> {
+        let count = Int {
+            min: self.min,
+            max: self.max,
+        }
+        .parse(text)?;
+        Ok(self.unit * u32::try_from(count).map_err(|_| format!("{count} is too large"))?)
+    }
+    fn show(&self, value: &Duration) -> String {
+        (value.as_nanos() / self.unit.as_nanos()).to_string()
+    }
+    fn allowed(&self) -> String {
+        format!("{}–{}", self.min, self.max)
+    }
+}
+
+/// Free text, checked by a function that explains what is wrong.
+struct Text(fn(&str) -> Result<String, String>);
+
+impl Kind for Text {
+    type Value = String;
+    fn parse(&self, text: &str) -> Result<String, String> {
+        (self.0)(text)
+    }
+    fn show(&self, value: &String) -> String {
+        value.clone()
+    }
+    fn allowed(&self) -> String {
+        String::new()
+    }
+}
+
+/// Text whose default is derived from another setting.
+struct OptionalText(fn(&str) -> Result<String, String>);
+
+impl Kind for OptionalText {
+    type Value = Option<String>;
+    fn parse(&self, text: &str) -> Result<Option<String>, String> {
+        (self.0)(text).map(Some)
+    }
+    fn show(&self, value: &Option<String>) -> String {
+        value.clone().unwrap_or_default()
+    }
+    fn allowed(&self) -> String {
+        String::new()
+    }
+}
+
+/// Any value of a type that parses itself.
+struct Parsed<T>(fn(&str) -> Result<T, String>, fn(&T) -> String);
+
+impl<T> Kind for Parsed<T> {
+    type Value = T;
+    fn parse(&self, text: &str) -> Result<T, String> {
+        (self.0)(text)
+    }
+    fn show(&self, value: &T) -> String {
+        (self.1)(value)
+    }
+    fn allowed(&self) -> String {
+        String::new()
+    }
+}
+
+fn socket_address(text: &str) -> Result<SocketAddr, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "expected an address such as 127.0.0.1:8000".into())
+}
+
+fn cidr_list(text: &str) -> Result<Vec<IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    format!("expected addresses or CIDR ranges such as 10.0.0.0/8, got {item:?}")
+                })
+        })
+        .collect()
+}
+
+fn login_field(text: &str) -> Result<LoginField, String> {
+    match text.trim() {
+        "username" => Ok(LoginField::Username),
+        "email" => Ok(LoginField::Email),
+        _ => Err("expected `username` or `email`".into()),
+    }
+}
+
+fn path(text: &str) -> Result<PathBuf, String> {
+    match text.trim() {
+        "" => Err("must not be empty".into()),
+        path => Ok(PathBuf::from(path)),
+    }
+}
+
+macro_rules! mail_text {
+    ($name:literal) => {
+        |text: &str| check_mail_text($name, text)
+    };
+}
+
+macro_rules! optional {
+    () => {
+        None
+    };
+    ($value:expr) => {
+        Some($value)
+    };
+}
+
+/// Declares one setting: the kind decides parsing, bounds and how the value is written back.
+macro_rules! setting {
+    (
+        $key:literal, $env:literal, $section:ident, $kind:expr, |$s:ident| $field:expr,
+        example $example:literal, $doc:literal
+        $(, default $default:literal)? $(, flag $flag:literal)?
+    ) => {
+        Def {
+            key: $key,
+            env: $env,
+            flag: optional!($($flag)?),
+            section: Section::$section,
+            doc: $doc,
+            default_doc: optional!($($default)?),
+            example: $example,
+            set: |$s: &mut Settings, text: &str| {
+                $field = $kind.parse(text)?;
+                Ok(())
+            },
+            get: |$s: &Settings| $kind.show(&$field),
+            allowed: || $kind.allowed(),
+        }
+    };
+}
+
+macro_rules! djoser_flag {
+    ($key:literal, $env:literal, $field:ident, $doc:literal) => {
+        setting!($key, $env, Djoser, Bool, |s| s.djoser.$field, example "true", $doc)
+    };
+}
+
+pub static SETTINGS: &[Def] = &[
+    setting!("bind", "AUTHD_BIND", Server, Parsed(socket_address, |a: &SocketAddr| a.to_string()),
+        |s| s.bind, example "127.0.0.1:9000", "address to listen on", flag "--bind"),
+    setting!("database_url", "DATABASE_URL", Server,
+        Parsed(|t: &str| super::DatabaseUrl::parse(t), |u: &super::DatabaseUrl| u.expose().to_owned()),
+        |s| s.database_url, example "postgres://authd@db.example.com/authd",
+        "`sqlite://PATH?mode=rwc` or `postgres://user:pass@host/db`", flag "--database-url"),
+    setting!("database_max_connections", "AUTHD_DATABASE_MAX_CONNECTIONS", Server,
+        Int { min: 1u32, max: 1000 }, |s| s.database_max_connections, example "20",
+        "connection pool size", default "8 (SQLite), 10 (PostgreSQL)"),
+    setting!("url_prefix", "AUTHD_URL_PREFIX", Server, Text(parse_prefix), |s| s.url_prefix,
+        example "/auth", "e.g. `/auth`: every route, docs and health checks included, moves under it"),
+    setting!("trusted_proxies", "AUTHD_TRUSTED_PROXIES", Server,
+        Parsed(cidr_list, |list: &Vec<IpNet>| list.iter().map(IpNet::to_string).collect::<Vec<_>>().join(",")),
+        |s| s.trusted_proxies, example "10.0.0.0/8,192.168.1.7/32",
+        "reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` is believed: the client is the rightmost hop that is not one of them"),
+    setting!("token_keywords", "AUTHD_TOKEN_KEYWORDS", Tokens,
+        Parsed(parse_keywords, |k: &Vec<String>| k.join(",")), |s| s.token_keywords,
+        example "Bearer", "accepted `Authorization` keywords; the first is sent in `WWW-Authenticate`"),
+    setting!("token_cache_seconds", "AUTHD_TOKEN_CACHE_SECONDS", Tokens, Span::seconds(0, 3600),
+        |s| s.token_cache_ttl, example "30",
+        "how long a verified token may be answered from memory; `0` asks the database every time"),
+    setting!("argon2_memory_kib", "AUTHD_ARGON2_MEMORY_KIB", Passwords,
+        Int { min: 7168u32, max: 4_194_304 }, |s| s.hashing.cost.memory_kib, example "65536",
+        "Argon2id memory cost; with the two below, never below OWASP's minimum; older hashes are upgraded at the next login"),
+    setting!("argon2_iterations", "AUTHD_ARGON2_ITERATIONS", Passwords,
+        Int { min: 1u32, max: 100 }, |s| s.hashing.cost.iterations, example "3", "Argon2id time cost"),
+    setting!("argon2_parallelism", "AUTHD_ARGON2_PARALLELISM", Passwords,
+        Int { min: 1u32, max: 64 }, |s| s.hashing.cost.parallelism, example "2", "Argon2id lanes"),
+    setting!("hash_threads", "AUTHD_HASH_THREADS", Passwords, Int { min: 1usize, max: 256 },
+        |s| s.hashing.threads, example "3",
+        "threads that hash passwords, at low OS priority so token checks keep their CPU",
+        default "the number of cores"),
+    setting!("hash_queue_limit", "AUTHD_HASH_QUEUE_LIMIT", Passwords,
+        Derived(Int { min: 1usize, max: 100_000 }), |s| s.hashing.queue_limit, example "100",
+        "requests that may wait for or use a hash thread; beyond it, 503 at once",
+        default "16 × hash threads"),
+    setting!("hash_queue_timeout_ms", "AUTHD_HASH_QUEUE_TIMEOUT_MS", Passwords,
+        Span::millis(1, 600_000), |s| s.hashing.queue_timeout, example "500",
+        "longest wait for a hash thread; beyond it, 503"),
+    djoser_flag!(
+        "user_create_password_retype",
+        "AUTHD_USER_CREATE_PASSWORD_RETYPE",
+        user_create_password_retype,
+        "register needs `re_password`"
+    ),
+    djoser_flag!(
+        "set_password_retype",
+        "AUTHD_SET_PASSWORD_RETYPE",
+        set_password_retype,
+        "set_password needs `re_new_password`"
+    ),
+    djoser_flag!(
+        "set_username_retype",
+        "AUTHD_SET_USERNAME_RETYPE",
+        set_username_retype,
+        "set_username needs `re_new_username`"
+    ),
+    djoser_flag!(
+        "logout_on_password_change",
+        "AUTHD_LOGOUT_ON_PASSWORD_CHANGE",
+        logout_on_password_change,
+        "set_password revokes every token, the one in use too"
+    ),
+    setting!("hide_users", "AUTHD_HIDE_USERS", Djoser, Bool, |s| s.djoser.hide_users,
+        example "false", "other users' records answer 404 instead of 403"),
+    setting!("login_field", "AUTHD_LOGIN_FIELD", Djoser,
+        Parsed(login_field, |f: &LoginField| f.name().to_owned()), |s| s.djoser.login_field,
+        example "email", "`email`: log in with the email, which becomes required, unique and read-only outside set_username"),
+    djoser_flag!(
+        "send_activation_email",
+        "AUTHD_SEND_ACTIVATION_EMAIL",
+        send_activation_email,
+        "new accounts (and accounts whose email changes) stay inactive until the emailed link is used; an email address becomes required"
+    ),
+    djoser_flag!(
+        "send_confirmation_email",
+        "AUTHD_SEND_CONFIRMATION_EMAIL",
+        send_confirmation_email,
+        "email after registration (without activation) and after activation"
+    ),
+    djoser_flag!(
+        "password_changed_email_confirmation",
+        "AUTHD_PASSWORD_CHANGED_EMAIL_CONFIRMATION",
+        password_changed_email_confirmation,
+        "email after `set_password` and a password reset"
+    ),
+    djoser_flag!(
+        "username_changed_email_confirmation",
+        "AUTHD_USERNAME_CHANGED_EMAIL_CONFIRMATION",
+        username_changed_email_confirmation,
+        "email after `set_username` and a username reset"
+    ),
+    djoser_flag!(
+        "password_reset_confirm_retype",
+        "AUTHD_PASSWORD_RESET_CONFIRM_RETYPE",
+        password_reset_confirm_retype,
+        "reset_password_confirm needs `re_new_password`"
+    ),
+    djoser_flag!(
+        "username_reset_confirm_retype",
+        "AUTHD_USERNAME_RESET_CONFIRM_RETYPE",
+        username_reset_confirm_retype,
+        "reset_username_confirm needs `re_new_username`"
+    ),
+    djoser_flag!(
+        "password_reset_show_email_not_found",
+        "AUTHD_PASSWORD_RESET_SHOW_EMAIL_NOT_FOUND",
+        password_reset_show_email_not_found,
+        "unknown addresses get a 400 on all three email endpoints (as in djoser); this reveals who has an account"
+    ),
+    djoser_flag!(
+        "username_reset_show_email_not_found",
+        "AUTHD_USERNAME_RESET_SHOW_EMAIL_NOT_FOUND",
+        username_reset_show_email_not_found,
+        "the same as the one above (djoser reads either)"
+    ),
+    setting!("email_url", "AUTHD_EMAIL_URL", Email,
+        Parsed(EmailBackend::parse, EmailBackend::to_setting), |s| s.mail.backend,
+        example "file:///var/mail/authd",
+        "`console` (whole messages on stdout; development only), `file:///dir` (one `.eml` per message), `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtp://host:25`, `smtps://user:pass@host:465`"),
+    setting!("default_from_email", "AUTHD_DEFAULT_FROM_EMAIL", Email,
+        Text(mail_text!("DEFAULT_FROM_EMAIL")), |s| s.mail.default_from_email,
+        example "authd@example.com", "sender of every message"),
+    setting!("activation_url", "AUTHD_ACTIVATION_URL", Email, Text(mail_text!("ACTIVATION_URL")),
+        |s| s.mail.activation_url, example "#/activate?uid={uid}&token={token}",
+        "link path in the activation email (with `{uid}` and `{token}`)"),
+    setting!("password_reset_confirm_url", "AUTHD_PASSWORD_RESET_CONFIRM_URL", Email,
+        Text(mail_text!("PASSWORD_RESET_CONFIRM_URL")), |s| s.mail.password_reset_confirm_url,
+        example "reset/{uid}/{token}", "link path in the password reset email"),
+    setting!("username_reset_confirm_url", "AUTHD_USERNAME_RESET_CONFIRM_URL", Email,
+        Text(mail_text!("USERNAME_RESET_CONFIRM_URL")), |s| s.mail.username_reset_confirm_url,
+        example "username/{uid}/{token}", "link path in the username reset email"),
+    setting!("email_frontend_protocol", "AUTHD_EMAIL_FRONTEND_PROTOCOL", Email,
+        Text(mail_text!("EMAIL_FRONTEND_PROTOCOL")), |s| s.mail.frontend_protocol,
+        example "https", "links are `{protocol}://{domain}/{url}`"),
+    setting!("email_frontend_domain", "AUTHD_EMAIL_FRONTEND_DOMAIN", Email,
+        Text(mail_text!("EMAIL_FRONTEND_DOMAIN")), |s| s.mail.frontend_domain,
+        example "app.example.com",
+        "required with SMTP; links never use the request's `Host` header"),
+    setting!("email_frontend_site_name", "AUTHD_EMAIL_FRONTEND_SITE_NAME", Email,
+        OptionalText(mail_text!("EMAIL_FRONTEND_SITE_NAME")), |s| s.mail.site_name,
+        example "Example", "shown in subjects and bodies", default "the domain"),
+    setting!("email_token_lifetime_seconds", "AUTHD_EMAIL_TOKEN_LIFETIME_SECONDS", Email,
+        Span::seconds(1, 7_776_000), |s| s.mail.token_lifetime, example "3600",
+        "how long a link works"),
+    setting!("email_send_window_seconds", "AUTHD_EMAIL_SEND_WINDOW_SECONDS", Email,
+        Span::seconds(0, 86_400), |s| s.mail.send_window, example "60",
+        "`reset_password`, `reset_username` and `resend_activation` send at most one message per account and purpose in this window; `0` turns the limit off"),
+    setting!("email_templates_dir", "AUTHD_EMAIL_TEMPLATES_DIR", Email,
+        Parsed(|t: &str| path(t).map(Some), |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+        |s| s.mail.templates_dir, example "/etc/authd/templates",
+        "a directory of replacement templates"),
+    setting!("email_retry_seconds", "AUTHD_EMAIL_RETRY_SECONDS", Email, Span::seconds(1, 3600),
+        |s| s.mail.retry_base, example "30",
+        "first retry delay after a failed delivery (doubling, at most an hour)"),
+    setting!("email_max_attempts", "AUTHD_EMAIL_MAX_ATTEMPTS", Email, Int { min: 1u32, max: 100 },
+        |s| s.mail.max_attempts, example "3", "delivery attempts before giving up"),
+    setting!("purge_interval_seconds", "AUTHD_PURGE_INTERVAL_SECONDS", Maintenance,
+        Span::seconds(1, 86_400), |s| s.maintenance.purge_interval, example "600",
+        "how often used or expired links, old mail and other spent rows are deleted"),
+    setting!("email_retention_seconds", "AUTHD_EMAIL_RETENTION_SECONDS", Maintenance,
+        Span::seconds(1, 31_536_000), |s| s.maintenance.email_retention, example "86400",
+        "how long delivered or given-up messages are kept (their bodies are blanked at once)"),
+];
+
+/// Names read from the environment that are not settings but are expected there.
+pub fn is_known_variable(name: &str) -> bool {
+    name == "AUTHD_SUPERUSER_PASSWORD"
+        || name.starts_with("AUTHD_TEST_")
+        || name.starts_with("AUTHD_BENCH_")
+        || SETTINGS.iter().any(|def| def.env == name)
+}
+
+/// The settings reference in Markdown, as README.md embeds it.
+pub fn markdown() -> String {
+    let defaults = Settings::default();
+    let mut out = String::new();
+    for section in Section::ALL {
+        out.push_str(&format!(
+            "\n#### {}\n\n| Setting | Default | Allowed | Meaning |\n|---|---|---|---|\n",
+            section.title()
+        ));
+        for def in SETTINGS.iter().filter(|def| def.section == section) {
+            let name = match def.flag {
+                Some(flag) => format!("`{flag}`, `{}`", def.env),
+                None => format!("`{}`", def.env),
+            };
+            let default = match def.default_doc {
+                Some(text) => text.to_owned(),
+                None => match def.show(&defaults) {
+                    value if value.is_empty() => "(none)".to_owned(),
+                    value => format!("`{value}`"),
+                },
+            };
+            out.push_str(&format!(
+                "| {name} | {default} | {} | {} |\n",
+                (def.allowed)(),
+                def.doc
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,248 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn load(env: &[(&str, &str)], flags: Flags) -> Result<Settings, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Settings::load(&flags, |name| env.get(name).cloned())
+}
+
+fn with_file(contents: &str) -> (tempfile::TempDir, Flags) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("authd.toml");
+    std::fs::write(&path, contents).expect("write");
+    let flags = Flags {
+        config: Some(path),
+        ..Flags::default()
+    };
+    (dir, flags)
+}
+
+#[test]
+fn defaults_are_djosers() {
+    let settings = load(&[], Flags::default()).expect("defaults load");
+    assert_eq!(settings.bind.to_string(), DEFAULT_BIND);
+    assert_eq!(settings.database_url.expose(), DEFAULT_DATABASE_URL);
+    assert_eq!(settings.djoser, Djoser::default());
+    assert_eq!(settings.token_keywords, vec!["Token", "Bearer"]);
+}
+
+/// Every setting's example value arrives, through the environment and through the file, as
+/// the same value; so every declared key is read from both sources.
+#[test]
+fn every_setting_round_trips_through_env_and_file() {
+    let defaults = Settings::default();
+    for def in table::SETTINGS {
+        assert_ne!(
+            def.show(&defaults),
+            def.example,
+            "{}: the example must differ from the default",
+            def.key
+        );
+        let mut env = vec![(def.env, def.example)];
+        if def.key == "email_url" {
+            env.push(("AUTHD_EMAIL_FRONTEND_DOMAIN", "app.example.com"));
+        }
+        let from_env = load(&env, Flags::default()).unwrap_or_else(|e| panic!("{}: {e}", def.env));
+        assert_eq!(
+            def.show(&from_env),
+            def.example,
+            "{} from the environment",
+            def.env
+        );
+
+        let quoted = toml::Value::String(def.example.to_owned()).to_string();
+        let (_dir, flags) = with_file(&format!("{} = {quoted}\n", def.key));
+        let from_file = load(&[], flags).unwrap_or_else(|e| panic!("{}: {e}", def.key));
+        assert_eq!(
+            def.show(&from_file),
+            def.example,
+            "{} from the file",
+            def.key
+        );
+        assert_eq!(def.env.to_lowercase().trim_start_matches("authd_"), def.key);
+    }
+}
+
+#[test]
+fn flags_beat_env_beat_file() {
+    let (_dir, flags) =
+        with_file("bind = \"127.0.0.1:1\"\nhide_users = false\nlogin_field = \"email\"\n");
+    let settings = load(&[("AUTHD_BIND", "127.0.0.1:2")], flags.clone()).expect("load");
+    assert_eq!(settings.bind.port(), 2);
+    assert!(!settings.djoser.hide_users);
+    assert_eq!(settings.djoser.login_field, LoginField::Email);
+    let flags = Flags {
+        bind: Some("127.0.0.1:3".into()),
+        ..flags
+    };
+    let settings = load(&[("AUTHD_BIND", "127.0.0.1:2")], flags).expect("load");
+    assert_eq!(settings.bind.port(), 3);
+}
+
+#[test]
+fn toml_numbers_booleans_and_arrays_are_read() {
+    let (_dir, flags) = with_file(
+        "hide_users = false\ntoken_cache_seconds = 3\ntoken_keywords = [\"Bearer\", \"Token\"]\n",
+    );
+    let settings = load(&[], flags).expect("load");
+    assert!(!settings.djoser.hide_users);
+    assert_eq!(settings.token_cache_ttl, Duration::from_secs(3));
+    assert_eq!(settings.token_keywords, vec!["Bearer", "Token"]);
+}
+
+#[test]
+fn the_database_url_in_the_file_is_used() {
+    let (_dir, flags) = with_file("database_url = \"postgres://db/authd\"\n");
+    let settings = load(&[], flags).expect("load");
+    assert_eq!(settings.database_url.expose(), "postgres://db/authd");
+    assert_eq!(
+        settings.database_max_connections, 10,
+        "PostgreSQL's pool default"
+    );
+}
+
+#[test]
+fn bad_values_name_the_setting_as_the_operator_wrote_it() {
+    for (env, name) in [
+        (("AUTHD_HIDE_USERS", "maybe"), "AUTHD_HIDE_USERS"),
+        (("AUTHD_ARGON2_MEMORY_KIB", "1024"), "ARGON2"),
+        (("AUTHD_ARGON2_ITERATIONS", "1"), "ARGON2"),
+        (("DATABASE_URL", "mysql://x"), "DATABASE_URL"),
+        (("AUTHD_URL_PREFIX", "auth"), "AUTHD_URL_PREFIX"),
+        (
+            ("AUTHD_TRUSTED_PROXIES", "10.0.0.0/33"),
+            "AUTHD_TRUSTED_PROXIES",
+        ),
+        (("AUTHD_HASH_THREADS", "0"), "AUTHD_HASH_THREADS"),
+    ] {
+        let err = load(&[env], Flags::default()).expect_err(env.0);
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    assert!(load(&[("AUTHD_HIDE_USERS", "TRUE")], Flags::default()).is_ok());
+    let err = load(
+        &[],
+        Flags {
+            database_url: Some("mysql://x".into()),
+            ..Flags::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("--database-url"), "{err}");
+    let (_dir, flags) = with_file("hash_threads = -1\n");
+    let err = load(&[], flags).unwrap_err();
+    assert!(err.to_string().contains("hash_threads in"), "{err}");
+}
+
+/// No number can overflow a duration or a date later: every one has an upper bound.
+#[test]
+fn huge_numbers_are_refused_naming_the_setting() {
+    for def in table::SETTINGS {
+        if def.example.parse::<u64>().is_err() {
+            continue;
+        }
+        let err = load(&[(def.env, "18446744073709551615")], Flags::default());
+        assert!(
+            matches!(&err, Err(e) if e.to_string().contains(def.env)),
+            "{}: {err:?}",
+            def.env
+        );
+    }
+}
+
+#[test]
+fn unknown_file_keys_are_refused() {
+    let (_dir, flags) = with_file("hid_users = true\n");
+    let err = load(&[], flags).unwrap_err();
+    assert!(err.to_string().contains("hid_users"), "{err}");
+}
+
+#[test]
+fn unknown_authd_variables_are_reported_known_ones_are_not() {
+    let names = [
+        "AUTHD_HIDE_USER",
+        "AUTHD_HIDE_USERS",
+        "DATABASE_URL",
+        "AUTHD_SUPERUSER_PASSWORD",
+        "AUTHD_TEST_POSTGRES_URL",
+        "AUTHD_BENCH_POSTGRES_URL",
+        "HOME",
+    ];
+    assert_eq!(
+        unknown_variables(names.iter().map(|n| n.to_string())),
+        vec!["AUTHD_HIDE_USER"]
+    );
+}
+
+#[test]
+fn mail_settings_that_cannot_work_stop_start_up() {
+    for (name, value) in [
+        ("AUTHD_EMAIL_URL", "mailgun://x"),
+        ("AUTHD_EMAIL_URL", "file://relative/dir"),
+        ("AUTHD_ACTIVATION_URL", "#/activate/{uid}"),
+        (
+            "AUTHD_PASSWORD_RESET_CONFIRM_URL",
+            "#/reset/{uid}/{token}/{user}",
+        ),
+        ("AUTHD_USERNAME_RESET_CONFIRM_URL", ""),
+        ("AUTHD_EMAIL_FRONTEND_PROTOCOL", "ftp"),
+        ("AUTHD_EMAIL_FRONTEND_DOMAIN", "example.com/path"),
+        (
+            "AUTHD_EMAIL_FRONTEND_SITE_NAME",
+            "Example\r\nBcc: victim@example.com",
+        ),
+        ("AUTHD_DEFAULT_FROM_EMAIL", "not an address"),
+        ("AUTHD_SEND_ACTIVATION_EMAIL", "yes"),
+    ] {
+        let err = load(&[(name, value)], Flags::default()).expect_err(name);
+        assert!(err.to_string().contains(name), "{name}: {err}");
+    }
+    let err = load(
+        &[(
+            "AUTHD_EMAIL_URL",
+            "smtp://mail.example.com:587?tls=required",
+        )],
+        Flags::default(),
+    )
+    .expect_err("SMTP without a frontend domain");
+    assert!(
+        err.to_string().contains("AUTHD_EMAIL_FRONTEND_DOMAIN"),
+        "{err}"
+    );
+    let settings = load(
+        &[
+            ("AUTHD_EMAIL_URL", "smtps://user:s3cret@mail.example.com"),
+            ("AUTHD_EMAIL_FRONTEND_DOMAIN", "app.example.com"),
+            ("AUTHD_SEND_ACTIVATION_EMAIL", "1"),
+        ],
+        Flags::default(),
+    )
+    .expect("valid mail settings");
+    assert!(settings.djoser.send_activation_email);
+    assert_eq!(
+        settings.mail.site_name(),
+        "app.example.com",
+        "the site name defaults to the domain"
+    );
+    assert!(
+        !format!("{settings:?}").contains("s3cret"),
+        "the SMTP password is redacted"
+    );
+}
+
+#[test]
+fn passwords_in_urls_are_redacted_even_when_they_do_not_parse() {
+    for raw in [
+        "postgres://app:s3cret@db:5432/authd",
+        "postgres://app:s3cret@db:notaport/authd",
+        "smtps://user:s3cret@mail.example.com:99999",
+        "app:s3cret@db",
+    ] {
+        let url = DatabaseUrl::new(raw);
+        assert!(!format!("{url:?}").contains("s3cret"), "{raw}");
+        assert!(!url.redacted().contains("s3cret"), "{raw}");
+    }
+}
