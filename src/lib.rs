@@ -1,20 +1,24 @@
 //! authd: opaque-token authentication, wire-compatible with Djoser + DRF `TokenAuthentication`.
+//!
+//! Data flows downward: `http` parses a request and calls one use case in `accounts`; use
+//! cases take plain values and speak to `store`; `auth` (the guard) depends only on `store`
+//! and `crypto`. No two top-level modules import each other (a test checks it).
 
-/// Use cases: registration, login, the guard, user management.
+/// Use cases: registration, login, user management, the email flows, operator commands.
 pub mod accounts;
+/// The guard: who is calling, the token cache, and how revocations reach it.
+pub mod auth;
 /// The command line.
 pub mod cli;
-/// Settings from flags, environment and an optional TOML file.
+/// Settings from flags, environment and an optional TOML file, declared in one table.
 pub mod config;
-/// Tokens (generation, digests) and Argon2id on a bounded low-priority pool.
+/// Tokens (generation, digests) and password hashing on a bounded low-priority pool.
 pub mod crypto;
 /// Pure rules: DRF field parsing, Django's validators, client-visible messages.
 pub mod domain;
-/// Use cases by email: activation, resets, confirmations.
-pub mod email_flows;
-/// HTTP: routes, OpenAPI, Swagger UI, DRF-shaped errors.
+/// HTTP: the route table, the DRF gate, OpenAPI, Swagger UI, DRF-shaped errors.
 pub mod http;
-/// Email templates, the outbox worker and the delivery backends.
+/// Email templates and the delivery backends.
 pub mod mail;
 /// Database opening, binding, serving, graceful shutdown.
 pub mod startup;
@@ -22,7 +26,7 @@ pub mod startup;
 pub mod state;
 /// The only module that speaks sea-orm: connections, migrations, queries.
 pub mod store;
+/// The background tasks and their orderly stop.
+pub mod tasks;
 /// Log set-up.
 pub mod telemetry;
-/// Verified tokens in memory, evicted on every change.
-pub mod token_cache;

@@ -10,13 +10,14 @@ use anyhow::Context as _;
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
+use crate::auth::Authenticator;
 use crate::config::{EmailBackend, LoginField, Settings};
 use crate::crypto::PasswordHasher;
 use crate::domain::{email, password};
 use crate::mail::Mailer;
 use crate::state::AppState;
 use crate::store::{self, users};
-use crate::token_cache::{Invalidation, TokenCache};
+use crate::tasks::Tasks;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const GRACE_PERIOD: Duration = Duration::from_secs(30);
@@ -49,13 +50,13 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     let hasher = PasswordHasher::new(settings.hashing.cost, settings.hashing.threads)
         .context("cannot start the password hashing pool")?;
     password::preload();
-    let token_cache = Arc::new(TokenCache::new(settings.token_cache_ttl));
+    let auth = Arc::new(Authenticator::new(db.clone(), settings.token_cache_ttl));
     let mailer = Arc::new(Mailer::new(&settings.mail)?);
     Ok(AppState {
         db,
         settings: Arc::new(settings),
         hasher,
-        token_cache,
+        auth,
         mailer,
     })
 }
@@ -112,24 +113,13 @@ impl Application {
                 "AUTHD_EMAIL_URL=console: emails are printed to stdout; this is for development only"
             );
         }
-        tokio::spawn(crate::mail::worker::run(self.state.clone()));
-        let state = self.state.clone();
-        tokio::spawn(async move {
-            store::listen(&state.db, Invalidation::CHANNEL, |payload| match payload {
-                Some(payload) => {
-                    if let Some(message) = Invalidation::parse(payload) {
-                        message.apply(&state.token_cache);
-                    }
-                }
-                // Messages may have been missed while disconnected: trust nothing cached.
-                None => state.token_cache.clear(),
-            })
-            .await
-        });
+        let tasks = Tasks::start(&self.state);
         let app = crate::http::build_app(self.state.clone());
-        Server::new_with_acceptor(self.acceptor)
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(GRACE_PERIOD))
-            .await
+            .await;
+        tasks.stop().await;
+        served
     }
 }
 

@@ -6,8 +6,8 @@ use poem_openapi::ApiResponse;
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Type;
 
-use crate::accounts;
 use crate::domain::{FieldErrors, messages};
+use crate::{accounts, auth};
 
 use super::types::{Detail, ValidationErrors};
 
@@ -139,16 +139,14 @@ impl From<accounts::Error> for ApiError {
     }
 }
 
-impl From<accounts::TokenRejected> for ApiError {
-    fn from(err: accounts::TokenRejected) -> Self {
+impl From<auth::TokenRejected> for ApiError {
+    fn from(err: auth::TokenRejected) -> Self {
         match err {
-            accounts::TokenRejected::Invalid => {
-                ApiError::AuthenticationFailed(messages::INVALID_TOKEN)
-            }
-            accounts::TokenRejected::Inactive => {
+            auth::TokenRejected::Invalid => ApiError::AuthenticationFailed(messages::INVALID_TOKEN),
+            auth::TokenRejected::Inactive => {
                 ApiError::AuthenticationFailed(messages::USER_INACTIVE)
             }
-            err @ accounts::TokenRejected::Database(_) => ApiError::Internal(Box::new(err)),
+            err @ auth::TokenRejected::Database(_) => ApiError::Internal(Box::new(err)),
         }
     }
 }

@@ -1,12 +1,11 @@
 //! What DRF and Django's `CommonMiddleware` do around every API view, in their order:
 //! URL match (with the trailing-slash 301), content negotiation, authentication on every
 //! route (login and register included), the 405-versus-401 rule, and the `Allow`, `Vary` and
-//! `WWW-Authenticate` headers. Authenticated callers reach the handlers as an [`accounts::Caller`].
+//! `WWW-Authenticate` headers. Authenticated callers reach the handlers as an [`auth::Caller`](crate::auth::Caller).
 
 use poem::http::{HeaderValue, Method, StatusCode, Uri, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use crate::accounts;
 use crate::state::AppState;
 
 use super::body::MAX_BODY_BYTES;
@@ -158,7 +157,7 @@ impl<E> Gate<E> {
         let token = parse_authorization(&raw, &self.state.settings.token_keywords)
             .map_err(ApiError::AuthenticationFailed)?;
         let Some(token) = token else { return Ok(true) };
-        let caller = accounts::authenticate(&self.state, token).await?;
+        let caller = self.state.auth.authenticate(token).await?;
         request.extensions_mut().insert(caller);
         Ok(false)
     }

@@ -6,7 +6,7 @@ use poem::Request;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::ApiKey;
 
-use crate::accounts::Caller;
+use crate::auth::Caller;
 use crate::domain::messages;
 
 use super::error::ApiError;

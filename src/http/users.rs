@@ -5,8 +5,8 @@ use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
+use crate::accounts::email::{self as email_flows, Purpose};
 use crate::accounts::{self, Target};
-use crate::email_flows::{self, Purpose};
 use crate::state::AppState;
 
 use super::ApiTags;

@@ -1,7 +1,6 @@
 //! Email: djoser's six messages rendered from templates, written to the outbox in the same
-//! transaction as the change that causes them, and delivered by [`worker`] through one backend.
-
-pub mod worker;
+//! transaction as the change that causes them, and delivered (by `accounts::email::Delivery`)
+//! through one backend.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -188,6 +187,10 @@ impl Mailer {
             mailer.compose(kind, &user, Some(&sample))?;
         }
         Ok(mailer)
+    }
+
+    pub fn settings(&self) -> &Mail {
+        &self.settings
     }
 
     pub fn backend(&self) -> &EmailBackend {

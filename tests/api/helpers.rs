@@ -235,7 +235,7 @@ impl TestApp {
             "UPDATE auth_user SET is_staff = true WHERE id = {id}"
         ))
         .await;
-        self.state.token_cache.forget_user(id);
+        self.state.auth.forget(&authd::auth::Invalidation::User(id));
     }
 
     pub async fn deactivate(&self, id: i64) {
@@ -243,7 +243,7 @@ impl TestApp {
             "UPDATE auth_user SET is_active = false WHERE id = {id}"
         ))
         .await;
-        self.state.token_cache.forget_user(id);
+        self.state.auth.forget(&authd::auth::Invalidation::User(id));
     }
 
     pub async fn exec(&self, sql: &str) {

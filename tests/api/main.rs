@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod email;
 mod guard;
+mod layout;
 mod login;
 mod openapi;
 mod passwords;

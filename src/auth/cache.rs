@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-use crate::accounts::Caller;
+use super::Caller;
 
 /// The most tokens held at once; beyond it the least recently used go first.
 const CAPACITY: u64 = 100_000;

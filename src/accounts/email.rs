@@ -6,15 +6,20 @@ use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbErr};
 use sha2::{Digest, Sha256};
 
-use crate::accounts::{self, Error, Result};
+use crate::auth::Invalidation;
 use crate::crypto;
 use crate::domain::fields::CharField;
 use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, uid};
-use crate::mail::{Kind, Link, MailError};
+use crate::mail::{Kind, Link, Mailer};
 use crate::state::AppState;
 use crate::store::entity::{email_request, email_token};
 use crate::store::{self, User, email_tokens, outbox, tokens, users};
-use crate::token_cache::Invalidation;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use super::{Error, Result, collect, credentials};
 
 /// What a link token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +69,7 @@ fn fingerprint(user: &User) -> String {
 /// token when the message carries a link. Users without an address get nothing (as in djoser).
 pub(crate) async fn send(
     db: &impl ConnectionTrait,
-    state: &AppState,
+    mailer: &Mailer,
     kind: Kind,
     user: &User,
 ) -> Result<()> {
@@ -82,7 +87,7 @@ pub(crate) async fn send(
     let link = match purpose {
         Some(purpose) => {
             let token = crypto::generate_link_token().map_err(|_| Error::Random)?;
-            let lifetime = chrono::Duration::from_std(state.settings.mail.token_lifetime)
+            let lifetime = chrono::Duration::from_std(mailer.settings().token_lifetime)
                 .unwrap_or(chrono::Duration::days(1));
             email_tokens::insert(
                 db,
@@ -100,8 +105,7 @@ pub(crate) async fn send(
         }
         None => None,
     };
-    if let Some(message) = state
-        .mailer
+    if let Some(message) = mailer
         .compose(kind, user, link.as_ref())
         .map_err(Error::Mail)?
     {
@@ -160,24 +164,25 @@ pub enum WorkerError {
 }
 
 /// The worker's half of [`request_link`]: one message per matching account.
-pub async fn resolve_request(
-    state: &AppState,
+async fn resolve_request(
+    delivery: &Delivery,
     request: email_request::Model,
 ) -> Result<(), WorkerError> {
+    let Delivery { db, mailer } = delivery;
     let Some(purpose) = Purpose::from_request(&request.kind) else {
-        outbox::finish_request(&state.db, request.id).await?;
+        outbox::finish_request(db, request.id).await?;
         return Ok(());
     };
     let active = purpose != Purpose::Activation;
-    let matching = users::find_by_address(&state.db, &addresses(&request.email), active).await?;
-    let txn = store::begin_write(&state.db).await?;
+    let matching = users::find_by_address(db, &addresses(&request.email), active).await?;
+    let txn = store::begin_write(db).await?;
     for user in &matching {
-        send(&txn, state, purpose.kind(), user).await?;
+        send(&txn, mailer, purpose.kind(), user).await?;
     }
     outbox::finish_request(&txn, request.id).await?;
     txn.commit().await?;
     if !matching.is_empty() {
-        state.mailer.wake();
+        mailer.wake();
     }
     Ok(())
 }
@@ -227,7 +232,7 @@ async fn check_link(
 }
 
 fn required_text(fields: &RawFields, name: &str, errors: &mut FieldErrors) -> Option<String> {
-    accounts::collect(errors, name, CharField::REQUIRED.parse(fields.get(name))).flatten()
+    collect(errors, name, CharField::REQUIRED.parse(fields.get(name))).flatten()
 }
 
 /// `POST /users/activation/`. A second use of a link that worked answers 403 "Stale token".
@@ -264,7 +269,7 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
         ..user
     };
     if state.settings.djoser.send_confirmation_email {
-        send(&txn, state, Kind::Confirmation, &activated).await?;
+        send(&txn, &state.mailer, Kind::Confirmation, &activated).await?;
     }
     txn.commit().await?;
     state.mailer.wake();
@@ -279,13 +284,13 @@ pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Res
     let mut errors = FieldErrors::new();
     required_text(fields, "uid", &mut errors);
     required_text(fields, "token", &mut errors);
-    let new_password = accounts::collect(
+    let new_password = collect(
         &mut errors,
         "new_password",
         password::parse_field(fields.get("new_password")),
     );
     let retyped = if retype {
-        accounts::collect(
+        collect(
             &mut errors,
             "re_new_password",
             password::parse_field(fields.get("re_new_password")),
@@ -296,7 +301,7 @@ pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Res
     let Some(new_password) = new_password.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
     };
-    accounts::check_password("new_password", &new_password, None)?;
+    super::check_password("new_password", &new_password, None)?;
     if retype && retyped.as_deref() != Some(new_password.as_str()) {
         return Err(FieldErrors::non_field(messages::PASSWORD_MISMATCH).into());
     }
@@ -321,10 +326,18 @@ pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Res
     users::set_password(&txn, user.id, &hash).await?;
     let revoked = tokens::delete_for_user(&txn, user.id, None).await?;
     if state.settings.djoser.password_changed_email_confirmation {
-        send(&txn, state, Kind::PasswordChangedConfirmation, &user).await?;
+        send(
+            &txn,
+            &state.mailer,
+            Kind::PasswordChangedConfirmation,
+            &user,
+        )
+        .await?;
     }
-    txn.commit().await?;
-    accounts::forget(state, Invalidation::User(user.id)).await;
+    state
+        .auth
+        .commit(txn, &[Invalidation::User(user.id)])
+        .await?;
     state.mailer.wake();
     tracing::info!(
         user_id = user.id,
@@ -342,7 +355,8 @@ pub async fn reset_username_confirm(state: &AppState, fields: &RawFields) -> Res
     let retype_field = format!("re_new_{field}");
     let retype = state.settings.djoser.username_reset_confirm_retype;
     let mut errors = FieldErrors::new();
-    let new_value = accounts::parse_new_identifier(state, fields, &new_field, &mut errors).await?;
+    let new_value =
+        credentials::parse_new_identifier(state, fields, &new_field, &mut errors).await?;
     let retyped = if retype {
         required_text(fields, &retype_field, &mut errors)
     } else {
@@ -375,11 +389,69 @@ pub async fn reset_username_confirm(state: &AppState, fields: &RawFields) -> Res
     if !email_tokens::consume(&txn, token.id).await? {
         return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
     }
-    accounts::rename(txn, state, &new_field, user, new_value).await
+    credentials::rename(txn, state, &new_field, user, new_value).await
 }
 
-impl From<MailError> for Error {
-    fn from(err: MailError) -> Self {
-        Error::Mail(err)
+/// How long a claimed row stays ours; a crashed instance's rows come back after it.
+const LEASE_SECONDS: i64 = 120;
+const BATCH: u64 = 20;
+const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// What the background delivery needs: the database and the mailer. It resolves queued
+/// reset/resend requests into messages, and sends due outbox messages with retries and
+/// exponential backoff. Rows are leased, so several instances (or a restarted one) never send
+/// a message twice unless a send succeeded and the instance died before recording it: SMTP
+/// offers no stronger guarantee.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub db: DatabaseConnection,
+    pub mailer: Arc<Mailer>,
+}
+
+impl Delivery {
+    /// One round of work; returns how many rows it handled.
+    pub async fn step(&self) -> Result<usize, WorkerError> {
+        let lease = chrono::Duration::seconds(LEASE_SECONDS);
+        let mut worked = 0;
+        for request in outbox::claim_requests(&self.db, BATCH, lease).await? {
+            resolve_request(self, request).await?;
+            worked += 1;
+        }
+        let mail = self.mailer.settings();
+        for message in outbox::claim_due(&self.db, BATCH, lease).await? {
+            let attempts = message.attempts + 1;
+            match self.mailer.deliver(&message).await {
+                Ok(()) => {
+                    outbox::mark_sent(&self.db, message.id, attempts).await?;
+                    tracing::info!(message = message.id, attempts, "email sent");
+                }
+                Err(error) => {
+                    let retry_at = (attempts < mail.max_attempts as i32).then(|| {
+                        let wait = mail
+                            .retry_base
+                            .saturating_mul(1 << (attempts - 1).min(20))
+                            .min(LONGEST_WAIT);
+                        Utc::now()
+                            + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
+                    });
+                    outbox::mark_failed(&self.db, message.id, attempts, &error, retry_at).await?;
+                    match retry_at {
+                        Some(at) => {
+                            tracing::warn!(message = message.id, attempts, %error, retry_at = %at, "email not sent; will retry")
+                        }
+                        None => {
+                            tracing::error!(message = message.id, attempts, %error, "email not sent; giving up")
+                        }
+                    }
+                }
+            }
+            worked += 1;
+        }
+        Ok(worked)
+    }
+
+    /// Resolves when a request or a message may be waiting.
+    pub async fn woken(&self) {
+        self.mailer.woken().await;
     }
 }

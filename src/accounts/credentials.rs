@@ -1,0 +1,278 @@
+use crate::auth::{Caller, Invalidation};
+use crate::config::LoginField;
+use crate::crypto;
+use crate::domain::fields::CharField;
+use crate::domain::password::{self, UserContext};
+use crate::domain::{FieldErrors, RawFields, email, messages, username};
+use crate::mail::Kind;
+use crate::state::AppState;
+use crate::store::{self, User, tokens, users};
+
+use super::email::send;
+use super::{Error, Result, check_password, collect, login_field, parse_email, username_problems};
+
+/// `POST /token/login/`: a new token for every successful login (one per device).
+pub async fn login(state: &AppState, fields: &RawFields) -> Result<String> {
+    let field = login_field(state).name();
+    let mut errors = FieldErrors::new();
+    let password = collect(
+        &mut errors,
+        "password",
+        CharField::OPTIONAL.parse(fields.get("password")),
+    );
+    let identifier = collect(
+        &mut errors,
+        field,
+        CharField::OPTIONAL.parse(fields.get(field)),
+    );
+    errors.into_result()?;
+    let invalid = || Error::Invalid(FieldErrors::non_field(messages::INVALID_CREDENTIALS));
+
+    let (Some(Some(password)), Some(Some(identifier))) = (password, identifier) else {
+        return Err(invalid());
+    };
+    if password.len() > password::MAX_BYTES || identifier.contains('\0') {
+        return Err(invalid());
+    }
+    let found = match login_field(state) {
+        LoginField::Username => {
+            users::find_by_username(&state.db, &username::canonical(&identifier)).await?
+        }
+        LoginField::Email => match email::canonical(&identifier) {
+            Some(canonical) => users::find_by_email(&state.db, &canonical).await?,
+            None => None,
+        },
+    };
+    let Some(user) = found else {
+        state.hasher.verify_dummy(password).await?;
+        return Err(invalid());
+    };
+    let verified = state
+        .hasher
+        .verify(password.clone(), user.password.clone())
+        .await?;
+    if !verified.matches || !user.is_active {
+        return Err(invalid());
+    }
+    if verified.outdated {
+        let rehashed = state.hasher.hash(password).await?;
+        users::set_password(&state.db, user.id, &rehashed).await?;
+    }
+    let token = crypto::generate_token().map_err(|_| Error::Random)?;
+    let txn = store::begin_write(&state.db).await?;
+    tokens::insert(&txn, user.id, token.digest.clone()).await?;
+    users::touch_last_login(&txn, user.id).await?;
+    txn.commit().await?;
+    tracing::info!(user_id = user.id, "login succeeded");
+    Ok(token.secret)
+}
+
+/// `POST /token/logout/`: revokes the presented token only.
+pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
+    let txn = store::begin_write(&state.db).await?;
+    tokens::delete(&txn, caller.token_id).await?;
+    state
+        .auth
+        .commit(txn, &[Invalidation::Token(caller.token_digest.clone())])
+        .await?;
+    Ok(())
+}
+
+/// Checks `current_password` against the caller (djoser checks the requester, not the target).
+pub(super) async fn current_password_problems(
+    state: &AppState,
+    caller: &Caller,
+    fields: &RawFields,
+) -> Result<Option<Vec<String>>> {
+    match password::parse_field(fields.get("current_password")) {
+        Err(problems) => Ok(Some(problems)),
+        Ok(current) => {
+            let verified = state
+                .hasher
+                .verify(current, caller.user.password.clone())
+                .await?;
+            Ok((!verified.matches).then(|| vec![messages::INVALID_PASSWORD.to_owned()]))
+        }
+    }
+}
+
+/// `POST /users/set_password/`: revokes the caller's other tokens (all of them with
+/// LOGOUT_ON_PASSWORD_CHANGE).
+pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields) -> Result<()> {
+    let djoser = &state.settings.djoser;
+    let mut errors = FieldErrors::new();
+    let new_password = collect(
+        &mut errors,
+        "new_password",
+        password::parse_field(fields.get("new_password")),
+    );
+    let retyped = if djoser.set_password_retype {
+        collect(
+            &mut errors,
+            "re_new_password",
+            password::parse_field(fields.get("re_new_password")),
+        )
+    } else {
+        None
+    };
+    if let Some(problems) = current_password_problems(state, caller, fields).await? {
+        errors.extend("current_password", problems);
+    }
+    let Some(new_password) = new_password.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+
+    let context = UserContext {
+        username: &caller.user.username,
+        email: &caller.user.email,
+    };
+    check_password("new_password", &new_password, Some(context))?;
+    if djoser.set_password_retype && retyped.as_deref() != Some(new_password.as_str()) {
+        return Err(FieldErrors::non_field(messages::PASSWORD_MISMATCH).into());
+    }
+
+    let hash = state.hasher.hash(new_password).await?;
+    let keep = (!djoser.logout_on_password_change).then_some(caller.token_id);
+    let txn = store::begin_write(&state.db).await?;
+    users::set_password(&txn, caller.user.id, &hash).await?;
+    let revoked = tokens::delete_for_user(&txn, caller.user.id, keep).await?;
+    if djoser.password_changed_email_confirmation {
+        send(
+            &txn,
+            &state.mailer,
+            Kind::PasswordChangedConfirmation,
+            &caller.user,
+        )
+        .await?;
+    }
+    state
+        .auth
+        .commit(txn, &[Invalidation::User(caller.user.id)])
+        .await?;
+    state.mailer.wake();
+    tracing::info!(
+        user_id = caller.user.id,
+        revoked_tokens = revoked,
+        "password changed"
+    );
+    Ok(())
+}
+
+/// `POST /users/set_username/`: `new_<LOGIN_FIELD>`; setting your own name again is "taken",
+/// as in djoser.
+pub async fn set_username(state: &AppState, caller: &Caller, fields: &RawFields) -> Result<()> {
+    let field = login_field(state).name();
+    let new_field = format!("new_{field}");
+    let retype_field = format!("re_new_{field}");
+    let retype = state.settings.djoser.set_username_retype;
+    let mut errors = FieldErrors::new();
+
+    if let Some(problems) = current_password_problems(state, caller, fields).await? {
+        errors.extend("current_password", problems);
+    }
+    let new_value = parse_new_identifier(state, fields, &new_field, &mut errors).await?;
+    let retyped = if retype {
+        collect(
+            &mut errors,
+            &retype_field,
+            CharField::REQUIRED.parse(fields.get(&retype_field)),
+        )
+    } else {
+        None
+    };
+    let Some(new_value) = new_value.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    if retype && retyped.flatten().as_deref() != Some(new_value.as_str()) {
+        return Err(FieldErrors::non_field(messages::username_mismatch(field)).into());
+    }
+
+    let txn = store::begin_write(&state.db).await?;
+    rename(txn, state, &new_field, caller.user.clone(), new_value).await
+}
+
+/// `new_<LOGIN_FIELD>` as djoser's username serializers check it: the username rules (or the
+/// email rules under LOGIN_FIELD=email), uniqueness included. Problems go into `errors`.
+pub(crate) async fn parse_new_identifier(
+    state: &AppState,
+    fields: &RawFields,
+    new_field: &str,
+    errors: &mut FieldErrors,
+) -> Result<Option<String>> {
+    let parsed = match login_field(state) {
+        LoginField::Username => match username::parse_text(fields.get(new_field)) {
+            Ok(name) => {
+                let problems = username_problems(state, &name).await?;
+                if problems.is_empty() {
+                    Ok(Some(name))
+                } else {
+                    Err(problems)
+                }
+            }
+            Err(problems) => Err(problems),
+        },
+        LoginField::Email => {
+            let mut renamed = RawFields::default();
+            renamed.insert("email", fields.get(new_field).clone());
+            parse_email(state, &renamed, true, None).await?
+        }
+    };
+    Ok(collect(errors, new_field, parsed).flatten())
+}
+
+/// Gives `user` a new username (or email, under LOGIN_FIELD=email) and commits `txn`: the
+/// confirmation email if asked for, then every cached token of the user forgotten. Losing a
+/// race at the unique index reads as "taken".
+pub(crate) async fn rename(
+    txn: sea_orm::DatabaseTransaction,
+    state: &AppState,
+    new_field: &str,
+    user: User,
+    value: String,
+) -> Result<()> {
+    let written = match login_field(state) {
+        LoginField::Username => {
+            users::set_username(&txn, user.id, &value, &username::canonical(&value)).await
+        }
+        LoginField::Email => {
+            users::set_email(&txn, user.id, &value, email::canonical(&value)).await
+        }
+    };
+    match written {
+        Err(err) if store::is_unique_violation(&err) => {
+            let taken = match login_field(state) {
+                LoginField::Username => messages::USERNAME_TAKEN,
+                LoginField::Email => messages::EMAIL_TAKEN,
+            };
+            Err(FieldErrors::single(new_field, taken).into())
+        }
+        Err(err) => Err(err.into()),
+        Ok(()) => {
+            let renamed = match login_field(state) {
+                LoginField::Username => User {
+                    username: value,
+                    ..user
+                },
+                LoginField::Email => User {
+                    email: value,
+                    ..user
+                },
+            };
+            if state.settings.djoser.username_changed_email_confirmation {
+                send(
+                    &txn,
+                    &state.mailer,
+                    Kind::UsernameChangedConfirmation,
+                    &renamed,
+                )
+                .await?;
+            }
+            state
+                .auth
+                .commit(txn, &[Invalidation::User(renamed.id)])
+                .await?;
+            state.mailer.wake();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The use cases behind every endpoint and command: Djoser's validation order and messages,
+//! authd's token and link rules. No HTTP types here; queries go through `store`.
+
+/// `authd` commands an operator runs: superusers, password changes.
+mod admin;
+/// Login, logout, password and username changes.
+mod credentials;
+/// The account lifecycle by email: activation, resets, confirmations, and their delivery.
+pub mod email;
+/// Registration.
+mod register;
+/// Reading, updating and deleting users.
+mod users;
+
+use sea_orm::DbErr;
+
+use crate::config::LoginField;
+use crate::crypto::HashError;
+use crate::domain::password::{self, UserContext};
+use crate::domain::{FieldErrors, RawFields, email as address, messages, username};
+use crate::mail::MailError;
+use crate::state::AppState;
+use crate::store::users as user_rows;
+
+pub use admin::{change_password, create_superuser};
+pub use credentials::{login, logout, set_password, set_username};
+pub use register::register;
+pub use users::{
+    Target, delete_user, get_user, list_users, update_user, user_to_delete, user_to_update,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    /// Lost a race at the unique index: djoser's bare-list answer.
+    #[error("unable to create account")]
+    CannotCreateUser,
+    /// A malformed id, or another user hidden by HIDE_USERS.
+    #[error("not found")]
+    NotFound,
+    #[error("no user matches the given query")]
+    NoSuchUser,
+    #[error("permission denied")]
+    PermissionDenied,
+    #[error("database error")]
+    Database(#[from] DbErr),
+    #[error("password hashing failed")]
+    Hashing(#[from] HashError),
+    #[error("the OS random number generator failed")]
+    Random,
+    /// The activation link was already used (the account is active): djoser's 403.
+    #[error("stale token")]
+    StaleToken,
+    /// Only with a SHOW_EMAIL_NOT_FOUND flag.
+    #[error("no user with that email")]
+    EmailNotFound,
+    /// `resend_activation` while SEND_ACTIVATION_EMAIL is off: djoser's empty 400.
+    #[error("activation emails are off")]
+    ActivationDisabled,
+    #[error(transparent)]
+    Mail(crate::mail::MailError),
+}
+
+impl From<FieldErrors> for Error {
+    fn from(errors: FieldErrors) -> Self {
+        Error::Invalid(errors)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn login_field(state: &AppState) -> LoginField {
+    state.settings.djoser.login_field
+}
+
+fn email_login(state: &AppState) -> bool {
+    login_field(state) == LoginField::Email
+}
+
+fn email_canonical(state: &AppState, email: &str) -> Option<String> {
+    if email_login(state) {
+        address::canonical(email)
+    } else {
+        None
+    }
+}
+
+/// The `email` field as djoser's user serializers declare it; with email login it must be
+/// present on registration, may never be blank, and is unique.
+async fn parse_email(
+    state: &AppState,
+    fields: &RawFields,
+    required: bool,
+    owner: Option<i64>,
+) -> Result<Result<Option<String>, Vec<String>>> {
+    let parsed = address::parse_field(fields.get("email"), required);
+    let Ok(Some(value)) = &parsed else {
+        return Ok(parsed);
+    };
+    if email_login(state) {
+        if value.is_empty() {
+            return Ok(Err(vec![messages::BLANK.to_owned()]));
+        }
+        if let Some(canonical) = address::canonical(value)
+            && !value.contains('\0')
+            && user_rows::email_taken(&state.db, &canonical, owner).await?
+        {
+            return Ok(Err(vec![messages::EMAIL_TAKEN.to_owned()]));
+        }
+    }
+    Ok(parsed)
+}
+
+async fn username_problems(state: &AppState, name: &str) -> Result<Vec<String>> {
+    let taken = username::can_query(name)
+        && user_rows::username_taken(&state.db, &username::canonical(name)).await?;
+    Ok(username::field_messages(name, taken))
+}
+
+/// Django's validators on a new password; failures belong to `field`.
+pub(crate) fn check_password(
+    field: &str,
+    password: &str,
+    user: Option<UserContext<'_>>,
+) -> Result<()> {
+    let problems = password::validate(password, user);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(FieldErrors::field(field, problems).into())
+    }
+}
+
+/// A parsed field's value, or its problems added to `errors`.
+pub(crate) fn collect<T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    parsed: Result<T, Vec<String>>,
+) -> Option<T> {
+    match parsed {
+        Ok(value) => Some(value),
+        Err(problems) => {
+            errors.extend(field, problems);
+            None
+        }
+    }
+}
+
+impl From<MailError> for Error {
+    fn from(err: MailError) -> Self {
+        Error::Mail(err)
+    }
+}

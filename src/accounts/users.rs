@@ -1,0 +1,128 @@
+use crate::auth::{Caller, Invalidation};
+use crate::domain::{FieldErrors, RawFields, messages};
+use crate::mail::Kind;
+use crate::state::AppState;
+use crate::store::{self, User, users};
+
+use super::credentials::current_password_problems;
+use super::email::send;
+use super::{Error, Result, email_canonical, parse_email};
+
+/// `GET /users/`: everyone for staff or without HIDE_USERS, otherwise only the caller.
+pub async fn list_users(state: &AppState, caller: &Caller) -> Result<Vec<User>> {
+    if state.settings.djoser.hide_users && !caller.user.is_staff {
+        return Ok(vec![caller.user.clone()]);
+    }
+    Ok(users::list(&state.db).await?)
+}
+
+/// Which user a `/users/…` request is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Me,
+    Id(&'a str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Retrieve,
+    Update,
+    Destroy,
+}
+
+/// DRF's `get_object` plus djoser's `CurrentUserOrAdmin` and HIDE_USERS conversion.
+async fn resolve(
+    state: &AppState,
+    caller: &Caller,
+    target: Target<'_>,
+    action: Action,
+) -> Result<User> {
+    let id_text = match target {
+        Target::Me => return Ok(caller.user.clone()),
+        Target::Id(id_text) => id_text,
+    };
+    let id: i64 = id_text.trim().parse().map_err(|_| Error::NotFound)?;
+    let user = users::find_by_id(&state.db, id)
+        .await?
+        .ok_or(Error::NoSuchUser)?;
+    if caller.user.is_staff || user.id == caller.user.id {
+        return Ok(user);
+    }
+    if state.settings.djoser.hide_users && action != Action::Destroy {
+        return Err(Error::NotFound);
+    }
+    Err(Error::PermissionDenied)
+}
+
+pub async fn get_user(state: &AppState, caller: &Caller, target: Target<'_>) -> Result<User> {
+    resolve(state, caller, target, Action::Retrieve).await
+}
+
+/// The user a `PUT`/`PATCH` may change (404/403 come before the body is read).
+pub async fn user_to_update(state: &AppState, caller: &Caller, target: Target<'_>) -> Result<User> {
+    resolve(state, caller, target, Action::Update).await
+}
+
+/// `PUT`/`PATCH` on a user: `email` is the only writable field; it is not normalised here
+/// (Django does not either).
+pub async fn update_user(state: &AppState, mut user: User, fields: &RawFields) -> Result<User> {
+    let new_email = match parse_email(state, fields, false, Some(user.id)).await? {
+        Ok(value) => value,
+        Err(problems) => {
+            return Err(FieldErrors::field("email", problems).into());
+        }
+    };
+    let send_activation = state.settings.djoser.send_activation_email;
+    let txn = store::begin_write(&state.db).await?;
+    if let Some(new_email) = new_email.filter(|new_email| *new_email != user.email) {
+        let canonical = email_canonical(state, &new_email);
+        match users::set_email(&txn, user.id, &new_email, canonical.clone()).await {
+            Err(err) if store::is_unique_violation(&err) => {
+                return Err(FieldErrors::single("email", messages::EMAIL_TAKEN).into());
+            }
+            other => other?,
+        }
+        user.email = new_email;
+        user.email_canonical = canonical;
+        // With activation by email, a new address must be proven before the account works.
+        if send_activation {
+            users::set_active(&txn, user.id, false).await?;
+            user.is_active = false;
+        }
+    }
+    // djoser sends whenever the updated user ends up inactive, changed address or not.
+    if send_activation && !user.is_active {
+        send(&txn, &state.mailer, Kind::Activation, &user).await?;
+    }
+    state
+        .auth
+        .commit(txn, &[Invalidation::User(user.id)])
+        .await?;
+    state.mailer.wake();
+    Ok(user)
+}
+
+/// The user a `DELETE` may remove (404/403 come before the body is read).
+pub async fn user_to_delete(state: &AppState, caller: &Caller, target: Target<'_>) -> Result<User> {
+    resolve(state, caller, target, Action::Destroy).await
+}
+
+/// `DELETE` on a user; the cascade removes the target's tokens.
+pub async fn delete_user(
+    state: &AppState,
+    caller: &Caller,
+    user: User,
+    fields: &RawFields,
+) -> Result<()> {
+    if let Some(problems) = current_password_problems(state, caller, fields).await? {
+        return Err(FieldErrors::field("current_password", problems).into());
+    }
+    let txn = store::begin_write(&state.db).await?;
+    users::delete(&txn, user.id).await?;
+    state
+        .auth
+        .commit(txn, &[Invalidation::User(user.id)])
+        .await?;
+    tracing::info!(user_id = user.id, by = caller.user.id, "user deleted");
+    Ok(())
+}
