@@ -59,7 +59,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         database_url: cli.database_url,
     };
     // The OpenAPI document needs no settings, so a misconfigured host can still print it.
-    let settings = || Settings::load(&flags, |name| std::env::var(name).ok());
+    let settings = || load_settings(&flags);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => print!("{}", crate::http::openapi_yaml("")),
         Command::Serve => {
@@ -104,6 +104,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The settings, after one warning per `AUTHD_*` variable that is not a setting: a typo would
+/// otherwise be silently ignored. Not an error, because environments are shared across versions.
+fn load_settings(flags: &Flags) -> anyhow::Result<Settings> {
+    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    for name in crate::config::unknown_variables(names) {
+        tracing::warn!(variable = %name, "ignoring {name}: it is not an authd setting");
+    }
+    Ok(Settings::load(flags, |name| std::env::var(name).ok())?)
 }
 
 fn prompt_new_password() -> anyhow::Result<String> {

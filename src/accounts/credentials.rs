@@ -3,7 +3,7 @@ use crate::config::LoginField;
 use crate::crypto;
 use crate::domain::fields::CharField;
 use crate::domain::password::{self, UserContext};
-use crate::domain::{FieldErrors, RawFields, email, messages, username};
+use crate::domain::{ClientInfo, FieldErrors, RawFields, email, messages, username};
 use crate::mail::Kind;
 use crate::state::AppState;
 use crate::store::{self, User, tokens, users};
@@ -12,7 +12,7 @@ use super::email::send;
 use super::{Error, Result, check_password, collect, login_field, parse_email, username_problems};
 
 /// `POST /token/login/`: a new token for every successful login (one per device).
-pub async fn login(state: &AppState, fields: &RawFields) -> Result<String> {
+pub async fn login(state: &AppState, client: &ClientInfo, fields: &RawFields) -> Result<String> {
     let field = login_field(state).name();
     let mut errors = FieldErrors::new();
     let password = collect(
@@ -63,7 +63,7 @@ pub async fn login(state: &AppState, fields: &RawFields) -> Result<String> {
     tokens::insert(&txn, user.id, token.digest.clone()).await?;
     users::touch_last_login(&txn, user.id).await?;
     txn.commit().await?;
-    tracing::info!(user_id = user.id, "login succeeded");
+    tracing::info!(user_id = user.id, client_ip = %client.ip, "login succeeded");
     Ok(token.secret)
 }
 

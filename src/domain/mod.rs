@@ -1,12 +1,14 @@
 //! Pure rules with no HTTP and no database: DRF field parsing, Django's validators and every
 //! message a client can see, worded exactly as Django 5.2 / DRF 3.18 / djoser 2.3 word them.
 
+pub mod client;
 pub mod email;
 pub mod fields;
 pub mod password;
 pub mod uid;
 pub mod username;
 
+pub use client::ClientInfo;
 pub use fields::{FieldErrors, Input, RawFields};
 
 /// Client-visible messages (DRF, Django and djoser wording).

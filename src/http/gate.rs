@@ -10,58 +10,8 @@ use crate::state::AppState;
 
 use super::body::MAX_BODY_BYTES;
 use super::error::{ApiError, from_poem_error};
+use super::routes::{self, Access, ApiRoute};
 use super::security::parse_authorization;
-
-/// djoser's `/users/<action>/` routes, matched before `/users/{id}/`.
-const ACTIONS: [&str; 8] = [
-    "set_password",
-    "set_username",
-    "activation",
-    "resend_activation",
-    "reset_password",
-    "reset_password_confirm",
-    "reset_username",
-    "reset_username_confirm",
-];
-
-/// The djoser routes authd serves, relative to the URL prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ApiRoute {
-    UserList,
-    UserDetail,
-    UserAction,
-    TokenLogin,
-    TokenLogout,
-}
-
-impl ApiRoute {
-    fn allow(self) -> &'static str {
-        match self {
-            ApiRoute::UserList => "GET, POST, HEAD, OPTIONS",
-            ApiRoute::UserDetail => "GET, PUT, PATCH, DELETE, HEAD, OPTIONS",
-            ApiRoute::UserAction | ApiRoute::TokenLogin | ApiRoute::TokenLogout => "POST, OPTIONS",
-        }
-    }
-
-    /// Djoser's router URLs need the slash; the token URLs match with or without it.
-    fn slash_optional(self) -> bool {
-        matches!(self, ApiRoute::TokenLogin | ApiRoute::TokenLogout)
-    }
-
-    /// The route a path names (without its trailing slash), as djoser's URL patterns match.
-    fn classify(path: &str) -> Option<ApiRoute> {
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["users"] => Some(ApiRoute::UserList),
-            ["users", "me"] => Some(ApiRoute::UserDetail),
-            ["users", action] if ACTIONS.contains(action) => Some(ApiRoute::UserAction),
-            ["users", id] if !id.is_empty() && !id.contains('.') => Some(ApiRoute::UserDetail),
-            ["token", "login"] => Some(ApiRoute::TokenLogin),
-            ["token", "logout"] => Some(ApiRoute::TokenLogout),
-            _ => None,
-        }
-    }
-}
 
 pub struct Gate<E> {
     inner: E,
@@ -93,10 +43,10 @@ impl<E: Endpoint> Endpoint for Gate<E> {
     async fn call(&self, mut request: Request) -> poem::Result<Response> {
         let path = request.uri().path().to_owned();
         let has_slash = path.ends_with('/') && path.len() > 1;
-        let Some(route) = ApiRoute::classify(path.trim_end_matches('/')) else {
+        let Some(route) = routes::find(&path) else {
             return Ok(ApiError::NotFound(crate::domain::messages::NOT_FOUND).into_response());
         };
-        if !has_slash && !route.slash_optional() {
+        if !has_slash && !route.slash_optional {
             return Ok(redirect_with_slash(request.original_uri()));
         }
         let method = request.method().clone();
@@ -128,7 +78,7 @@ impl<E: Endpoint> Endpoint for Gate<E> {
                 HeaderValue::from_static("application/json"),
             );
         }
-        headers.insert(header::ALLOW, HeaderValue::from_static(route.allow()));
+        headers.insert(header::ALLOW, HeaderValue::from_static(route.allow));
         headers.insert(header::VARY, HeaderValue::from_static("Accept"));
         if response.status() == StatusCode::UNAUTHORIZED {
             response
@@ -207,8 +157,8 @@ fn accepts_json(request: &Request) -> bool {
 
 /// DRF's rule for an unmapped method: the permission check runs first, so an anonymous caller
 /// hears 401 on user routes and logout; login answers 405 to anyone.
-fn method_not_allowed(route: ApiRoute, anonymous: bool, method: &Method) -> ApiError {
-    if anonymous && route != ApiRoute::TokenLogin {
+fn method_not_allowed(route: &ApiRoute, anonymous: bool, method: &Method) -> ApiError {
+    if anonymous && route.access == Access::Authenticated {
         ApiError::NotAuthenticated
     } else {
         ApiError::MethodNotAllowed(method.as_str().to_owned())
@@ -239,29 +189,5 @@ fn strip_trailing_slash(request: &mut Request) {
     };
     if let Ok(new_uri) = trimmed.parse::<Uri>() {
         *request.uri_mut() = new_uri;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_match_djosers_patterns() {
-        assert_eq!(ApiRoute::classify("/users"), Some(ApiRoute::UserList));
-        assert_eq!(ApiRoute::classify("/users/me"), Some(ApiRoute::UserDetail));
-        assert_eq!(ApiRoute::classify("/users/42"), Some(ApiRoute::UserDetail));
-        assert_eq!(ApiRoute::classify("/users/abc"), Some(ApiRoute::UserDetail));
-        assert_eq!(ApiRoute::classify("/users/me.json"), None);
-        assert_eq!(
-            ApiRoute::classify("/users/set_password"),
-            Some(ApiRoute::UserAction)
-        );
-        assert_eq!(
-            ApiRoute::classify("/token/login"),
-            Some(ApiRoute::TokenLogin)
-        );
-        assert_eq!(ApiRoute::classify("/nothing"), None);
-        assert_eq!(ApiRoute::classify("/users/1/extra"), None);
     }
 }

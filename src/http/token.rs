@@ -5,6 +5,7 @@ use poem_openapi::OpenApi;
 use poem_openapi::payload::Json;
 
 use crate::accounts;
+use crate::domain::ClientInfo;
 use crate::state::AppState;
 
 use super::ApiTags;
@@ -26,9 +27,10 @@ impl TokenApi {
     async fn login(
         &self,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<LoginRequest>,
     ) -> Result<Json<AuthToken>, ApiError> {
-        let auth_token = accounts::login(&state, &body.fields()?).await?;
+        let auth_token = accounts::login(&state, &client, &body.fields()?).await?;
         Ok(Json(AuthToken { auth_token }))
     }
 

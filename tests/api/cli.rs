@@ -80,6 +80,27 @@ fn a_bad_setting_stops_start_up_naming_it() {
 }
 
 #[test]
+fn unknown_authd_variables_get_a_warning_known_ones_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = authd(&dir)
+        .env("AUTHD_HIDE_USER", "false")
+        .env("AUTHD_TEST_SOMETHING", "1")
+        .env("AUTHD_SUPERUSER_PASSWORD", "x")
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "a warning, not an error");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("AUTHD_HIDE_USER").count(),
+        2,
+        "one warning line naming it: {stderr}"
+    );
+    assert!(!stderr.contains("AUTHD_TEST_SOMETHING"), "{stderr}");
+    assert!(!stderr.contains("AUTHD_SUPERUSER_PASSWORD"), "{stderr}");
+}
+
+#[test]
 fn createsuperuser_applies_the_validators_and_sets_staff() {
     let dir = tempfile::tempdir().expect("tempdir");
     let weak = create_root(&dir)

@@ -100,3 +100,55 @@ async fn served_documents_match_the_committed_one() {
     );
     assert!(!docs.text.contains("\"/users/me\""));
 }
+
+/// Every documented operation is a route of the table, with the table's methods: the gate,
+/// the `Allow` headers and the document cannot drift apart.
+#[test]
+fn documented_operations_are_the_route_tables() {
+    let document = authd::http::openapi_document("");
+    let paths = document["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        let route = authd::http::routes::ROUTES
+            .iter()
+            .find(|route| route.path == path)
+            .unwrap_or_else(|| panic!("{path} is documented but not in the route table"));
+        let mut documented: Vec<String> = item
+            .as_object()
+            .expect("path item")
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect();
+        documented.sort();
+        let mut served: Vec<String> = route.methods().map(str::to_owned).collect();
+        served.sort();
+        assert_eq!(documented, served, "{path}");
+    }
+    assert_eq!(paths.len(), authd::http::routes::ROUTES.len());
+}
+
+const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+const SETTINGS_START: &str = "-->\n";
+
+/// The settings reference in README.md is generated from the settings table;
+/// `UPDATE_README=1 cargo test readme` rewrites it.
+#[test]
+fn readme_lists_every_setting_as_declared() {
+    let text = std::fs::read_to_string(README).expect("README.md");
+    let start = text.find("<!-- settings:start").expect("start marker");
+    let start = start
+        + text[start..]
+            .find(SETTINGS_START)
+            .expect("end of the marker")
+        + SETTINGS_START.len();
+    let end = text.find("<!-- settings:end -->").expect("end marker");
+    let generated = authd::config::table::markdown();
+    if std::env::var_os("UPDATE_README").is_some() {
+        let updated = format!("{}{generated}{}", &text[..start], &text[end..]);
+        std::fs::write(README, updated).expect("write README.md");
+        return;
+    }
+    assert!(
+        text[start..end] == generated,
+        "README.md's settings are out of date: run `UPDATE_README=1 cargo test readme` and commit it"
+    );
+}

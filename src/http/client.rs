@@ -1,0 +1,34 @@
+//! [`ClientInfo`] for handlers: the peer address (or, behind `AUTHD_TRUSTED_PROXIES`, the
+//! client named by `X-Forwarded-For`) and the User-Agent.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use poem::http::header;
+use poem::{FromRequest, Request, RequestBody};
+
+use crate::domain::ClientInfo;
+use crate::state::AppState;
+
+impl<'a> FromRequest<'a> for ClientInfo {
+    async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let peer = request
+            .remote_addr()
+            .as_socket_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |addr| addr.ip());
+        let forwarded_for: Vec<&str> = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        let trusted = request
+            .data::<AppState>()
+            .map(|state| state.settings.trusted_proxies.as_slice())
+            .unwrap_or_default();
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok());
+        Ok(ClientInfo::new(peer, &forwarded_for, trusted, user_agent))
+    }
+}

@@ -1,0 +1,171 @@
+//! The one route table of the DRF-speaking API: the gate matches requests against it (and
+//! sends the 301s, the `Allow` headers and the 405-versus-401 answers from it), and the
+//! OpenAPI document takes its paths from it. Endpoints that do not speak DRF (health, docs)
+//! are mounted beside the gate, not listed here.
+
+/// Who the view as a whole admits, which decides how an unmapped method is answered: DRF runs
+/// the permission check first, so an anonymous caller hears 401 where authentication is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Anyone,
+    Authenticated,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ApiRoute {
+    /// As clients call it, with djoser's trailing slash; `{id}` matches one path segment.
+    pub path: &'static str,
+    /// DRF's `Allow` header for the route.
+    pub allow: &'static str,
+    /// Djoser's router URLs need the slash (301 otherwise); token URLs match with or without.
+    pub slash_optional: bool,
+    pub access: Access,
+}
+
+impl ApiRoute {
+    /// The methods the API implements (HEAD and OPTIONS are answered by the gate).
+    pub fn methods(&self) -> impl Iterator<Item = &'static str> {
+        self.allow
+            .split(", ")
+            .filter(|method| !matches!(*method, "HEAD" | "OPTIONS"))
+    }
+
+    /// Whether a path (without its trailing slash) names this route.
+    fn matches(&self, path: &str) -> bool {
+        let pattern = self.path.trim_matches('/').split('/');
+        let mut segments = path.trim_start_matches('/').split('/');
+        for expected in pattern {
+            let Some(segment) = segments.next() else {
+                return false;
+            };
+            let fits = match expected {
+                // djoser's lookup: `[^/.]+`.
+                "{id}" => !segment.is_empty() && !segment.contains('.'),
+                literal => literal == segment,
+            };
+            if !fits {
+                return false;
+            }
+        }
+        segments.next().is_none()
+    }
+}
+
+const USER_ACTION: ApiRoute = ApiRoute {
+    path: "",
+    allow: "POST, OPTIONS",
+    slash_optional: false,
+    access: Access::Authenticated,
+};
+
+/// djoser's routes, in the order its URL patterns match: actions before `/users/{id}/`.
+pub static ROUTES: &[ApiRoute] = &[
+    ApiRoute {
+        path: "/users/",
+        allow: "GET, POST, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/me/",
+        allow: "GET, PUT, PATCH, DELETE, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/activation/",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/resend_activation/",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/set_password/",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/reset_password/",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/reset_password_confirm/",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/set_username/",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/reset_username/",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/reset_username_confirm/",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/{id}/",
+        allow: "GET, PUT, PATCH, DELETE, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/token/login/",
+        allow: "POST, OPTIONS",
+        slash_optional: true,
+        access: Access::Anyone,
+    },
+    ApiRoute {
+        path: "/token/logout/",
+        allow: "POST, OPTIONS",
+        slash_optional: true,
+        access: Access::Authenticated,
+    },
+];
+
+/// The route a request path names, trailing slash or not.
+pub fn find(path: &str) -> Option<&'static ApiRoute> {
+    let path = path.trim_end_matches('/');
+    ROUTES.iter().find(|route| route.matches(path))
+}
+
+/// The route behind a path as poem-openapi writes it (no trailing slash, `{id}` parameters).
+pub fn documented(generated: &str) -> Option<&'static ApiRoute> {
+    ROUTES
+        .iter()
+        .find(|route| route.path.trim_end_matches('/') == generated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path_of(path: &str) -> Option<&'static str> {
+        find(path).map(|route| route.path)
+    }
+
+    #[test]
+    fn routes_match_djosers_patterns() {
+        assert_eq!(path_of("/users"), Some("/users/"));
+        assert_eq!(path_of("/users/me/"), Some("/users/me/"));
+        assert_eq!(path_of("/users/42"), Some("/users/{id}/"));
+        assert_eq!(path_of("/users/abc"), Some("/users/{id}/"));
+        assert_eq!(path_of("/users/me.json"), None);
+        assert_eq!(path_of("/users/set_password"), Some("/users/set_password/"));
+        assert_eq!(path_of("/token/login"), Some("/token/login/"));
+        assert_eq!(path_of("/nothing"), None);
+        assert_eq!(path_of("/users/1/extra"), None);
+        assert_eq!(path_of("/"), None);
+    }
+
+    #[test]
+    fn allow_lists_head_with_get_and_always_options() {
+        for route in ROUTES {
+            let methods: Vec<&str> = route.methods().collect();
+            let mut expected = methods.join(", ");
+            if methods.contains(&"GET") {
+                expected.push_str(", HEAD");
+            }
+            expected.push_str(", OPTIONS");
+            assert_eq!(route.allow, expected, "{}", route.path);
+        }
+    }
+}
