@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_auth_user;
 mod m20261122_000002_create_auth_token;
 mod m20261122_000003_create_email_tables;
+mod m20261123_000004_password_version;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_auth_user::Migration),
             Box::new(m20261122_000002_create_auth_token::Migration),
             Box::new(m20261122_000003_create_email_tables::Migration),
+            Box::new(m20261123_000004_password_version::Migration),
         ]
     }
 }

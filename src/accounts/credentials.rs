@@ -54,12 +54,19 @@ pub async fn login(state: &AppState, client: &ClientInfo, fields: &RawFields) ->
     if !verified.matches || !user.is_active {
         return Err(invalid());
     }
-    if verified.outdated {
-        let rehashed = state.hasher.hash(password).await?;
-        users::set_password(&state.db, user.id, &rehashed).await?;
-    }
+    let rehashed = match verified.outdated {
+        true => Some(state.hasher.hash(password).await?),
+        false => None,
+    };
     let token = crypto::generate_token().map_err(|_| Error::Random)?;
     let txn = store::begin_write(&state.db).await?;
+    // The password may have changed, or the account been deactivated, while we hashed.
+    if still_verified(&txn, &user).await?.is_none() {
+        return Err(invalid());
+    }
+    if let Some(rehashed) = rehashed {
+        users::rehash(&txn, user.id, &user.password, &rehashed).await?;
+    }
     tokens::insert(&txn, user.id, token.digest.clone()).await?;
     users::touch_last_login(&txn, user.id).await?;
     txn.commit().await?;
@@ -76,6 +83,22 @@ pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
         .commit(txn, &[Invalidation::Token(caller.token_digest.clone())])
         .await?;
     Ok(())
+}
+
+/// Inside a write transaction: the account, locked, if it is active and its password is still
+/// the one that was verified (a rehash at a new cost keeps the version, a change bumps it).
+pub(super) async fn still_verified(
+    txn: &impl sea_orm::ConnectionTrait,
+    verified: &User,
+) -> Result<Option<User>> {
+    Ok(users::lock(txn, verified.id)
+        .await?
+        .filter(|now| now.is_active && now.password_version == verified.password_version))
+}
+
+/// `current_password` changed since it was verified: the answer a wrong one gets.
+pub(super) fn current_password_changed() -> Error {
+    FieldErrors::single("current_password", messages::INVALID_PASSWORD).into()
 }
 
 /// Checks `current_password` against the caller (djoser checks the requester, not the target).
@@ -134,6 +157,9 @@ pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields)
     let hash = state.hasher.hash(new_password).await?;
     let keep = (!djoser.logout_on_password_change).then_some(caller.token_id);
     let txn = store::begin_write(&state.db).await?;
+    if still_verified(&txn, &caller.user).await?.is_none() {
+        return Err(current_password_changed());
+    }
     users::set_password(&txn, caller.user.id, &hash).await?;
     let revoked = tokens::delete_for_user(&txn, caller.user.id, keep).await?;
     if djoser.password_changed_email_confirmation {
@@ -188,7 +214,10 @@ pub async fn set_username(state: &AppState, caller: &Caller, fields: &RawFields)
     }
 
     let txn = store::begin_write(&state.db).await?;
-    rename(txn, state, &new_field, caller.user.clone(), new_value).await
+    let Some(user) = still_verified(&txn, &caller.user).await? else {
+        return Err(current_password_changed());
+    };
+    rename(txn, state, &new_field, user, new_value).await
 }
 
 /// `new_<LOGIN_FIELD>` as djoser's username serializers check it: the username rules (or the

@@ -56,13 +56,28 @@ impl Purpose {
     }
 }
 
-/// Ties a token to the account as it was: a new password or email address kills it.
+/// Ties a token to the account as it was: a password change (its version, not its hash, so a
+/// rehash at a new cost keeps links alive) or a new email address kills it. Migration 4 holds a
+/// frozen copy that rewrote the previous release's fingerprints.
 fn fingerprint(user: &User) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(user.password.as_bytes());
+    hasher.update(b"authd link v2\0");
+    hasher.update(user.password_version.to_string().as_bytes());
     hasher.update([0]);
     hasher.update(user.email.as_bytes());
     hex::encode(hasher.finalize())
+}
+
+/// Inside a write transaction: spends the link token and returns the account, locked, if the
+/// token was still unused and the account is still as it was when the link was issued.
+/// Nothing read before the transaction (before a slow hash, say) is trusted.
+async fn redeem(txn: &impl ConnectionTrait, token: &email_token::Model) -> Result<Option<User>> {
+    if !email_tokens::consume(txn, token.id).await? {
+        return Ok(None);
+    }
+    Ok(users::lock(txn, token.user_id)
+        .await?
+        .filter(|user| fingerprint(user) == token.fingerprint))
 }
 
 /// Writes `kind` for `user` to the outbox inside the caller's transaction, with a fresh link
@@ -243,7 +258,7 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let (user, token) = match check_link(
+    let (_, token) = match check_link(
         state,
         fields.get("uid"),
         fields.get("token"),
@@ -260,9 +275,9 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
         LinkCheck::Valid(user, token) => (user, token),
     };
     let txn = store::begin_write(&state.db).await?;
-    if !email_tokens::consume(&txn, token.id).await? {
+    let Some(user) = redeem(&txn, &token).await? else {
         return Err(Error::StaleToken);
-    }
+    };
     users::set_active(&txn, user.id, true).await?;
     let activated = User {
         is_active: true,
@@ -305,7 +320,7 @@ pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Res
     if retype && retyped.as_deref() != Some(new_password.as_str()) {
         return Err(FieldErrors::non_field(messages::PASSWORD_MISMATCH).into());
     }
-    let (user, token) = match check_link(
+    let (_, token) = match check_link(
         state,
         fields.get("uid"),
         fields.get("token"),
@@ -320,9 +335,9 @@ pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Res
     };
     let hash = state.hasher.hash(new_password).await?;
     let txn = store::begin_write(&state.db).await?;
-    if !email_tokens::consume(&txn, token.id).await? {
+    let Some(user) = redeem(&txn, &token).await? else {
         return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
-    }
+    };
     users::set_password(&txn, user.id, &hash).await?;
     let revoked = tokens::delete_for_user(&txn, user.id, None).await?;
     if state.settings.djoser.password_changed_email_confirmation {
@@ -372,7 +387,7 @@ pub async fn reset_username_confirm(state: &AppState, fields: &RawFields) -> Res
         Input::Text(text) if !text.trim().is_empty() => Input::Text(text.clone()),
         _ => Input::Missing,
     };
-    let (user, token) = match check_link(
+    let (_, token) = match check_link(
         state,
         &uid_input,
         fields.get("token"),
@@ -386,9 +401,9 @@ pub async fn reset_username_confirm(state: &AppState, fields: &RawFields) -> Res
         }
     };
     let txn = store::begin_write(&state.db).await?;
-    if !email_tokens::consume(&txn, token.id).await? {
+    let Some(user) = redeem(&txn, &token).await? else {
         return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
-    }
+    };
     credentials::rename(txn, state, &new_field, user, new_value).await
 }
 

@@ -4,7 +4,7 @@ use crate::mail::Kind;
 use crate::state::AppState;
 use crate::store::{self, User, users};
 
-use super::credentials::current_password_problems;
+use super::credentials::{current_password_changed, current_password_problems, still_verified};
 use super::email::send;
 use super::{Error, Result, email_canonical, parse_email};
 
@@ -118,6 +118,9 @@ pub async fn delete_user(
         return Err(FieldErrors::field("current_password", problems).into());
     }
     let txn = store::begin_write(&state.db).await?;
+    if still_verified(&txn, &caller.user).await?.is_none() {
+        return Err(current_password_changed());
+    }
     users::delete(&txn, user.id).await?;
     state
         .auth

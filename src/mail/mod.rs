@@ -347,6 +347,7 @@ fn sample_user() -> User {
         email: "sample@example.com".into(),
         email_canonical: None,
         password: String::new(),
+        password_version: 0,
         is_active: true,
         is_staff: false,
         is_superuser: false,

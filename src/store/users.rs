@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
 };
 
 use super::entity::auth_user::{ActiveModel, Column, Entity, Model};
@@ -28,6 +28,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<Model, Db
         email: Set(new.email),
         email_canonical: Set(new.email_canonical),
         password: Set(new.password_hash),
+        password_version: Set(0),
         is_active: Set(new.is_active),
         is_staff: Set(new.is_staff),
         is_superuser: Set(new.is_superuser),
@@ -102,13 +103,42 @@ pub async fn set_email(
         .map(|_| ())
 }
 
+/// The user's row, locked until the transaction ends, so that what a write depends on cannot
+/// change under it (PostgreSQL: `FOR UPDATE`; SQLite: the write transaction already holds the
+/// database's lock).
+pub async fn lock(db: &impl ConnectionTrait, id: i64) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id).lock_exclusive().one(db).await
+}
+
+/// A new password: bumps the version that credential-dependent writes check.
 pub async fn set_password(db: &impl ConnectionTrait, id: i64, hash: &str) -> Result<(), DbErr> {
     Entity::update_many()
         .col_expr(Column::Password, Expr::value(hash))
+        .col_expr(
+            Column::PasswordVersion,
+            Expr::col(Column::PasswordVersion).add(1),
+        )
         .filter(Column::Id.eq(id))
         .exec(db)
         .await
         .map(|_| ())
+}
+
+/// The same password hashed at today's cost, only if the stored hash is still the one that
+/// was verified; the version stays, so a rehash never fails a concurrent login or change.
+pub async fn rehash(
+    db: &impl ConnectionTrait,
+    id: i64,
+    verified: &str,
+    rehashed: &str,
+) -> Result<bool, DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::Password, Expr::value(rehashed))
+        .filter(Column::Id.eq(id))
+        .filter(Column::Password.eq(verified))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
 }
 
 pub async fn set_username(

@@ -12,6 +12,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub email_canonical: Option<String>,
     pub password: String,
+    /// Bumped by every password change, never by a rehash at a new cost.
+    pub password_version: i64,
     pub is_active: bool,
     pub is_staff: bool,
     pub is_superuser: bool,
