@@ -3,8 +3,14 @@
 //! through authd (logout, password or username change, user update or deletion) evicts at once,
 //! and on PostgreSQL tells the other instances through `NOTIFY`. The TTL only bounds how long
 //! a change made around authd (SQL by hand) can go unnoticed. Unknown tokens are never cached.
+//!
+//! A lookup reads the database and then caches what it read; an eviction between the two must
+//! win. Every eviction first advances an epoch; a lookup remembers the epoch it started in and
+//! takes its own entry back out if the epoch moved meanwhile. Either the eviction comes after
+//! the entry is in (and removes it), or the lookup sees the new epoch (and removes it).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -16,7 +22,12 @@ const CAPACITY: u64 = 100_000;
 
 pub struct TokenCache {
     entries: Option<Cache<String, Arc<Caller>>>,
+    epoch: AtomicU64,
 }
+
+/// When a lookup started, as far as evictions are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(u64);
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,20 +47,37 @@ impl TokenCache {
                 .support_invalidation_closures()
                 .build()
         });
-        Self { entries }
+        Self {
+            entries,
+            epoch: AtomicU64::new(0),
+        }
     }
 
     pub fn get(&self, digest: &str) -> Option<Arc<Caller>> {
         self.entries.as_ref()?.get(digest)
     }
 
-    pub fn insert(&self, digest: String, caller: Arc<Caller>) {
+    /// To be taken before the database is read for an entry.
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Caches what a lookup that started at `started` read, unless an eviction came since.
+    pub fn insert(&self, digest: String, caller: Arc<Caller>, started: Epoch) {
         if let Some(entries) = &self.entries {
-            entries.insert(digest, caller);
+            entries.insert(digest.clone(), caller);
+            if self.epoch() != started {
+                entries.invalidate(&digest);
+            }
         }
     }
 
+    fn advance(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
     pub fn forget_token(&self, digest: &str) {
+        self.advance();
         if let Some(entries) = &self.entries {
             entries.invalidate(digest);
         }
@@ -57,6 +85,7 @@ impl TokenCache {
 
     /// Once this returns, no token of the user is served from memory.
     pub fn forget_user(&self, user_id: i64) {
+        self.advance();
         if let Some(entries) = &self.entries {
             // Only fails when closures are not enabled, which `new` always does.
             let _ = entries.invalidate_entries_if(move |_, caller| caller.user.id == user_id);
@@ -64,6 +93,7 @@ impl TokenCache {
     }
 
     pub fn clear(&self) {
+        self.advance();
         if let Some(entries) = &self.entries {
             entries.invalidate_all();
         }
@@ -106,6 +136,40 @@ impl Invalidation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn caller(user_id: i64) -> Arc<Caller> {
+        let user = crate::store::User {
+            id: user_id,
+            username: "u".into(),
+            username_canonical: "u".into(),
+            email: String::new(),
+            email_canonical: None,
+            password: String::new(),
+            password_version: 0,
+            is_active: true,
+            is_staff: false,
+            is_superuser: false,
+            date_joined: chrono::Utc::now(),
+            last_login: None,
+        };
+        Arc::new(Caller {
+            user,
+            token_id: 1,
+            token_digest: "d".into(),
+        })
+    }
+
+    #[test]
+    fn a_lookup_that_started_before_an_eviction_caches_nothing() {
+        let cache = TokenCache::new(Duration::from_secs(60));
+        let started = cache.epoch();
+        cache.forget_user(7);
+        cache.insert("d".into(), caller(7), started);
+        assert!(cache.get("d").is_none());
+        let started = cache.epoch();
+        cache.insert("d".into(), caller(7), started);
+        assert!(cache.get("d").is_some());
+    }
 
     #[test]
     fn payloads_round_trip() {

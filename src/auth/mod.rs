@@ -58,6 +58,7 @@ impl Authenticator {
         if let Some(caller) = self.cache.get(&digest) {
             return Ok(caller);
         }
+        let started = self.cache.epoch();
         let (token, user) = tokens::find_with_user(&self.db, &digest)
             .await?
             .ok_or(TokenRejected::Invalid)?;
@@ -69,25 +70,24 @@ impl Authenticator {
             token_id: token.id,
             token_digest: digest.clone(),
         });
-        self.cache.insert(digest, Arc::clone(&caller));
+        self.cache.insert(digest, Arc::clone(&caller), started);
         Ok(caller)
     }
 
-    /// Commits a transaction that revoked tokens or changed users, then makes sure no
-    /// instance answers from memory what the transaction changed.
+    /// Commits a transaction that revoked tokens or changed users, so that no instance answers
+    /// from memory what it changed: the message to the others is part of the transaction (it
+    /// is delivered if and only if the change commits), and this instance forgets at once.
     pub async fn commit(
         &self,
         txn: DatabaseTransaction,
         changes: &[Invalidation],
     ) -> Result<(), DbErr> {
+        for change in changes {
+            store::notify(&txn, Invalidation::CHANNEL, &change.payload()).await?;
+        }
         txn.commit().await?;
         for change in changes {
             self.forget(change);
-            if let Err(err) =
-                store::notify(&self.db, Invalidation::CHANNEL, &change.payload()).await
-            {
-                tracing::error!(error = %err, "could not tell other instances to drop cached tokens");
-            }
         }
         Ok(())
     }

@@ -84,7 +84,7 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
 }
 
 /// Sends a PostgreSQL notification to every instance listening; SQLite has no other instances.
-pub async fn notify(db: &DatabaseConnection, channel: &str, payload: &str) -> Result<(), DbErr> {
+pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> Result<(), DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
@@ -96,25 +96,31 @@ pub async fn notify(db: &DatabaseConnection, channel: &str, payload: &str) -> Re
     db.execute_raw(statement).await.map(|_| ())
 }
 
-/// Calls `on_message` with each notification on `channel`, and with `None` whenever the
-/// connection was lost (notifications may have been missed). Returns at once on SQLite.
+/// Calls `on_message` with each notification on `channel`, and with `None` whenever
+/// notifications may have been missed: when the connection is lost, and again once listening
+/// resumed (what changed in between was never heard). Returns at once on SQLite.
 pub async fn listen(db: &DatabaseConnection, channel: &str, on_message: impl Fn(Option<&str>)) {
     if db.get_database_backend() != DbBackend::Postgres {
         return;
     }
     let pool = db.get_postgres_connection_pool().clone();
     loop {
-        let listening: Result<std::convert::Infallible, sea_orm::sqlx::Error> = async {
+        let listening: Result<(), sea_orm::sqlx::Error> = async {
             let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await?;
             listener.listen(channel).await?;
-            loop {
-                let notification = listener.try_recv().await?;
-                on_message(notification.as_ref().map(|n| n.payload()));
+            on_message(None);
+            // `None`: the connection dropped. Listen anew on a fresh one rather than let
+            // sqlx reconnect inside `try_recv`, so that the resync above follows the LISTEN.
+            while let Some(notification) = listener.try_recv().await? {
+                on_message(Some(notification.payload()));
             }
+            Ok(())
         }
         .await;
-        let Err(err) = listening;
-        tracing::warn!(error = %err, "lost the PostgreSQL notification channel; retrying");
+        let reason = listening
+            .err()
+            .map_or("disconnected".to_owned(), |e| e.to_string());
+        tracing::warn!(error = %reason, "lost the PostgreSQL notification channel; retrying");
         on_message(None);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

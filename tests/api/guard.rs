@@ -365,3 +365,88 @@ async fn revocation_reaches_other_instances() {
         "the token in use survives"
     );
 }
+
+/// A token's first requests race its logout: a request that read the token from the database
+/// before the logout committed must not put it in memory after the logout evicted it. Once
+/// the logout is answered, the token is dead on every later request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lookup_racing_a_logout_never_revives_the_token() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice").await;
+    for attempt in 0..40 {
+        let token = app.token_for("alice", PASSWORD).await;
+        let readers = (0..12).map(|_| app.call(Method::GET, "/users/me/", &token, None));
+        let logout = async {
+            tokio::task::yield_now().await;
+            app.call(Method::POST, "/token/logout/", &token, None).await
+        };
+        let (_, logged_out) =
+            futures::future::join(futures::future::join_all(readers), logout).await;
+        assert_eq!(logged_out.status, StatusCode::NO_CONTENT);
+        let after = app.call(Method::GET, "/users/me/", &token, None).await;
+        assert_eq!(
+            after.status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}: a stale cache entry outlived the logout"
+        );
+    }
+}
+
+/// Notifications sent while an instance's LISTEN connection is down are never heard: once
+/// it listens again, it must drop everything it cached meanwhile.
+#[tokio::test]
+async fn an_instance_that_lost_its_notifications_forgets_once_it_listens_again() {
+    if std::env::var(crate::helpers::POSTGRES_ENV).is_err() {
+        eprintln!(
+            "skipped: instances share a database only on PostgreSQL ({} is not set)",
+            crate::helpers::POSTGRES_ENV
+        );
+        return;
+    }
+    let first = TestApp::spawn().await;
+    let second = first.sibling().await;
+    let (_, token) = first.create_user("alice").await;
+    let listening = "pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'";
+    let started = std::time::Instant::now();
+    while first.count(listening).await < 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "both instances listen"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first
+        .exec(&format!(
+            "SELECT pg_terminate_backend(pid) FROM {listening}"
+        ))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // While the second is deaf, it caches the token and the first logs it out.
+    assert_eq!(
+        second
+            .call(Method::GET, "/users/me/", &token, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        first
+            .call(Method::POST, "/token/logout/", &token, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let started = std::time::Instant::now();
+    while second
+        .call(Method::GET, "/users/me/", &token, None)
+        .await
+        .status
+        != StatusCode::UNAUTHORIZED
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "the second instance kept a token it never heard was revoked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
