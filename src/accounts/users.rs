@@ -6,7 +6,7 @@ use crate::store::{self, User, users};
 
 use super::credentials::{current_password_changed, current_password_problems, still_verified};
 use super::email::send;
-use super::{Error, Result, email_canonical, parse_email};
+use super::{Error, Result, email_canonical, email_login, parse_email};
 
 /// `GET /users/`: everyone for staff or without HIDE_USERS, otherwise only the caller.
 pub async fn list_users(state: &AppState, caller: &Caller) -> Result<Vec<User>> {
@@ -65,15 +65,22 @@ pub async fn user_to_update(state: &AppState, caller: &Caller, target: Target<'_
 
 /// `PUT`/`PATCH` on a user: `email` is the only writable field; it is not normalised here
 /// (Django does not either).
-pub async fn update_user(state: &AppState, mut user: User, fields: &RawFields) -> Result<User> {
-    let new_email = match parse_email(state, fields, false, Some(user.id)).await? {
-        Ok(value) => value,
-        Err(problems) => {
-            return Err(FieldErrors::field("email", problems).into());
-        }
+pub async fn update_user(state: &AppState, target: User, fields: &RawFields) -> Result<User> {
+    // djoser's `read_only_fields`: the login field changes only through set_username, which
+    // asks for the password.
+    let new_email = match email_login(state) {
+        true => None,
+        false => match parse_email(state, fields, false, Some(target.id)).await? {
+            Ok(value) => value,
+            Err(problems) => return Err(FieldErrors::field("email", problems).into()),
+        },
     };
     let send_activation = state.settings.djoser.send_activation_email;
     let txn = store::begin_write(&state.db).await?;
+    // The account as it is now, not as a cached caller remembers it.
+    let mut user = users::lock(&txn, target.id)
+        .await?
+        .ok_or(Error::NoSuchUser)?;
     if let Some(new_email) = new_email.filter(|new_email| *new_email != user.email) {
         let canonical = email_canonical(state, &new_email);
         match users::set_email(&txn, user.id, &new_email, canonical.clone()).await {

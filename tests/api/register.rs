@@ -335,3 +335,55 @@ async fn set_username_changes_the_email_under_email_login() {
         .await;
     assert_eq!(login.status, StatusCode::OK);
 }
+
+/// djoser makes LOGIN_FIELD read-only in the user serializers: under email login, PUT and
+/// PATCH ignore `email` (only set_username, which asks for the password, changes it).
+#[tokio::test]
+async fn the_login_email_is_read_only_in_user_updates() {
+    let app =
+        TestApp::spawn_with(|s| s.djoser.login_field = authd::config::LoginField::Email).await;
+    let created = app
+        .post_json(
+            "/users/",
+            json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    let id = created.json()["id"].as_i64().expect("id");
+    let token = app
+        .post_json(
+            "/token/login/",
+            json!({"email": "alice@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await
+        .json()["auth_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let before = app.snapshot().await;
+    let unchanged = json!({"email": "alice@example.com", "id": id, "username": "alice"});
+    for (method, path) in [
+        (reqwest::Method::PATCH, "/users/me/".to_owned()),
+        (reqwest::Method::PUT, "/users/me/".to_owned()),
+        (reqwest::Method::PATCH, format!("/users/{id}/")),
+    ] {
+        app.call(
+            method,
+            &path,
+            &token,
+            Some(json!({"email": "mallory@example.com"})),
+        )
+        .await
+        .assert(StatusCode::OK, unchanged.clone());
+    }
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+    let stolen = app
+        .post_json(
+            "/token/login/",
+            json!({"email": "mallory@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(stolen.status, StatusCode::BAD_REQUEST);
+}
