@@ -31,7 +31,15 @@ pub async fn login(state: &AppState, client: &ClientInfo, fields: &RawFields) ->
     let (Some(Some(password)), Some(Some(identifier))) = (password, identifier) else {
         return Err(invalid());
     };
-    if password.len() > password::MAX_BYTES || identifier.contains('\0') {
+    // Lengths before work: nothing longer than any stored identifier is normalised.
+    let longest = match login_field(state) {
+        LoginField::Username => username::LOOKUP_MAX_LENGTH,
+        LoginField::Email => email::LOOKUP_MAX_LENGTH,
+    };
+    if password.len() > password::MAX_BYTES
+        || identifier.contains('\0')
+        || identifier.chars().count() > longest
+    {
         return Err(invalid());
     }
     let found = match login_field(state) {

@@ -98,7 +98,16 @@ async fn parse_email(
     let Ok(Some(value)) = &parsed else {
         return Ok(parsed);
     };
+    // Lowercasing the domain can lengthen it ("İ" is two characters in lower case).
+    if address::normalize(value).chars().count() > address::MAX_LENGTH {
+        return Ok(Err(vec![messages::max_length(address::MAX_LENGTH)]));
+    }
     if email_login(state) {
+        if address::canonical(value)
+            .is_some_and(|canonical| canonical.chars().count() > address::CANONICAL_MAX_LENGTH)
+        {
+            return Ok(Err(vec![messages::INVALID_EMAIL.to_owned()]));
+        }
         if value.is_empty() {
             return Ok(Err(vec![messages::BLANK.to_owned()]));
         }

@@ -10,6 +10,10 @@ use super::fields::{CharField, Input};
 use super::messages;
 
 pub const MAX_LENGTH: usize = 254;
+/// The `email_canonical` column's length.
+pub const CANONICAL_MAX_LENGTH: usize = 1000;
+/// The longest login email looked up (another spelling of a stored one may be a bit longer).
+pub const LOOKUP_MAX_LENGTH: usize = 4 * MAX_LENGTH;
 
 /// Django's regexes, with each `(?!-)…(?<!-)` look-around rewritten as "a label neither starts
 /// nor ends with `-`" (the `regex` crate has no look-around). `ul` is Django's `\u00a1-\uffff`.

@@ -6,6 +6,11 @@ use super::fields::{CharField, Input, is_python_word_char};
 use super::messages;
 
 pub const MAX_LENGTH: usize = 150;
+/// The `username_canonical` column's length.
+const CANONICAL_MAX_LENGTH: usize = 600;
+/// The longest login identifier looked up: another spelling of a stored name may be longer
+/// than the name, but not by much; the cap bounds what NFKC and case folding can cost.
+pub const LOOKUP_MAX_LENGTH: usize = 4 * MAX_LENGTH;
 
 /// The username as the serializer declares it: required, trimmed, not blank. The regex and
 /// length run afterwards in [`field_messages`], because uniqueness sits between them.
@@ -23,9 +28,19 @@ pub fn is_valid_shape(username: &str) -> bool {
             .all(|c| is_python_word_char(c) || matches!(c, '.' | '@' | '+' | '-'))
 }
 
-/// Whether uniqueness can be asked of the database at all (PostgreSQL refuses NUL in text).
+/// Whether the name fits its columns as it would be stored (NFKC, which can lengthen it:
+/// "ﬀ" is "ff") and in its canonical form. The raw length is checked first, so a huge input
+/// is never normalised.
+pub fn fits(username: &str) -> bool {
+    username.chars().count() <= MAX_LENGTH
+        && normalize(username).chars().count() <= MAX_LENGTH
+        && canonical(username).chars().count() <= CANONICAL_MAX_LENGTH
+}
+
+/// Whether uniqueness can be asked of the database at all: the name fits its columns and has
+/// no NUL (PostgreSQL refuses it in text).
 pub fn can_query(username: &str) -> bool {
-    !username.contains('\0')
+    !username.contains('\0') && fits(username)
 }
 
 /// The model field's validators in Django's order: regex, unique, max length, NUL.
@@ -37,7 +52,7 @@ pub fn field_messages(username: &str, taken: bool) -> Vec<String> {
     if taken {
         problems.push(messages::USERNAME_TAKEN.to_owned());
     }
-    if username.chars().count() > MAX_LENGTH {
+    if !fits(username) {
         problems.push(messages::max_length(MAX_LENGTH));
     }
     if username.contains('\0') {
@@ -69,6 +84,14 @@ mod tests {
         assert_eq!(canonical("ＡＬＩＣＥ"), "alice");
         assert_eq!(canonical("Straße"), canonical("STRASSE"));
         assert_eq!(canonical(&canonical("ﬁ")), canonical("ﬁ"));
+    }
+
+    #[test]
+    fn the_stored_form_must_fit() {
+        assert!(fits(&"\u{fb00}".repeat(75)));
+        assert!(!fits(&"\u{fb00}".repeat(76)), "NFKC doubles each ligature");
+        assert!(!fits(&"a".repeat(151)));
+        assert!(!can_query(&"\u{fdfa}".repeat(1_000_000)));
     }
 
     #[test]

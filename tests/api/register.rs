@@ -79,6 +79,61 @@ async fn username_length_limit_is_150() {
     assert_eq!(app.count("auth_user").await, 1);
 }
 
+/// Django normalises (NFKC) a username when it stores it; a name that normalisation lengthens
+/// past 150 characters (150 × "ﬀ" becomes 300 × "f") would overflow the column. It is refused
+/// with the length message, checked in code, since SQLite ignores column lengths.
+#[tokio::test]
+async fn the_length_limit_applies_to_the_stored_form() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_user("alice").await;
+    let before = app.snapshot().await;
+    let too_long = json!({"username": ["Ensure this field has no more than 150 characters."]});
+    app.register(&"\u{fb00}".repeat(150), PASSWORD)
+        .await
+        .assert(StatusCode::BAD_REQUEST, too_long);
+    app.call(
+        reqwest::Method::POST,
+        "/users/set_username/",
+        &token,
+        Some(json!({"new_username": "\u{fb00}".repeat(76), "current_password": PASSWORD})),
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"new_username": ["Ensure this field has no more than 150 characters."]}),
+    );
+    // Huge inputs are refused by their length before any normalisation or lookup.
+    app.register(&"\u{fdfa}".repeat(200_000), PASSWORD)
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"username": ["Ensure this field has no more than 150 characters."]}),
+        );
+    app.login(&"\u{fdfa}".repeat(200_000), PASSWORD)
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"non_field_errors": ["Unable to log in with provided credentials."]}),
+        );
+    // Lowercasing the domain doubles each "İ": 249 characters as typed, 489 as stored.
+    let domain = format!("{}com", format!("{}.", "\u{130}".repeat(60)).repeat(4));
+    app.post_json(
+        "/users/",
+        json!({"username": "bob", "email": format!("a@{domain}"), "password": PASSWORD}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"email": ["Ensure this field has no more than 254 characters."]}),
+    );
+    assert_eq!(app.snapshot().await, before);
+    app.register(&"\u{fb00}".repeat(75), PASSWORD).await.assert(
+        StatusCode::CREATED,
+        json!({"email": "", "username": "f".repeat(150), "id": 2}),
+    );
+}
+
 #[tokio::test]
 async fn password_validators_run_in_djangos_order_before_the_retype_check() {
     let app = TestApp::spawn_with(|s| s.djoser.user_create_password_retype = true).await;
