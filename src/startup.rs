@@ -47,8 +47,14 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
              change them, or keep LOGIN_FIELD=username"
         );
     }
-    let hasher = PasswordHasher::new(settings.hashing.cost, settings.hashing.threads)
-        .context("cannot start the password hashing pool")?;
+    let hashing = &settings.hashing;
+    let hasher = PasswordHasher::with_queue(
+        hashing.cost,
+        hashing.threads,
+        hashing.queue_limit(),
+        hashing.queue_timeout,
+    )
+    .context("cannot start the password hashing pool")?;
     password::preload();
     let auth = Arc::new(Authenticator::new(db.clone(), settings.token_cache_ttl));
     let mailer = Arc::new(Mailer::new(&settings.mail)?);

@@ -19,7 +19,7 @@ pub async fn create_superuser(
         ("password", password),
         ("re_password", password),
     ]);
-    let user = register(state, &fields).await?;
+    let user = register(state, &state.hasher.admit()?, &fields).await?;
     users::set_privileges(&state.db, user.id, true, true).await?;
     Ok(User {
         is_staff: true,
@@ -43,7 +43,7 @@ pub async fn change_password(state: &AppState, name: &str, new_password: &str) -
             email: &user.email,
         }),
     )?;
-    let hash = state.hasher.hash(new_password).await?;
+    let hash = state.hasher.admit()?.hash(new_password).await?;
     let txn = store::begin_write(&state.db).await?;
     users::set_password(&txn, user.id, &hash).await?;
     tokens::delete_for_user(&txn, user.id, None).await?;

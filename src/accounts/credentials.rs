@@ -1,6 +1,6 @@
 use crate::auth::{Caller, Invalidation};
 use crate::config::LoginField;
-use crate::crypto;
+use crate::crypto::{self, Admission};
 use crate::domain::fields::CharField;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{ClientInfo, FieldErrors, RawFields, email, messages, username};
@@ -12,7 +12,12 @@ use super::email::send;
 use super::{Error, Result, check_password, collect, login_field, parse_email, username_problems};
 
 /// `POST /token/login/`: a new token for every successful login (one per device).
-pub async fn login(state: &AppState, client: &ClientInfo, fields: &RawFields) -> Result<String> {
+pub async fn login(
+    state: &AppState,
+    hashing: &Admission,
+    client: &ClientInfo,
+    fields: &RawFields,
+) -> Result<String> {
     let field = login_field(state).name();
     let mut errors = FieldErrors::new();
     let password = collect(
@@ -52,18 +57,17 @@ pub async fn login(state: &AppState, client: &ClientInfo, fields: &RawFields) ->
         },
     };
     let Some(user) = found else {
-        state.hasher.verify_dummy(password).await?;
+        hashing.verify_dummy(password).await?;
         return Err(invalid());
     };
-    let verified = state
-        .hasher
+    let verified = hashing
         .verify(password.clone(), user.password.clone())
         .await?;
     if !verified.matches || !user.is_active {
         return Err(invalid());
     }
     let rehashed = match verified.outdated {
-        true => Some(state.hasher.hash(password).await?),
+        true => Some(hashing.hash(password).await?),
         false => None,
     };
     let token = crypto::generate_token().map_err(|_| Error::Random)?;
@@ -111,15 +115,14 @@ pub(super) fn current_password_changed() -> Error {
 
 /// Checks `current_password` against the caller (djoser checks the requester, not the target).
 pub(super) async fn current_password_problems(
-    state: &AppState,
+    hashing: &Admission,
     caller: &Caller,
     fields: &RawFields,
 ) -> Result<Option<Vec<String>>> {
     match password::parse_field(fields.get("current_password")) {
         Err(problems) => Ok(Some(problems)),
         Ok(current) => {
-            let verified = state
-                .hasher
+            let verified = hashing
                 .verify(current, caller.user.password.clone())
                 .await?;
             Ok((!verified.matches).then(|| vec![messages::INVALID_PASSWORD.to_owned()]))
@@ -129,7 +132,12 @@ pub(super) async fn current_password_problems(
 
 /// `POST /users/set_password/`: revokes the caller's other tokens (all of them with
 /// LOGOUT_ON_PASSWORD_CHANGE).
-pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields) -> Result<()> {
+pub async fn set_password(
+    state: &AppState,
+    hashing: &Admission,
+    caller: &Caller,
+    fields: &RawFields,
+) -> Result<()> {
     let djoser = &state.settings.djoser;
     let mut errors = FieldErrors::new();
     let new_password = collect(
@@ -146,7 +154,7 @@ pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields)
     } else {
         None
     };
-    if let Some(problems) = current_password_problems(state, caller, fields).await? {
+    if let Some(problems) = current_password_problems(hashing, caller, fields).await? {
         errors.extend("current_password", problems);
     }
     let Some(new_password) = new_password.filter(|_| errors.is_empty()) else {
@@ -162,7 +170,7 @@ pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields)
         return Err(FieldErrors::non_field(messages::PASSWORD_MISMATCH).into());
     }
 
-    let hash = state.hasher.hash(new_password).await?;
+    let hash = hashing.hash(new_password).await?;
     let keep = (!djoser.logout_on_password_change).then_some(caller.token_id);
     let txn = store::begin_write(&state.db).await?;
     if still_verified(&txn, &caller.user).await?.is_none() {
@@ -194,14 +202,19 @@ pub async fn set_password(state: &AppState, caller: &Caller, fields: &RawFields)
 
 /// `POST /users/set_username/`: `new_<LOGIN_FIELD>`; setting your own name again is "taken",
 /// as in djoser.
-pub async fn set_username(state: &AppState, caller: &Caller, fields: &RawFields) -> Result<()> {
+pub async fn set_username(
+    state: &AppState,
+    hashing: &Admission,
+    caller: &Caller,
+    fields: &RawFields,
+) -> Result<()> {
     let field = login_field(state).name();
     let new_field = format!("new_{field}");
     let retype_field = format!("re_new_{field}");
     let retype = state.settings.djoser.set_username_retype;
     let mut errors = FieldErrors::new();
 
-    if let Some(problems) = current_password_problems(state, caller, fields).await? {
+    if let Some(problems) = current_password_problems(hashing, caller, fields).await? {
         errors.extend("current_password", problems);
     }
     let new_value = parse_new_identifier(state, fields, &new_field, &mut errors).await?;

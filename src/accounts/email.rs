@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Invalidation;
-use crate::crypto;
+use crate::crypto::{self, Admission};
 use crate::domain::fields::CharField;
 use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, uid};
 use crate::mail::{Kind, Link, Mailer};
@@ -294,7 +294,11 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
 
 /// `POST /users/reset_password_confirm/`: djoser validates the new password before it looks
 /// at the link. A reset revokes every token of the user.
-pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Result<()> {
+pub async fn reset_password_confirm(
+    state: &AppState,
+    hashing: &Admission,
+    fields: &RawFields,
+) -> Result<()> {
     let retype = state.settings.djoser.password_reset_confirm_retype;
     let mut errors = FieldErrors::new();
     required_text(fields, "uid", &mut errors);
@@ -333,7 +337,7 @@ pub async fn reset_password_confirm(state: &AppState, fields: &RawFields) -> Res
             return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
         }
     };
-    let hash = state.hasher.hash(new_password).await?;
+    let hash = hashing.hash(new_password).await?;
     let txn = store::begin_write(&state.db).await?;
     let Some(user) = redeem(&txn, &token).await? else {
         return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());

@@ -2,6 +2,7 @@ use super::{
     Error, Result, check_password, collect, email_canonical, email_login, parse_email,
     username_problems,
 };
+use crate::crypto::Admission;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, email, messages, username};
 use crate::mail::Kind;
@@ -11,7 +12,7 @@ use crate::store::{self, User, users};
 use super::email::send;
 
 /// `POST /users/`.
-pub async fn register(state: &AppState, fields: &RawFields) -> Result<User> {
+pub async fn register(state: &AppState, hashing: &Admission, fields: &RawFields) -> Result<User> {
     let retype = state.settings.djoser.user_create_password_retype;
     let mut errors = FieldErrors::new();
 
@@ -69,7 +70,7 @@ pub async fn register(state: &AppState, fields: &RawFields) -> Result<User> {
         return Err(FieldErrors::non_field(messages::PASSWORD_MISMATCH).into());
     }
 
-    let password_hash = state.hasher.hash(password).await?;
+    let password_hash = hashing.hash(password).await?;
     let email = email::normalize(&email);
     let new_user = users::NewUser {
         username: username::normalize(&name),

@@ -1,4 +1,5 @@
 use crate::auth::{Caller, Invalidation};
+use crate::crypto::Admission;
 use crate::domain::{FieldErrors, RawFields, messages};
 use crate::mail::Kind;
 use crate::state::AppState;
@@ -117,11 +118,12 @@ pub async fn user_to_delete(state: &AppState, caller: &Caller, target: Target<'_
 /// `DELETE` on a user; the cascade removes the target's tokens.
 pub async fn delete_user(
     state: &AppState,
+    hashing: &Admission,
     caller: &Caller,
     user: User,
     fields: &RawFields,
 ) -> Result<()> {
-    if let Some(problems) = current_password_problems(state, caller, fields).await? {
+    if let Some(problems) = current_password_problems(hashing, caller, fields).await? {
         return Err(FieldErrors::field("current_password", problems).into());
     }
     let txn = store::begin_write(&state.db).await?;

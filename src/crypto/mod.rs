@@ -3,7 +3,7 @@
 
 pub mod password;
 
-pub use password::{HashCost, HashError, PasswordHasher, Verified};
+pub use password::{Admission, HashCost, HashError, PasswordHasher, Verified};
 
 use std::fmt;
 

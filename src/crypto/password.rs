@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
 };
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// Argon2id cost. The defaults are OWASP's minimum, which is also the floor settings accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +36,41 @@ pub enum HashError {
     Argon2(String),
     #[error("the password hashing pool has stopped")]
     PoolGone,
+    /// The queue is full, or a hash thread did not come free in time: shed the request.
+    #[error("the password hashing queue is full")]
+    Overloaded,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Hashing and verification, run on `threads` dedicated OS threads at a lower scheduling
-/// priority, so a storm of logins cannot take the CPU from token checks. At most `threads`
-/// jobs are in flight; the rest wait asynchronously (no 19 MiB buffers queue up).
+/// priority, so a storm of logins cannot take the CPU from token checks.
+///
+/// Admission control: a request that will hash first takes a place in a bounded queue
+/// ([`PasswordHasher::admit`]), before its body is even read; with no place left it is shed at
+/// once. Each job then waits for a thread at most `queue_timeout`. At most `threads` jobs run;
+/// the others wait asynchronously, so no 19 MiB buffers pile up and memory stays bounded.
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     cost: HashCost,
     dummy_hash: String,
-    permits: Semaphore,
+    threads: Semaphore,
+    places: Arc<Semaphore>,
+    queue_timeout: Duration,
     jobs: mpsc::Sender<Job>,
+}
+
+/// A place in the hashing queue, held for as long as the request may hash; the only way to
+/// hash or verify.
+pub struct Admission {
+    hasher: Arc<PasswordHasher>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission").finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -59,7 +82,17 @@ impl fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
+    /// A pool with the default queue: 16 places per thread, 2 s to wait for a thread.
     pub fn new(cost: HashCost, threads: usize) -> Result<Arc<Self>, HashError> {
+        Self::with_queue(cost, threads, 16 * threads.max(1), Duration::from_secs(2))
+    }
+
+    pub fn with_queue(
+        cost: HashCost,
+        threads: usize,
+        queue_limit: usize,
+        queue_timeout: Duration,
+    ) -> Result<Arc<Self>, HashError> {
         let params = cost
             .params()
             .map_err(|e| HashError::Argon2(e.to_string()))?;
@@ -91,19 +124,31 @@ impl PasswordHasher {
             argon2,
             cost,
             dummy_hash,
-            permits: Semaphore::new(threads),
+            threads: Semaphore::new(threads),
+            places: Arc::new(Semaphore::new(queue_limit.max(1))),
+            queue_timeout,
             jobs,
         }))
+    }
+
+    /// A place in the queue, or `Overloaded` at once when there is none.
+    pub fn admit(self: &Arc<Self>) -> Result<Admission, HashError> {
+        let place = Arc::clone(&self.places)
+            .try_acquire_owned()
+            .map_err(|_| HashError::Overloaded)?;
+        Ok(Admission {
+            hasher: Arc::clone(self),
+            _place: place,
+        })
     }
 
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let _thread = tokio::time::timeout(self.queue_timeout, self.threads.acquire())
             .await
+            .map_err(|_| HashError::Overloaded)?
             .map_err(|_| HashError::PoolGone)?;
         let (done, result) = oneshot::channel();
         let argon2 = self.argon2.clone();
@@ -116,23 +161,28 @@ impl PasswordHasher {
             .map_err(|_| HashError::PoolGone)?;
         result.await.map_err(|_| HashError::PoolGone)
     }
+}
 
+impl Admission {
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        self.run(move |argon2| hash_now(argon2, &password)).await?
+        self.hasher
+            .run(move |argon2| hash_now(argon2, &password))
+            .await?
     }
 
     /// Whether `password` matches the stored hash, and whether the hash should be redone in
     /// authd's format at today's cost.
     pub async fn verify(&self, password: String, stored: String) -> Result<Verified, HashError> {
-        let cost = self.cost;
-        self.run(move |argon2| StoredHash::parse(&stored).verify(argon2, cost, &password))
+        let cost = self.hasher.cost;
+        self.hasher
+            .run(move |argon2| StoredHash::parse(&stored).verify(argon2, cost, &password))
             .await
     }
 
     /// A full verification against a fixed hash, so that a login for an unknown or inactive
     /// account costs what a real one costs.
     pub async fn verify_dummy(&self, password: String) -> Result<(), HashError> {
-        self.verify(password, self.dummy_hash.clone())
+        self.verify(password, self.hasher.dummy_hash.clone())
             .await
             .map(|_| ())
     }
@@ -241,14 +291,26 @@ mod tests {
     #[tokio::test]
     async fn hash_then_verify() {
         let hasher = PasswordHasher::new(HashCost::OWASP_MINIMUM, 1).expect("pool");
-        let phc = hasher.hash("correct horse".into()).await.expect("hash");
+        let phc = hasher
+            .admit()
+            .expect("room")
+            .hash("correct horse".into())
+            .await
+            .expect("hash");
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         let good = hasher
+            .admit()
+            .expect("room")
             .verify("correct horse".into(), phc.clone())
             .await
             .expect("verify");
         assert!(good.matches && !good.outdated);
-        let bad = hasher.verify("wrong".into(), phc).await.expect("verify");
+        let bad = hasher
+            .admit()
+            .expect("room")
+            .verify("wrong".into(), phc)
+            .await
+            .expect("verify");
         assert!(!bad.matches);
         let stronger = PasswordHasher::new(
             HashCost {
@@ -258,9 +320,16 @@ mod tests {
             1,
         )
         .expect("pool");
-        let old = hasher.hash("pw".into()).await.expect("hash");
+        let old = hasher
+            .admit()
+            .expect("room")
+            .hash("pw".into())
+            .await
+            .expect("hash");
         assert!(
             stronger
+                .admit()
+                .expect("room")
                 .verify("pw".into(), old)
                 .await
                 .expect("verify")
@@ -271,9 +340,16 @@ mod tests {
     #[tokio::test]
     async fn django_formats_are_recognised() {
         let hasher = PasswordHasher::new(HashCost::OWASP_MINIMUM, 1).expect("pool");
-        let phc = hasher.hash("correct horse".into()).await.expect("hash");
+        let phc = hasher
+            .admit()
+            .expect("room")
+            .hash("correct horse".into())
+            .await
+            .expect("hash");
         let django = format!("argon2{phc}");
         let verified = hasher
+            .admit()
+            .expect("room")
             .verify("correct horse".into(), django.clone())
             .await
             .expect("verify");
@@ -283,6 +359,8 @@ mod tests {
         );
         assert!(
             !hasher
+                .admit()
+                .expect("room")
                 .verify("wrong".into(), django)
                 .await
                 .expect("verify")
@@ -296,6 +374,8 @@ mod tests {
             "$argon2id$broken",
         ] {
             let verified = hasher
+                .admit()
+                .expect("room")
                 .verify(never.into(), never.into())
                 .await
                 .expect("verify");

@@ -23,17 +23,24 @@ const MEDIA_TYPES: [&str; 3] = [
     "multipart/form-data",
 ];
 
-/// The body of a request, read (at most [`MAX_BODY_BYTES`]) when the handler is called and
-/// parsed then; the handler asks for the result at the step where DRF would parse it, so a
-/// bad body never hides a 401, 403 or 404. `T` only documents the fields.
+/// The body of a request, read (at most [`MAX_BODY_BYTES`]) and parsed only when the handler
+/// asks for it, at the step where DRF would parse it: a bad body never hides a 401, 403 or 404,
+/// and a request shed for load is answered before its body is read. `T` only documents the
+/// fields.
 pub struct DrfBody<T> {
-    parsed: Result<RawFields, ApiError>,
+    body: poem::Body,
+    content_type: String,
     _schema: PhantomData<fn() -> T>,
 }
 
 impl<T> DrfBody<T> {
-    pub fn fields(self) -> Result<RawFields, ApiError> {
-        self.parsed
+    pub async fn fields(self) -> Result<RawFields, ApiError> {
+        let bytes = self
+            .body
+            .into_bytes_limit(MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        parse(&self.content_type, bytes).await
     }
 }
 
@@ -66,33 +73,24 @@ impl<'a, T: Type> ApiExtractor<'a> for DrfBody<T> {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let bytes = body
-            .take()?
-            .into_bytes_limit(MAX_BODY_BYTES)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
+        // Latin-1, as WSGI decodes headers: any byte makes a character.
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|value| value.as_bytes().iter().map(|&b| char::from(b)).collect())
+            .unwrap_or_default();
         Ok(Self {
-            parsed: parse(request, bytes).await,
+            body: body.take()?,
+            content_type,
             _schema: PhantomData,
         })
     }
 }
 
-async fn parse(request: &Request, bytes: bytes::Bytes) -> Result<RawFields, ApiError> {
+async fn parse(content_type: &str, bytes: bytes::Bytes) -> Result<RawFields, ApiError> {
     if bytes.is_empty() {
         return Ok(RawFields::default());
     }
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|value| {
-            value
-                .as_bytes()
-                .iter()
-                .map(|&b| char::from(b))
-                .collect::<String>()
-        })
-        .unwrap_or_default();
     let media_type = content_type
         .split(';')
         .next()
@@ -102,8 +100,8 @@ async fn parse(request: &Request, bytes: bytes::Bytes) -> Result<RawFields, ApiE
     match media_type.as_str() {
         "application/json" => parse_json(&bytes),
         "application/x-www-form-urlencoded" => Ok(parse_urlencoded(&bytes)),
-        "multipart/form-data" => parse_multipart(request, bytes).await,
-        _ => Err(ApiError::UnsupportedMediaType(content_type)),
+        "multipart/form-data" => parse_multipart(content_type, bytes).await,
+        _ => Err(ApiError::UnsupportedMediaType(content_type.to_owned())),
     }
 }
 
@@ -144,10 +142,14 @@ fn parse_urlencoded(bytes: &[u8]) -> RawFields {
 }
 
 /// Text parts become fields; file parts are not data (Django puts them in `FILES`).
-async fn parse_multipart(request: &Request, bytes: bytes::Bytes) -> Result<RawFields, ApiError> {
+async fn parse_multipart(content_type: &str, bytes: bytes::Bytes) -> Result<RawFields, ApiError> {
     let bad = |e: poem::Error| ApiError::Unparsable(format!("Multipart form parse error - {e}"));
+    // poem's multipart reader finds the boundary in the request's Content-Type.
+    let request = Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .finish();
     let mut body = RequestBody::new(poem::Body::from(bytes));
-    let mut multipart = <Multipart as FromRequest>::from_request(request, &mut body)
+    let mut multipart = <Multipart as FromRequest>::from_request(&request, &mut body)
         .await
         .map_err(bad)?;
     let mut fields = RawFields::default();

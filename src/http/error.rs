@@ -3,9 +3,10 @@
 use poem::http::{StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::ApiResponse;
-use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Type;
 
+use crate::crypto::HashError;
 use crate::domain::{FieldErrors, messages};
 use crate::{accounts, auth};
 
@@ -41,6 +42,9 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
+    /// Load shed (the password hashing queue): DRF's 503, with `Retry-After`.
+    #[error("service unavailable")]
+    Unavailable,
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -61,6 +65,7 @@ impl ApiError {
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,6 +94,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(media_type) => detail(&format!(
                 "Unsupported media type \"{media_type}\" in request."
             )),
+            ApiError::Unavailable => detail(messages::SERVICE_UNAVAILABLE),
             ApiError::Internal(_) => detail("A server error occurred."),
         }
     }
@@ -110,7 +116,14 @@ impl IntoResponse for ApiError {
         if let ApiError::EmptyBadRequest = self {
             return Response::builder().status(StatusCode::BAD_REQUEST).finish();
         }
-        json_response(self.status(), &self.body())
+        let mut response = json_response(self.status(), &self.body());
+        if let ApiError::Unavailable = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                poem::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
@@ -131,10 +144,19 @@ impl From<accounts::Error> for ApiError {
             accounts::Error::StaleToken => ApiError::Forbidden(messages::STALE_TOKEN),
             accounts::Error::EmailNotFound => ApiError::BareList(messages::EMAIL_NOT_FOUND),
             accounts::Error::ActivationDisabled => ApiError::EmptyBadRequest,
+            accounts::Error::Hashing(err) => err.into(),
             err @ (accounts::Error::Database(_)
-            | accounts::Error::Hashing(_)
             | accounts::Error::Random
             | accounts::Error::Mail(_)) => ApiError::Internal(Box::new(err)),
+        }
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Overloaded => ApiError::Unavailable,
+            err => ApiError::Internal(Box::new(err)),
         }
     }
 }
@@ -208,6 +230,19 @@ impl ApiResponse for ApiError {
                 detail_response(403, "Authenticated, but not allowed"),
                 detail_response(404, "No such user, or hidden by HIDE_USERS"),
                 detail_response(415, "The body is not JSON, urlencoded or multipart"),
+                MetaResponse {
+                    headers: vec![MetaHeader {
+                        name: "Retry-After".into(),
+                        description: Some("Seconds to wait before trying again".into()),
+                        required: true,
+                        deprecated: false,
+                        schema: u32::schema_ref(),
+                    }],
+                    ..detail_response(
+                        503,
+                        "Too many requests are waiting to hash a password; try again after `Retry-After` seconds",
+                    )
+                },
             ],
         }
     }

@@ -47,7 +47,8 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<RegisterRequest>,
     ) -> ApiResult<Registered> {
-        let user = accounts::register(&state, &body.fields()?).await?;
+        let user =
+            accounts::register(&state, &state.hasher.admit()?, &body.fields().await?).await?;
         Ok(Registered::Created(Json(user.into())))
     }
 
@@ -129,7 +130,13 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<SetPasswordRequest>,
     ) -> ApiResult<NoContent> {
-        accounts::set_password(&state, &auth.0, &body.fields()?).await?;
+        accounts::set_password(
+            &state,
+            &state.hasher.admit()?,
+            &auth.0,
+            &body.fields().await?,
+        )
+        .await?;
         Ok(NoContent::Done)
     }
 
@@ -145,7 +152,13 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<SetUsernameRequest>,
     ) -> ApiResult<NoContent> {
-        accounts::set_username(&state, &auth.0, &body.fields()?).await?;
+        accounts::set_username(
+            &state,
+            &state.hasher.admit()?,
+            &auth.0,
+            &body.fields().await?,
+        )
+        .await?;
         Ok(NoContent::Done)
     }
 
@@ -163,7 +176,7 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<ActivationRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::activate(&state, &body.fields()?).await?;
+        email_flows::activate(&state, &body.fields().await?).await?;
         Ok(NoContent::Done)
     }
 
@@ -180,7 +193,7 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<EmailRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::request_link(&state, &body.fields()?, Purpose::Activation).await?;
+        email_flows::request_link(&state, &body.fields().await?, Purpose::Activation).await?;
         Ok(NoContent::Done)
     }
 
@@ -197,7 +210,7 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<EmailRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::request_link(&state, &body.fields()?, Purpose::PasswordReset).await?;
+        email_flows::request_link(&state, &body.fields().await?, Purpose::PasswordReset).await?;
         Ok(NoContent::Done)
     }
 
@@ -214,7 +227,8 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<PasswordResetConfirmRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::reset_password_confirm(&state, &body.fields()?).await?;
+        email_flows::reset_password_confirm(&state, &state.hasher.admit()?, &body.fields().await?)
+            .await?;
         Ok(NoContent::Done)
     }
 
@@ -231,7 +245,7 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<EmailRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::request_link(&state, &body.fields()?, Purpose::UsernameReset).await?;
+        email_flows::request_link(&state, &body.fields().await?, Purpose::UsernameReset).await?;
         Ok(NoContent::Done)
     }
 
@@ -246,7 +260,7 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<UsernameResetConfirmRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::reset_username_confirm(&state, &body.fields()?).await?;
+        email_flows::reset_username_confirm(&state, &body.fields().await?).await?;
         Ok(NoContent::Done)
     }
 
@@ -316,7 +330,7 @@ async fn update(
     body: DrfBody<UpdateUserRequest>,
 ) -> ApiResult<Json<UserView>> {
     let user = accounts::user_to_update(state, &auth.0, target).await?;
-    let user = accounts::update_user(state, user, &body.fields()?).await?;
+    let user = accounts::update_user(state, user, &body.fields().await?).await?;
     Ok(Json(user.into()))
 }
 
@@ -327,6 +341,7 @@ async fn destroy(
     body: DrfBody<DeleteUserRequest>,
 ) -> ApiResult<NoContent> {
     let user = accounts::user_to_delete(state, &auth.0, target).await?;
-    accounts::delete_user(state, &auth.0, user, &body.fields()?).await?;
+    let hashing = state.hasher.admit()?;
+    accounts::delete_user(state, &hashing, &auth.0, user, &body.fields().await?).await?;
     Ok(NoContent::Done)
 }

@@ -489,7 +489,12 @@ fn changepassword_prompts_validates_and_revokes_tokens() {
         .expect("runtime");
     let hasher = authd::crypto::PasswordHasher::new(authd::crypto::HashCost::OWASP_MINIMUM, 1)
         .expect("pool");
-    let verified = runtime.block_on(hasher.verify("another fine secret".into(), user.password));
+    let verified = runtime.block_on(
+        hasher
+            .admit()
+            .expect("room")
+            .verify("another fine secret".into(), user.password),
+    );
     assert!(verified.expect("verify").matches);
 }
 

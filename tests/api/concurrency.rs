@@ -84,6 +84,8 @@ async fn logins_racing_a_password_change_never_outlive_it() {
         1,
     )
     .expect("pool")
+    .admit()
+    .expect("room")
     .hash(PASSWORD.to_owned())
     .await
     .expect("hash");

@@ -125,6 +125,8 @@ impl TestApp {
         let (url, database) = fresh_database().await;
         let mut settings = Settings::for_database(url);
         settings.bind = "127.0.0.1:0".parse().expect("address");
+        // Tests run side by side on a shared machine: no login is shed unless a test asks.
+        settings.hashing.queue_timeout = std::time::Duration::from_secs(60);
         configure(&mut settings);
         Self::start(settings, std::sync::Arc::new(database)).await
     }

@@ -149,7 +149,12 @@ async fn outdated_hashes_are_upgraded_on_login() {
             1,
         )
         .expect("pool");
-        hasher.hash(PASSWORD.to_owned()).await.expect("hash")
+        hasher
+            .admit()
+            .expect("room")
+            .hash(PASSWORD.to_owned())
+            .await
+            .expect("hash")
     };
     app.exec(&format!(
         "UPDATE auth_user SET password = '{cheap}' WHERE id = 1"

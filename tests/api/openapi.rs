@@ -152,3 +152,31 @@ fn readme_lists_every_setting_as_declared() {
         "README.md's settings are out of date: run `UPDATE_README=1 cargo test readme` and commit it"
     );
 }
+
+/// Operations that hash a password document the 503 of load shedding, and only they.
+#[test]
+fn shedding_is_documented_where_it_can_happen() {
+    let document = authd::http::openapi_document("");
+    let mut shed: Vec<String> = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            if let Some(response) = operation["responses"].get("503") {
+                assert!(response["headers"].get("Retry-After").is_some());
+                shed.push(format!("{method} {path}"));
+            }
+        }
+    }
+    shed.sort();
+    assert_eq!(
+        shed,
+        [
+            "delete /users/me/",
+            "delete /users/{id}/",
+            "post /token/login/",
+            "post /users/",
+            "post /users/reset_password_confirm/",
+            "post /users/set_password/",
+            "post /users/set_username/",
+        ]
+    );
+}
