@@ -50,6 +50,10 @@ pub enum Command {
     },
     /// Set a user's password (prompts) and revoke all of their tokens.
     Changepassword { username: String },
+    /// Deactivate an account: it cannot log in or reactivate itself; its tokens and links die.
+    Deactivate { username: String },
+    /// Activate an account (deactivated, or still waiting for activation by email).
+    Activate { username: String },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -101,6 +105,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "Password changed successfully for user '{username}'; their tokens were revoked."
             );
+        }
+        Command::Deactivate { username } => {
+            let state = startup::open_state(settings()?).await?;
+            accounts::deactivate(&state, &username)
+                .await
+                .map_err(explain)?;
+            println!("User '{username}' deactivated; their tokens and links were revoked.");
+        }
+        Command::Activate { username } => {
+            let state = startup::open_state(settings()?).await?;
+            accounts::activate(&state, &username)
+                .await
+                .map_err(explain)?;
+            println!("User '{username}' activated.");
         }
     }
     Ok(())

@@ -1,61 +1,88 @@
-//! The background tasks, owned in one place: the mail delivery worker and the listener that
-//! keeps the token cache in step with other instances. Each task takes only what it needs.
-//! They stop, in that order, after the server stopped taking requests.
+//! The background tasks, owned in one place: the mail delivery worker, the listener that keeps
+//! the token cache in step with other instances and processes, and the periodic purge of spent
+//! rows. Each task takes only what it needs. They stop in that order, after the server stopped
+//! taking requests: the worker finishes its send or hands its messages back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::accounts::email::Delivery;
+use crate::accounts::delivery::Delivery;
 use crate::auth::{Authenticator, Invalidation};
+use crate::config::{Mail, Maintenance};
 use crate::state::AppState;
-use crate::store;
+use crate::store::{self, email_tokens, outbox};
 
 /// How often the mail worker looks for due work when nobody wakes it.
 const MAIL_POLL: Duration = Duration::from_millis(500);
+/// How long a task may take to stop before it is aborted.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Cache invalidations are read within a poll; an hour is far more than any reader needs.
+const INVALIDATION_RETENTION: Duration = Duration::from_secs(3600);
 
 pub struct Tasks {
+    stop: CancellationToken,
     running: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 impl Tasks {
     pub fn start(state: &AppState) -> Self {
+        let stop = CancellationToken::new();
         let delivery = Delivery {
             db: state.db.clone(),
             mailer: Arc::clone(&state.mailer),
         };
-        let mail = tokio::spawn(deliver_mail(delivery));
+        let mail = tokio::spawn(deliver_mail(delivery, stop.child_token()));
         let listener = tokio::spawn(follow_invalidations(
             state.db.clone(),
             Arc::clone(&state.auth),
+            stop.child_token(),
+        ));
+        let purge = tokio::spawn(purge_periodically(
+            state.db.clone(),
+            state.settings.mail.clone(),
+            state.settings.maintenance.clone(),
+            stop.child_token(),
         ));
         Self {
-            running: vec![("mail worker", mail), ("cache listener", listener)],
+            stop,
+            running: vec![
+                ("mail worker", mail),
+                ("cache listener", listener),
+                ("purge", purge),
+            ],
         }
     }
 
-    /// Stops every task, in the order they were started.
+    /// Asks every task to stop, then waits for each, in the order they were started.
     pub async fn stop(self) {
-        for (name, task) in self.running {
-            task.abort();
-            let _ = task.await;
+        self.stop.cancel();
+        for (name, mut task) in self.running {
+            if tokio::time::timeout(STOP_TIMEOUT, &mut task).await.is_err() {
+                tracing::warn!(task = name, "did not stop in time; aborted");
+                task.abort();
+            }
             tracing::debug!(task = name, "stopped");
         }
     }
 }
 
-async fn deliver_mail(delivery: Delivery) {
-    loop {
-        let worked = match delivery.step().await {
+async fn deliver_mail(delivery: Delivery, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        let worked = match delivery.step(&stop).await {
             Ok(worked) => worked,
             Err(err) => {
-                tracing::error!(error = %err, "email worker step failed");
+                tracing::error!(error = %crate::telemetry::chain(&err), "email worker step failed");
                 0
             }
         };
         if worked == 0 {
             tokio::select! {
+                _ = stop.cancelled() => {}
                 _ = delivery.woken() => {}
                 _ = tokio::time::sleep(MAIL_POLL) => {}
             }
@@ -63,9 +90,53 @@ async fn deliver_mail(delivery: Delivery) {
     }
 }
 
-async fn follow_invalidations(db: sea_orm::DatabaseConnection, auth: Arc<Authenticator>) {
-    store::listen(&db, Invalidation::CHANNEL, |payload| {
+async fn follow_invalidations(
+    db: DatabaseConnection,
+    auth: Arc<Authenticator>,
+    stop: CancellationToken,
+) {
+    let listening = store::listen(&db, Invalidation::CHANNEL, |payload| {
         auth.on_notification(payload)
-    })
-    .await
+    });
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = listening => {}
+    }
+}
+
+async fn purge_periodically(
+    db: DatabaseConnection,
+    mail: Mail,
+    maintenance: Maintenance,
+    stop: CancellationToken,
+) {
+    loop {
+        if let Err(err) = purge(&db, &mail, &maintenance).await {
+            tracing::error!(error = %crate::telemetry::chain(&err), "purge failed");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(maintenance.purge_interval) => {}
+        }
+    }
+}
+
+/// Deletes what can never be used again: used or expired links, mail delivered or given up
+/// longer ago than the retention, closed send windows, old cache invalidations.
+async fn purge(
+    db: &DatabaseConnection,
+    mail: &Mail,
+    maintenance: &Maintenance,
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let ago =
+        |span: Duration| now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX);
+    let links = email_tokens::purge(db, now).await?;
+    let messages = outbox::purge(db, ago(maintenance.email_retention)).await?;
+    let windows = outbox::purge_windows(db, ago(mail.send_window)).await?;
+    let invalidations = store::purge_invalidations(db, ago(INVALIDATION_RETENTION)).await?;
+    if links + messages + windows + invalidations > 0 {
+        tracing::info!(links, messages, windows, invalidations, "purged spent rows");
+    }
+    Ok(())
 }

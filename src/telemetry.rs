@@ -15,3 +15,19 @@ pub fn init(default_level: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
+
+/// An error and every cause under it, `outer: inner: innermost`, for a log line: "database
+/// error" alone says nothing about what failed.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

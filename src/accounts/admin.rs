@@ -2,11 +2,12 @@ use crate::auth::Invalidation;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, username};
 use crate::state::AppState;
-use crate::store::{self, User, tokens, users};
+use crate::store::{self, User, email_tokens, tokens, users};
 
-use super::{Error, Result, check_password, register};
+use super::register::{Creator, create};
+use super::{Error, Result, check_password};
 
-/// `authd createsuperuser`: the same rules as registration, then staff + superuser.
+/// `authd createsuperuser`: the same rules as registration; an active staff superuser.
 pub async fn create_superuser(
     state: &AppState,
     name: &str,
@@ -19,20 +20,18 @@ pub async fn create_superuser(
         ("password", password),
         ("re_password", password),
     ]);
-    let user = register(state, &state.hasher.admit()?, &fields).await?;
-    users::set_privileges(&state.db, user.id, true, true).await?;
-    Ok(User {
-        is_staff: true,
-        is_superuser: true,
-        ..user
-    })
+    create(state, &state.hasher.admit()?, &fields, Creator::Operator).await
+}
+
+async fn find(state: &AppState, name: &str) -> Result<User> {
+    users::find_by_username(&state.db, &username::canonical(name))
+        .await?
+        .ok_or(Error::NoSuchUser)
 }
 
 /// `authd changepassword`: the validators apply; every token of the user is revoked.
 pub async fn change_password(state: &AppState, name: &str, new_password: &str) -> Result<()> {
-    let user = users::find_by_username(&state.db, &username::canonical(name))
-        .await?
-        .ok_or(Error::NoSuchUser)?;
+    let user = find(state, name).await?;
     let new_password = password::parse_field(&crate::domain::Input::Text(new_password.to_owned()))
         .map_err(|problems| Error::Invalid(FieldErrors::field("password", problems)))?;
     check_password(
@@ -51,5 +50,39 @@ pub async fn change_password(state: &AppState, name: &str, new_password: &str) -
         .auth
         .commit(txn, &[Invalidation::User(user.id)])
         .await?;
+    Ok(())
+}
+
+/// `authd deactivate`: the account can no longer log in, and cannot reactivate itself by
+/// email; every token and every outstanding link dies, on every running instance at once.
+pub async fn deactivate(state: &AppState, name: &str) -> Result<()> {
+    let user = find(state, name).await?;
+    let txn = store::begin_write(&state.db).await?;
+    users::set_activation(&txn, user.id, false, false).await?;
+    let revoked = tokens::delete_for_user(&txn, user.id, None).await?;
+    email_tokens::revoke_live(&txn, user.id, None).await?;
+    state
+        .auth
+        .commit(txn, &[Invalidation::User(user.id)])
+        .await?;
+    tracing::info!(
+        user_id = user.id,
+        revoked_tokens = revoked,
+        "account deactivated"
+    );
+    Ok(())
+}
+
+/// `authd activate`: the account may log in again (whether it was deactivated or still
+/// waiting for activation by email).
+pub async fn activate(state: &AppState, name: &str) -> Result<()> {
+    let user = find(state, name).await?;
+    let txn = store::begin_write(&state.db).await?;
+    users::set_activation(&txn, user.id, true, false).await?;
+    state
+        .auth
+        .commit(txn, &[Invalidation::User(user.id)])
+        .await?;
+    tracing::info!(user_id = user.id, "account activated by an operator");
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::domain::password::{self, UserContext};
 use crate::domain::{ClientInfo, FieldErrors, RawFields, email, messages, username};
 use crate::mail::Kind;
 use crate::state::AppState;
-use crate::store::{self, User, tokens, users};
+use crate::store::{self, User, email_tokens, tokens, users};
 
 use super::email::send;
 use super::{Error, Result, check_password, collect, login_field, parse_email, username_problems};
@@ -298,6 +298,10 @@ pub(crate) async fn rename(
         }
         Err(err) => Err(err.into()),
         Ok(()) => {
+            if login_field(state) == LoginField::Email {
+                // Links sent to the old address die with it.
+                email_tokens::revoke_live(&txn, user.id, None).await?;
+            }
             let renamed = match login_field(state) {
                 LoginField::Username => User {
                     username: value,

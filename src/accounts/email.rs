@@ -3,21 +3,17 @@
 //! and dead once the password or email changes; only their digest is stored.
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Invalidation;
 use crate::crypto::{self, Admission};
 use crate::domain::fields::CharField;
 use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, uid};
-use crate::mail::{Kind, Link, Mailer};
+use crate::mail::{Kind, Mailer};
 use crate::state::AppState;
-use crate::store::entity::{email_request, email_token};
+use crate::store::entity::email_token;
 use crate::store::{self, User, email_tokens, outbox, tokens, users};
-
-use std::sync::Arc;
-
-use sea_orm::DatabaseConnection;
 
 use super::{Error, Result, collect, credentials};
 
@@ -30,7 +26,7 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Purpose::Activation => "activation",
             Purpose::PasswordReset => "password_reset",
@@ -38,7 +34,15 @@ impl Purpose {
         }
     }
 
-    fn kind(self) -> Kind {
+    /// Which accounts a request for this purpose is for.
+    pub(super) fn holders(self) -> users::Holders {
+        match self {
+            Purpose::Activation => users::Holders::AwaitingActivation,
+            Purpose::PasswordReset | Purpose::UsernameReset => users::Holders::Active,
+        }
+    }
+
+    pub(super) fn kind(self) -> Kind {
         match self {
             Purpose::Activation => Kind::Activation,
             Purpose::PasswordReset => Kind::PasswordReset,
@@ -46,7 +50,19 @@ impl Purpose {
         }
     }
 
-    fn from_request(kind: &str) -> Option<Self> {
+    /// The purpose of the link a message carries, if it carries one.
+    fn of(kind: Kind) -> Option<Self> {
+        match kind {
+            Kind::Activation => Some(Purpose::Activation),
+            Kind::PasswordReset => Some(Purpose::PasswordReset),
+            Kind::UsernameReset => Some(Purpose::UsernameReset),
+            Kind::Confirmation
+            | Kind::PasswordChangedConfirmation
+            | Kind::UsernameChangedConfirmation => None,
+        }
+    }
+
+    pub(super) fn from_request(kind: &str) -> Option<Self> {
         match kind {
             "activation" => Some(Purpose::Activation),
             "password_reset" => Some(Purpose::PasswordReset),
@@ -56,10 +72,10 @@ impl Purpose {
     }
 }
 
-/// Ties a token to the account as it was: a password change (its version, not its hash, so a
-/// rehash at a new cost keeps links alive) or a new email address kills it. Migration 4 holds a
-/// frozen copy that rewrote the previous release's fingerprints.
-fn fingerprint(user: &User) -> String {
+/// Ties a link to the account as it was: a password change (its version, not its hash, so a
+/// rehash at a new cost keeps links alive) or a new email address kills it. Migration 4 holds
+/// a frozen copy, with which it rewrote the previous release's fingerprints.
+pub(super) fn fingerprint(user: &User) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"authd link v2\0");
     hasher.update(user.password_version.to_string().as_bytes());
@@ -69,19 +85,33 @@ fn fingerprint(user: &User) -> String {
 }
 
 /// Inside a write transaction: spends the link token and returns the account, locked, if the
-/// token was still unused and the account is still as it was when the link was issued.
-/// Nothing read before the transaction (before a slow hash, say) is trusted.
-async fn redeem(txn: &impl ConnectionTrait, token: &email_token::Model) -> Result<Option<User>> {
+/// token was still unused and the account is still as it was when the link was issued (and,
+/// for activation, still waiting for it). Nothing read before the transaction (before a slow
+/// hash, say) is trusted.
+async fn redeem(
+    txn: &impl ConnectionTrait,
+    token: &email_token::Model,
+    purpose: Purpose,
+) -> Result<Option<User>> {
     if !email_tokens::consume(txn, token.id).await? {
         return Ok(None);
     }
-    Ok(users::lock(txn, token.user_id)
-        .await?
-        .filter(|user| fingerprint(user) == token.fingerprint))
+    Ok(users::lock(txn, token.user_id).await?.filter(|user| {
+        fingerprint(user) == token.fingerprint
+            && (purpose != Purpose::Activation || awaits_activation(user))
+    }))
 }
 
-/// Writes `kind` for `user` to the outbox inside the caller's transaction, with a fresh link
-/// token when the message carries a link. Users without an address get nothing (as in djoser).
+/// Inactive because it never proved its address (new, or after an email change), not because
+/// an operator deactivated it.
+pub(super) fn awaits_activation(user: &User) -> bool {
+    !user.is_active && user.activation_pending
+}
+
+/// Writes `kind` for `user` to the outbox inside the caller's transaction. A message with a
+/// link is only recorded (kind, account, fingerprint): its link is minted when it is
+/// delivered, so no working link rests in the database. Users without an address get nothing
+/// (as in djoser).
 pub(crate) async fn send(
     db: &impl ConnectionTrait,
     mailer: &Mailer,
@@ -91,40 +121,22 @@ pub(crate) async fn send(
     if user.email.is_empty() {
         return Ok(());
     }
-    let purpose = match kind {
-        Kind::Activation => Some(Purpose::Activation),
-        Kind::PasswordReset => Some(Purpose::PasswordReset),
-        Kind::UsernameReset => Some(Purpose::UsernameReset),
-        Kind::Confirmation
-        | Kind::PasswordChangedConfirmation
-        | Kind::UsernameChangedConfirmation => None,
-    };
-    let link = match purpose {
+    match Purpose::of(kind) {
         Some(purpose) => {
-            let token = crypto::generate_link_token().map_err(|_| Error::Random)?;
-            let lifetime = chrono::Duration::from_std(mailer.settings().token_lifetime)
-                .unwrap_or(chrono::Duration::days(1));
-            email_tokens::insert(
-                db,
-                user.id,
-                purpose.as_str(),
-                token.digest,
-                fingerprint(user),
-                Utc::now() + lifetime,
-            )
-            .await?;
-            Some(Link {
-                uid: uid::encode(user.id),
-                token: token.secret,
-            })
+            let message = outbox::LinkMessage {
+                message_id: crate::mail::new_message_id(),
+                kind: purpose.as_str(),
+                user_id: user.id,
+                recipient: user.email.clone(),
+                fingerprint: fingerprint(user),
+            };
+            outbox::enqueue_link(db, message).await?;
         }
-        None => None,
-    };
-    if let Some(message) = mailer
-        .compose(kind, user, link.as_ref())
-        .map_err(Error::Mail)?
-    {
-        outbox::enqueue(db, message).await?;
+        None => {
+            if let Some(message) = mailer.compose(kind, user, None).map_err(Error::Mail)? {
+                outbox::enqueue(db, message).await?;
+            }
+        }
     }
     Ok(())
 }
@@ -138,7 +150,7 @@ fn parse_email(fields: &RawFields) -> Result<String> {
 }
 
 /// Addresses that match what a client typed: as typed, and as registration stores it.
-fn addresses(typed: &str) -> Vec<String> {
+pub(super) fn addresses(typed: &str) -> Vec<String> {
     let mut list = vec![typed.to_owned()];
     let normalized = email::normalize(typed);
     if normalized != typed {
@@ -153,52 +165,18 @@ fn addresses(typed: &str) -> Vec<String> {
 pub async fn request_link(state: &AppState, fields: &RawFields, purpose: Purpose) -> Result<()> {
     let address = parse_email(fields)?;
     let djoser = &state.settings.djoser;
-    if djoser.show_email_not_found() {
-        let active = purpose != Purpose::Activation;
-        if users::find_by_address(&state.db, &addresses(&address), active)
+    if djoser.show_email_not_found()
+        && users::find_by_address(&state.db, &addresses(&address), purpose.holders())
             .await?
             .is_empty()
-        {
-            return Err(Error::EmailNotFound);
-        }
+    {
+        return Err(Error::EmailNotFound);
     }
     if purpose == Purpose::Activation && !djoser.send_activation_email {
         return Err(Error::ActivationDisabled);
     }
     outbox::enqueue_request(&state.db, purpose.as_str(), &address).await?;
     state.mailer.wake();
-    Ok(())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error("database error: {0}")]
-    Database(#[from] DbErr),
-    #[error(transparent)]
-    Account(#[from] Error),
-}
-
-/// The worker's half of [`request_link`]: one message per matching account.
-async fn resolve_request(
-    delivery: &Delivery,
-    request: email_request::Model,
-) -> Result<(), WorkerError> {
-    let Delivery { db, mailer } = delivery;
-    let Some(purpose) = Purpose::from_request(&request.kind) else {
-        outbox::finish_request(db, request.id).await?;
-        return Ok(());
-    };
-    let active = purpose != Purpose::Activation;
-    let matching = users::find_by_address(db, &addresses(&request.email), active).await?;
-    let txn = store::begin_write(db).await?;
-    for user in &matching {
-        send(&txn, mailer, purpose.kind(), user).await?;
-    }
-    outbox::finish_request(&txn, request.id).await?;
-    txn.commit().await?;
-    if !matching.is_empty() {
-        mailer.wake();
-    }
     Ok(())
 }
 
@@ -269,18 +247,19 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
         LinkCheck::Valid(user, _) | LinkCheck::Spent(user) if user.is_active => {
             return Err(Error::StaleToken);
         }
-        LinkCheck::Spent(_) => {
+        LinkCheck::Valid(user, token) if awaits_activation(&user) => (user, token),
+        LinkCheck::Valid(..) | LinkCheck::Spent(_) => {
             return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
         }
-        LinkCheck::Valid(user, token) => (user, token),
     };
     let txn = store::begin_write(&state.db).await?;
-    let Some(user) = redeem(&txn, &token).await? else {
+    let Some(user) = redeem(&txn, &token, Purpose::Activation).await? else {
         return Err(Error::StaleToken);
     };
-    users::set_active(&txn, user.id, true).await?;
+    users::set_activation(&txn, user.id, true, false).await?;
     let activated = User {
         is_active: true,
+        activation_pending: false,
         ..user
     };
     if state.settings.djoser.send_confirmation_email {
@@ -339,7 +318,7 @@ pub async fn reset_password_confirm(
     };
     let hash = hashing.hash(new_password).await?;
     let txn = store::begin_write(&state.db).await?;
-    let Some(user) = redeem(&txn, &token).await? else {
+    let Some(user) = redeem(&txn, &token, Purpose::PasswordReset).await? else {
         return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
     };
     users::set_password(&txn, user.id, &hash).await?;
@@ -405,72 +384,8 @@ pub async fn reset_username_confirm(state: &AppState, fields: &RawFields) -> Res
         }
     };
     let txn = store::begin_write(&state.db).await?;
-    let Some(user) = redeem(&txn, &token).await? else {
+    let Some(user) = redeem(&txn, &token, Purpose::UsernameReset).await? else {
         return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
     };
     credentials::rename(txn, state, &new_field, user, new_value).await
-}
-
-/// How long a claimed row stays ours; a crashed instance's rows come back after it.
-const LEASE_SECONDS: i64 = 120;
-const BATCH: u64 = 20;
-const LONGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// What the background delivery needs: the database and the mailer. It resolves queued
-/// reset/resend requests into messages, and sends due outbox messages with retries and
-/// exponential backoff. Rows are leased, so several instances (or a restarted one) never send
-/// a message twice unless a send succeeded and the instance died before recording it: SMTP
-/// offers no stronger guarantee.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub db: DatabaseConnection,
-    pub mailer: Arc<Mailer>,
-}
-
-impl Delivery {
-    /// One round of work; returns how many rows it handled.
-    pub async fn step(&self) -> Result<usize, WorkerError> {
-        let lease = chrono::Duration::seconds(LEASE_SECONDS);
-        let mut worked = 0;
-        for request in outbox::claim_requests(&self.db, BATCH, lease).await? {
-            resolve_request(self, request).await?;
-            worked += 1;
-        }
-        let mail = self.mailer.settings();
-        for message in outbox::claim_due(&self.db, BATCH, lease).await? {
-            let attempts = message.attempts + 1;
-            match self.mailer.deliver(&message).await {
-                Ok(()) => {
-                    outbox::mark_sent(&self.db, message.id, attempts).await?;
-                    tracing::info!(message = message.id, attempts, "email sent");
-                }
-                Err(error) => {
-                    let retry_at = (attempts < mail.max_attempts as i32).then(|| {
-                        let wait = mail
-                            .retry_base
-                            .saturating_mul(1 << (attempts - 1).min(20))
-                            .min(LONGEST_WAIT);
-                        Utc::now()
-                            + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
-                    });
-                    outbox::mark_failed(&self.db, message.id, attempts, &error, retry_at).await?;
-                    match retry_at {
-                        Some(at) => {
-                            tracing::warn!(message = message.id, attempts, %error, retry_at = %at, "email not sent; will retry")
-                        }
-                        None => {
-                            tracing::error!(message = message.id, attempts, %error, "email not sent; giving up")
-                        }
-                    }
-                }
-            }
-            worked += 1;
-        }
-        Ok(worked)
-    }
-
-    /// Resolves when a request or a message may be waiting.
-    pub async fn woken(&self) {
-        self.mailer.woken().await;
-    }
 }

@@ -5,7 +5,9 @@
 mod admin;
 /// Login, logout, password and username changes.
 mod credentials;
-/// The account lifecycle by email: activation, resets, confirmations, and their delivery.
+/// The background half of the email flows: requests resolved, links minted, mail sent.
+pub mod delivery;
+/// The account lifecycle by email: activation, resets, confirmations.
 pub mod email;
 /// Registration.
 mod register;
@@ -22,7 +24,7 @@ use crate::mail::MailError;
 use crate::state::AppState;
 use crate::store::users as user_rows;
 
-pub use admin::{change_password, create_superuser};
+pub use admin::{activate, change_password, create_superuser, deactivate};
 pub use credentials::{login, logout, set_password, set_username};
 pub use register::register;
 pub use users::{

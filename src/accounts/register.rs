@@ -11,14 +11,35 @@ use crate::store::{self, User, users};
 
 use super::email::send;
 
+/// Who creates the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Creator {
+    /// `POST /users/`: djoser's sign-up, with activation or confirmation by email.
+    SignUp,
+    /// `authd createsuperuser`: an active staff superuser, as Django's command makes, and no
+    /// mail.
+    Operator,
+}
+
 /// `POST /users/`.
 pub async fn register(state: &AppState, hashing: &Admission, fields: &RawFields) -> Result<User> {
+    create(state, hashing, fields, Creator::SignUp).await
+}
+
+/// Registration's rules, in djoser's order, for whoever creates the account.
+pub(super) async fn create(
+    state: &AppState,
+    hashing: &Admission,
+    fields: &RawFields,
+    creator: Creator,
+) -> Result<User> {
     let retype = state.settings.djoser.user_create_password_retype;
     let mut errors = FieldErrors::new();
 
     // An account that must activate by email, or log in with it, needs an address.
     let djoser = &state.settings.djoser;
-    let email_required = email_login(state) || djoser.send_activation_email;
+    let activation = creator == Creator::SignUp && djoser.send_activation_email;
+    let email_required = email_login(state) || activation;
     let email = parse_email(state, fields, email_required, None).await?;
     if let Err(problems) = &email {
         errors.extend("email", problems.clone());
@@ -78,9 +99,10 @@ pub async fn register(state: &AppState, hashing: &Admission, fields: &RawFields)
         email_canonical: email_canonical(state, &email),
         email,
         password_hash,
-        is_active: !djoser.send_activation_email,
-        is_staff: false,
-        is_superuser: false,
+        is_active: !activation,
+        activation_pending: activation,
+        is_staff: creator == Creator::Operator,
+        is_superuser: creator == Creator::Operator,
     };
     let txn = store::begin_write(&state.db).await?;
     let user = match users::insert(&txn, new_user).await {
@@ -88,9 +110,9 @@ pub async fn register(state: &AppState, hashing: &Admission, fields: &RawFields)
         Err(err) if store::is_unique_violation(&err) => return Err(Error::CannotCreateUser),
         Err(err) => return Err(err.into()),
     };
-    if djoser.send_activation_email {
+    if activation {
         send(&txn, &state.mailer, Kind::Activation, &user).await?;
-    } else if djoser.send_confirmation_email {
+    } else if creator == Creator::SignUp && djoser.send_confirmation_email {
         send(&txn, &state.mailer, Kind::Confirmation, &user).await?;
     }
     txn.commit().await?;

@@ -3,10 +3,10 @@ use crate::crypto::Admission;
 use crate::domain::{FieldErrors, RawFields, messages};
 use crate::mail::Kind;
 use crate::state::AppState;
-use crate::store::{self, User, users};
+use crate::store::{self, User, email_tokens, users};
 
 use super::credentials::{current_password_changed, current_password_problems, still_verified};
-use super::email::send;
+use super::email::{awaits_activation, send};
 use super::{Error, Result, email_canonical, email_login, parse_email};
 
 /// `GET /users/`: everyone for staff or without HIDE_USERS, otherwise only the caller.
@@ -92,14 +92,18 @@ pub async fn update_user(state: &AppState, target: User, fields: &RawFields) -> 
         }
         user.email = new_email;
         user.email_canonical = canonical;
+        // Links sent to the old address die with it (even if it comes back later).
+        email_tokens::revoke_live(&txn, user.id, None).await?;
         // With activation by email, a new address must be proven before the account works.
         if send_activation {
-            users::set_active(&txn, user.id, false).await?;
+            users::set_activation(&txn, user.id, false, true).await?;
             user.is_active = false;
+            user.activation_pending = true;
         }
     }
-    // djoser sends whenever the updated user ends up inactive, changed address or not.
-    if send_activation && !user.is_active {
+    // djoser sends whenever the updated user ends up inactive, changed address or not; an
+    // account an operator deactivated is not waiting for activation and gets nothing.
+    if send_activation && awaits_activation(&user) {
         send(&txn, &state.mailer, Kind::Activation, &user).await?;
     }
     state

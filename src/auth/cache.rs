@@ -147,6 +147,7 @@ mod tests {
             password: String::new(),
             password_version: 0,
             is_active: true,
+            activation_pending: false,
             is_staff: false,
             is_superuser: false,
             date_joined: chrono::Utc::now(),

@@ -248,7 +248,7 @@ impl Mailer {
         // Django joins a subject's lines; a line break in a header would inject headers.
         let subject: String = render(Part::Subject)?.lines().collect::<Vec<_>>().join("");
         Ok(Some(NewMessage {
-            message_id: format!("<{}@authd>", crate::crypto::random_hex(16)),
+            message_id: new_message_id(),
             recipient: user.email.clone(),
             subject: subject.trim().to_owned(),
             text_body: render(Part::Text)?,
@@ -256,11 +256,8 @@ impl Mailer {
         }))
     }
 
-    /// Sends one outbox row. Errors are reported as text: they are stored and retried.
-    pub async fn deliver(
-        &self,
-        row: &crate::store::entity::email_outbox::Model,
-    ) -> Result<(), String> {
+    /// Sends one message. Errors are reported as text: they are stored and retried.
+    pub async fn deliver(&self, row: &NewMessage) -> Result<(), String> {
         let to: Mailbox = row
             .recipient
             .parse()
@@ -309,6 +306,11 @@ impl Mailer {
     }
 }
 
+/// A fresh `Message-ID`.
+pub fn new_message_id() -> String {
+    format!("<{}@authd>", crate::crypto::random_hex(16))
+}
+
 /// ASCII bodies go out as 7bit, so links survive copy and paste from raw messages (console
 /// backend, `.eml` files, SMTP sinks). lettre only picks 7bit for lines under 76 characters,
 /// but RFC 5322 allows 998: checked here, with CRLF line endings. Anything else gets lettre's
@@ -349,6 +351,7 @@ fn sample_user() -> User {
         password: String::new(),
         password_version: 0,
         is_active: true,
+        activation_pending: false,
         is_staff: false,
         is_superuser: false,
         date_joined: chrono::Utc::now(),

@@ -54,3 +54,33 @@ pub async fn consume(db: &impl ConnectionTrait, token_id: i64) -> Result<bool, D
         .await?;
     Ok(result.rows_affected == 1)
 }
+
+/// Spends every unused link of a user (of one purpose, or all): a newer link replaces them,
+/// or the account was deactivated.
+pub async fn revoke_live(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    purpose: Option<&str>,
+) -> Result<u64, DbErr> {
+    let mut update = Entity::update_many()
+        .col_expr(Column::UsedAt, Expr::value(Utc::now()))
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::UsedAt.is_null());
+    if let Some(purpose) = purpose {
+        update = update.filter(Column::Purpose.eq(purpose));
+    }
+    Ok(update.exec(db).await?.rows_affected)
+}
+
+/// Deletes links that can never work again: used or expired.
+pub async fn purge(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let result = Entity::delete_many()
+        .filter(
+            sea_orm::Condition::any()
+                .add(Column::UsedAt.is_not_null())
+                .add(Column::ExpiresAt.lt(now)),
+        )
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

@@ -11,8 +11,9 @@ use std::time::Duration;
 use migration::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, SqlErr,
-    Statement, TransactionOptions, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr, Statement, TransactionOptions,
+    TransactionTrait,
 };
 
 pub use entity::auth_user::Model as User;
@@ -83,25 +84,37 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())
 }
 
-/// Sends a PostgreSQL notification to every instance listening; SQLite has no other instances.
+/// How often a server on SQLite looks for changes made by other processes.
+const SQLITE_POLL: Duration = Duration::from_millis(100);
+
+/// Tells every running instance something, as part of the caller's transaction (delivered if
+/// and only if it commits). PostgreSQL: `pg_notify`. SQLite, whose other processes are the
+/// `authd` commands run beside a server: a row in `cache_invalidation`, which servers poll.
 pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
+    if db.get_database_backend() == DbBackend::Postgres {
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [channel.into(), payload.into()],
+        );
+        return db.execute_raw(statement).await.map(|_| ());
     }
-    let statement = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [channel.into(), payload.into()],
-    );
-    db.execute_raw(statement).await.map(|_| ())
+    entity::cache_invalidation::ActiveModel {
+        payload: sea_orm::Set(payload.to_owned()),
+        created: sea_orm::Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
 }
 
-/// Calls `on_message` with each notification on `channel`, and with `None` whenever
-/// notifications may have been missed: when the connection is lost, and again once listening
-/// resumed (what changed in between was never heard). Returns at once on SQLite.
+/// Calls `on_message` with each message sent with [`notify`] on `channel`, and with `None`
+/// whenever messages may have been missed: when the connection is lost, and again once
+/// listening resumed (what changed in between was never heard). Runs until dropped.
 pub async fn listen(db: &DatabaseConnection, channel: &str, on_message: impl Fn(Option<&str>)) {
     if db.get_database_backend() != DbBackend::Postgres {
-        return;
+        return poll_sqlite(db, on_message).await;
     }
     let pool = db.get_postgres_connection_pool().clone();
     loop {
@@ -124,6 +137,57 @@ pub async fn listen(db: &DatabaseConnection, channel: &str, on_message: impl Fn(
         on_message(None);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+async fn poll_sqlite(db: &DatabaseConnection, on_message: impl Fn(Option<&str>)) {
+    use entity::cache_invalidation::{Column, Entity};
+    let mut seen: Option<i64> = None;
+    loop {
+        let read = match seen {
+            // Start after what is already there: this process has cached nothing yet.
+            None => Entity::find()
+                .order_by_desc(Column::Id)
+                .one(db)
+                .await
+                .map(|last| {
+                    seen = Some(last.map_or(0, |row| row.id));
+                    Vec::new()
+                }),
+            Some(after) => {
+                Entity::find()
+                    .filter(Column::Id.gt(after))
+                    .order_by_asc(Column::Id)
+                    .all(db)
+                    .await
+            }
+        };
+        match read {
+            Ok(rows) => {
+                for row in rows {
+                    seen = Some(row.id);
+                    on_message(Some(&row.payload));
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read cache invalidations; forgetting every cached token");
+                on_message(None);
+            }
+        }
+        tokio::time::sleep(SQLITE_POLL).await;
+    }
+}
+
+/// Deletes invalidations older than `before` (servers read them within a poll).
+pub async fn purge_invalidations(
+    db: &impl ConnectionTrait,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    use entity::cache_invalidation::{Column, Entity};
+    let result = Entity::delete_many()
+        .filter(Column::Created.lt(before))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 pub fn is_unique_violation(err: &DbErr) -> bool {

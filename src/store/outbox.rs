@@ -8,7 +8,9 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set, sea_query::Expr,
 };
 
-use super::entity::{email_outbox, email_request};
+use sea_orm::sea_query::OnConflict;
+
+use super::entity::{email_cooldown, email_outbox, email_request};
 
 /// A message ready to be written to the outbox.
 #[derive(Clone)]
@@ -35,6 +37,9 @@ pub async fn enqueue(db: &impl ConnectionTrait, message: NewMessage) -> Result<(
         sent_at: Set(None),
         failed_at: Set(None),
         last_error: Set(None),
+        kind: Set(None),
+        user_id: Set(None),
+        fingerprint: Set(None),
         ..Default::default()
     }
     .insert(db)
@@ -174,4 +179,126 @@ pub async fn finish_request(db: &impl ConnectionTrait, id: i64) -> Result<(), Db
         .exec(db)
         .await
         .map(|_| ())
+}
+
+/// A message whose link is minted when it is delivered, for this account as it is now.
+#[derive(Debug, Clone)]
+pub struct LinkMessage {
+    pub message_id: String,
+    pub kind: &'static str,
+    pub user_id: i64,
+    pub recipient: String,
+    /// The account's fingerprint at request time: a different one at delivery drops it.
+    pub fingerprint: String,
+}
+
+pub async fn enqueue_link(db: &impl ConnectionTrait, message: LinkMessage) -> Result<(), DbErr> {
+    let now = Utc::now();
+    email_outbox::ActiveModel {
+        message_id: Set(message.message_id),
+        recipient: Set(message.recipient),
+        subject: Set(String::new()),
+        text_body: Set(String::new()),
+        html_body: Set(String::new()),
+        created: Set(now),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        locked_until: Set(None),
+        sent_at: Set(None),
+        failed_at: Set(None),
+        last_error: Set(None),
+        kind: Set(Some(message.kind.to_owned())),
+        user_id: Set(Some(message.user_id)),
+        fingerprint: Set(Some(message.fingerprint)),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+/// Gives up a message without sending it (its account changed since it was requested).
+pub async fn drop_message(db: &impl ConnectionTrait, id: i64, reason: &str) -> Result<(), DbErr> {
+    use email_outbox::{Column, Entity};
+    Entity::update_many()
+        .col_expr(Column::FailedAt, Expr::value(Utc::now()))
+        .col_expr(Column::LastError, Expr::value(reason))
+        .col_expr(
+            Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Hands unsent messages back at once (a graceful stop), instead of when the lease runs out.
+pub async fn release(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr> {
+    use email_outbox::{Column, Entity};
+    if ids.is_empty() {
+        return Ok(());
+    }
+    Entity::update_many()
+        .col_expr(
+            Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(Column::Id.is_in(ids.iter().copied()))
+        .filter(Column::SentAt.is_null())
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Deletes messages delivered or given up before `before`.
+pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    use email_outbox::{Column, Entity};
+    let result = Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(Column::SentAt.lt(before))
+                .add(Column::FailedAt.lt(before)),
+        )
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Takes the send window of an account and purpose: `true` (and the window starts now) when
+/// the last requested message is older than `window`, or there was none. Atomic: of two
+/// instances resolving requests for one account at once, one wins.
+pub async fn claim_window(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    purpose: &str,
+    window: std::time::Duration,
+) -> Result<bool, DbErr> {
+    use email_cooldown::{ActiveModel, Column, Entity};
+    let now = Utc::now();
+    let window = Duration::from_std(window).unwrap_or(Duration::MAX);
+    let inserted = Entity::insert(ActiveModel {
+        user_id: Set(user_id),
+        purpose: Set(purpose.to_owned()),
+        last_sent_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([Column::UserId, Column::Purpose])
+            .update_column(Column::LastSentAt)
+            .action_and_where(Column::LastSentAt.lte(now - window))
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(inserted == 1)
+}
+
+/// Deletes windows that closed before `before`.
+pub async fn purge_windows(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    use email_cooldown::{Column, Entity};
+    let result = Entity::delete_many()
+        .filter(Column::LastSentAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }

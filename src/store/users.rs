@@ -9,7 +9,6 @@ use sea_orm::{
 use super::entity::auth_user::{ActiveModel, Column, Entity, Model};
 
 /// What a new account is made of; hashing and validation happened before.
-#[derive(Debug)]
 pub struct NewUser {
     pub username: String,
     pub username_canonical: String,
@@ -17,8 +16,20 @@ pub struct NewUser {
     pub email_canonical: Option<String>,
     pub password_hash: String,
     pub is_active: bool,
+    pub activation_pending: bool,
     pub is_staff: bool,
     pub is_superuser: bool,
+}
+
+/// The password hash stays out of logs.
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("is_active", &self.is_active)
+            .field("is_staff", &self.is_staff)
+            .finish_non_exhaustive()
+    }
 }
 
 pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<Model, DbErr> {
@@ -30,6 +41,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<Model, Db
         password: Set(new.password_hash),
         password_version: Set(0),
         is_active: Set(new.is_active),
+        activation_pending: Set(new.activation_pending),
         is_staff: Set(new.is_staff),
         is_superuser: Set(new.is_superuser),
         date_joined: Set(Utc::now()),
@@ -156,21 +168,6 @@ pub async fn set_username(
         .map(|_| ())
 }
 
-pub async fn set_privileges(
-    db: &impl ConnectionTrait,
-    id: i64,
-    is_staff: bool,
-    is_superuser: bool,
-) -> Result<(), DbErr> {
-    Entity::update_many()
-        .col_expr(Column::IsStaff, Expr::value(is_staff))
-        .col_expr(Column::IsSuperuser, Expr::value(is_superuser))
-        .filter(Column::Id.eq(id))
-        .exec(db)
-        .await
-        .map(|_| ())
-}
-
 pub async fn touch_last_login(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
     Entity::update_many()
         .col_expr(Column::LastLogin, Expr::value(Utc::now()))
@@ -221,25 +218,44 @@ pub async fn sync_email_login(
     Ok(Ok(()))
 }
 
+/// Which accounts an emailed request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holders {
+    /// Active accounts (password and username resets).
+    Active,
+    /// Accounts waiting for activation (resend_activation), not ones an operator deactivated.
+    AwaitingActivation,
+}
+
 /// Accounts with this address, as typed or with its domain lowercased (how registration stores
-/// it), active or not: what reset and resend look up.
+/// it): what reset and resend look up.
 pub async fn find_by_address(
     db: &impl ConnectionTrait,
     addresses: &[String],
-    active: bool,
+    holders: Holders,
 ) -> Result<Vec<Model>, DbErr> {
-    Entity::find()
+    let query = Entity::find()
         .filter(Column::Email.is_in(addresses.iter().cloned()))
-        .filter(Column::Email.ne(""))
-        .filter(Column::IsActive.eq(active))
-        .order_by_asc(Column::Id)
-        .all(db)
-        .await
+        .filter(Column::Email.ne(""));
+    let query = match holders {
+        Holders::Active => query.filter(Column::IsActive.eq(true)),
+        Holders::AwaitingActivation => query
+            .filter(Column::IsActive.eq(false))
+            .filter(Column::ActivationPending.eq(true)),
+    };
+    query.order_by_asc(Column::Id).all(db).await
 }
 
-pub async fn set_active(db: &impl ConnectionTrait, id: i64, active: bool) -> Result<(), DbErr> {
+/// Django's `is_active`, and whether an inactive account waits for activation by email.
+pub async fn set_activation(
+    db: &impl ConnectionTrait,
+    id: i64,
+    is_active: bool,
+    activation_pending: bool,
+) -> Result<(), DbErr> {
     Entity::update_many()
-        .col_expr(Column::IsActive, Expr::value(active))
+        .col_expr(Column::IsActive, Expr::value(is_active))
+        .col_expr(Column::ActivationPending, Expr::value(activation_pending))
         .filter(Column::Id.eq(id))
         .exec(db)
         .await

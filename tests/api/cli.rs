@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::helpers::PASSWORD;
 
-const BIN: &str = env!("CARGO_BIN_EXE_authd");
+pub const BIN: &str = env!("CARGO_BIN_EXE_authd");
 
 fn authd(dir: &tempfile::TempDir) -> Command {
     let mut command = Command::new(BIN);
@@ -125,6 +125,31 @@ fn createsuperuser_applies_the_validators_and_sets_staff() {
     );
     let user = stored_user(&dir, "root");
     assert!(user.is_staff && user.is_superuser);
+}
+
+/// Django's createsuperuser makes an active account; activation by email is for sign-ups.
+#[test]
+fn createsuperuser_makes_an_active_superuser_even_under_activation_by_email() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ok = create_root(&dir)
+        .env("AUTHD_SUPERUSER_PASSWORD", PASSWORD)
+        .env("AUTHD_SEND_ACTIVATION_EMAIL", "true")
+        .output()
+        .expect("run");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let user = stored_user(&dir, "root");
+    assert!(
+        user.is_active && user.is_staff && user.is_superuser,
+        "{user:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&ok.stdout).contains("activate"),
+        "no activation email"
+    );
 }
 
 /// `authd createsuperuser` for `root`, reading the password from the environment.
@@ -532,4 +557,48 @@ async fn sigterm_lets_in_flight_requests_finish() {
         stderr.contains("letting in-flight requests finish"),
         "{stderr}"
     );
+}
+
+/// SIGTERM while the worker is stuck sending a message (the SMTP server accepted the
+/// connection and never answers): the worker hands the message back as it stops, so the next
+/// start sends it at once instead of after the two-minute lease.
+#[tokio::test]
+async fn a_graceful_stop_hands_back_the_message_being_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let smtp_port = black_hole.local_addr().expect("addr").port();
+    let swallow = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = black_hole.accept().await {
+            held.push(stream);
+        }
+    });
+    let url = format!("smtp://127.0.0.1:{smtp_port}");
+    let env = [
+        ("AUTHD_SEND_CONFIRMATION_EMAIL", "true"),
+        ("AUTHD_EMAIL_URL", url.as_str()),
+        ("AUTHD_EMAIL_FRONTEND_DOMAIN", "app.example.test"),
+    ];
+    let served = Served::start(&dir, &env).await;
+    served.register("alice", "alice@example.com").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = Instant::now();
+    let (status, _, stderr) = tokio::task::spawn_blocking(move || served.stop())
+        .await
+        .expect("join");
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(20),
+        "the stop did not hang"
+    );
+    swallow.abort();
+    let _ = swallow.await;
+
+    let smtp = crate::smtp::SmtpServer::start_on(smtp_port).await;
+    let served = Served::start(&dir, &env).await;
+    let messages = smtp.wait_for(1).await;
+    assert_eq!(messages[0].recipients, ["alice@example.com"]);
+    assert!(served.stop().0.success());
 }

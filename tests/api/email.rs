@@ -361,7 +361,11 @@ async fn tokens_are_bound_to_their_purpose() {
 
 #[tokio::test]
 async fn a_password_change_or_expiry_kills_outstanding_links() {
-    let (app, smtp) = spawn(|s| s.mail.token_lifetime = Duration::from_secs(2)).await;
+    let (app, smtp) = spawn(|s| {
+        s.mail.token_lifetime = Duration::from_secs(2);
+        s.mail.send_window = Duration::ZERO;
+    })
+    .await;
     register(&app, "alice", "alice@example.com").await;
     let session = app.token_for("alice", PASSWORD).await;
     app.post_json(
@@ -778,4 +782,368 @@ async fn operators_can_replace_templates_and_links_ignore_the_host_header() {
         "text templates are not HTML-escaped"
     );
     assert!(!message.raw.contains("evil.example.org"));
+}
+
+async fn link_from(smtp: &SmtpServer, count: usize) -> (String, String) {
+    smtp.wait_for(count).await[count - 1].uid_and_token()
+}
+
+/// An operator deactivated the account: it must not be able to activate itself again by
+/// email. resend_activation sends nothing, and old links stay dead.
+#[tokio::test]
+async fn a_deactivated_account_cannot_reactivate_itself() {
+    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    register(&app, "alice", "alice@example.com").await;
+    let (uid, token) = link_from(&smtp, 1).await;
+    let activated = app
+        .post_json(
+            "/users/activation/",
+            json!({"uid": uid, "token": token}),
+            None,
+        )
+        .await;
+    assert_eq!(activated.status, StatusCode::NO_CONTENT);
+    app.deactivate(1).await;
+
+    let resent = app
+        .post_json(
+            "/users/resend_activation/",
+            json!({"email": "alice@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        resent.status,
+        StatusCode::NO_CONTENT,
+        "the same answer as ever"
+    );
+    assert_eq!(smtp.settle().await.len(), 1, "no new activation link");
+    app.post_json(
+        "/users/activation/",
+        json!({"uid": uid, "token": token}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"token": ["Invalid token for given user."]}),
+    );
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+/// `authd deactivate` revokes every token at once, on the running instance too, and
+/// `authd activate` lets the account in again.
+#[tokio::test]
+async fn operators_deactivate_and_activate_accounts() {
+    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    register(&app, "alice", "alice@example.com").await;
+    let (uid, token) = link_from(&smtp, 1).await;
+    app.post_json(
+        "/users/activation/",
+        json!({"uid": uid, "token": token}),
+        None,
+    )
+    .await;
+    let session = app.token_for("alice", PASSWORD).await;
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &session, None)
+            .await
+            .status,
+        StatusCode::OK,
+        "cached"
+    );
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let (reset_uid, reset_token) = link_from(&smtp, 2).await;
+
+    let output = app.command(&["deactivate", "alice"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let reply = app.call(Method::GET, "/users/me/", &session, None).await;
+        if reply.status == StatusCode::UNAUTHORIZED {
+            reply.assert(
+                StatusCode::UNAUTHORIZED,
+                json!({"detail": "Invalid token."}),
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the running instance still answers from memory"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.post_json(
+        "/users/reset_password_confirm/",
+        json!({"uid": reset_uid, "token": reset_token, "new_password": NEW_PASSWORD}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"token": ["Invalid token for given user."]}),
+    );
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let unknown = app.command(&["deactivate", "nobody"]).await;
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no such user"));
+
+    let output = app.command(&["activate", "alice"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    app.token_for("alice", PASSWORD).await;
+}
+
+/// reset_password, reset_username and resend_activation send at most one message per account
+/// and purpose per window; inside it nothing is minted and the link already sent works.
+#[tokio::test]
+async fn requested_links_are_limited_per_account_and_window() {
+    let (app, smtp) = spawn(|_| {}).await;
+    register(&app, "alice", "alice@example.com").await;
+    for _ in 0..5 {
+        let reply = app
+            .post_json(
+                "/users/reset_password/",
+                json!({"email": "alice@example.com"}),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    }
+    app.post_json(
+        "/users/reset_username/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let messages = smtp.settle().await;
+    let subjects: Vec<String> = messages.iter().map(|m| m.subject()).collect();
+    assert_eq!(
+        subjects,
+        ["Password reset on Example", "Username reset on Example"]
+    );
+    assert_eq!(
+        app.count("email_token WHERE used_at IS NULL").await,
+        2,
+        "one live link per account and purpose"
+    );
+    let (uid, token) = messages[0].uid_and_token();
+    let done = app
+        .post_json(
+            "/users/reset_password_confirm/",
+            json!({"uid": uid, "token": token, "new_password": NEW_PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
+}
+
+/// After the window, a new request sends a new link, which kills the older one.
+#[tokio::test]
+async fn after_the_window_a_new_link_replaces_the_old_one() {
+    let (app, smtp) = spawn(|s| s.mail.send_window = Duration::from_secs(1)).await;
+    register(&app, "alice", "alice@example.com").await;
+    let request = || {
+        app.post_json(
+            "/users/reset_password/",
+            json!({"email": "alice@example.com"}),
+            None,
+        )
+    };
+    request().await;
+    let (uid, first) = link_from(&smtp, 1).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    request().await;
+    let (_, second) = link_from(&smtp, 2).await;
+    assert_ne!(first, second);
+    app.post_json(
+        "/users/reset_password_confirm/",
+        json!({"uid": uid, "token": first, "new_password": NEW_PASSWORD}),
+        None,
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"token": ["Invalid token for given user."]}),
+    );
+    let done = app
+        .post_json(
+            "/users/reset_password_confirm/",
+            json!({"uid": uid, "token": second, "new_password": NEW_PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
+}
+
+/// The activation mail that registration or an email change sends is not limited.
+#[tokio::test]
+async fn registration_and_email_changes_always_send_their_activation_mail() {
+    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    register(&app, "alice", "alice@example.com").await;
+    app.post_json(
+        "/users/resend_activation/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    app.post_json(
+        "/users/resend_activation/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        smtp.settle().await.len(),
+        2,
+        "registration's, then one resend"
+    );
+}
+
+/// Pending mail holds no working link: the token is minted when the message goes out.
+#[tokio::test]
+async fn pending_mail_holds_no_link_at_rest() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let app = TestApp::spawn_with(|s| use_smtp(s, port)).await;
+    register(&app, "alice", "alice@example.com").await;
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    while app.count("email_outbox WHERE attempts > 0").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker tried"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    use authd::store::entity::email_outbox;
+    use sea_orm::EntityTrait;
+    for row in email_outbox::Entity::find()
+        .all(app.db())
+        .await
+        .expect("rows")
+    {
+        for text in [&row.subject, &row.text_body, &row.html_body] {
+            assert!(!text.contains("reset/confirm"), "a link at rest: {text}");
+        }
+    }
+
+    let smtp = SmtpServer::start_on(port).await;
+    let (uid, token) = link_from(&smtp, 1).await;
+    assert_eq!(
+        app.count("email_token WHERE used_at IS NULL").await,
+        1,
+        "each attempt's link replaced the previous attempt's"
+    );
+    let done = app
+        .post_json(
+            "/users/reset_password_confirm/",
+            json!({"uid": uid, "token": token, "new_password": NEW_PASSWORD}),
+            None,
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
+}
+
+/// A link message whose account changed between the request and the delivery is dropped.
+#[tokio::test]
+async fn a_message_for_an_account_that_changed_since_is_dropped() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let app = TestApp::spawn_with(|s| use_smtp(s, port)).await;
+    register(&app, "alice", "alice@example.com").await;
+    let session = app.token_for("alice", PASSWORD).await;
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    while app.count("email_outbox WHERE attempts > 0").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker tried"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let changed = app
+        .call(
+            Method::POST,
+            "/users/set_password/",
+            &session,
+            Some(json!({"new_password": NEW_PASSWORD, "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+    let smtp = SmtpServer::start_on(port).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        smtp.settle().await.is_empty(),
+        "the stale reset was dropped"
+    );
+}
+
+/// Spent rows do not pile up: used or expired links, and delivered mail past its retention,
+/// are purged periodically.
+#[tokio::test]
+async fn spent_rows_are_purged() {
+    let (app, smtp) = spawn(|s| {
+        s.maintenance.purge_interval = Duration::from_millis(300);
+        s.maintenance.email_retention = Duration::from_secs(1);
+        s.mail.token_lifetime = Duration::from_secs(1);
+        s.mail.send_window = Duration::from_secs(1);
+    })
+    .await;
+    register(&app, "alice", "alice@example.com").await;
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    link_from(&smtp, 1).await;
+    assert_eq!(app.count("email_token").await, 1);
+    assert_eq!(app.count("email_outbox").await, 1);
+    let started = std::time::Instant::now();
+    loop {
+        let left = app.count("email_token").await
+            + app.count("email_outbox").await
+            + app.count("email_cooldown").await;
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{left} spent rows remain"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

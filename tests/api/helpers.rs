@@ -248,6 +248,18 @@ impl TestApp {
         self.state.auth.forget(&authd::auth::Invalidation::User(id));
     }
 
+    /// Runs an `authd` command against this app's database, as an operator would on its host.
+    pub async fn command(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authd"));
+        command
+            .env_remove("RUST_LOG")
+            .env("DATABASE_URL", self.state.settings.database_url.expose())
+            .args(args);
+        tokio::task::spawn_blocking(move || command.output().expect("run authd"))
+            .await
+            .expect("join")
+    }
+
     pub async fn exec(&self, sql: &str) {
         self.db().execute_unprepared(sql).await.expect("sql");
     }

@@ -15,6 +15,9 @@ pub struct Model {
     /// Bumped by every password change, never by a rehash at a new cost.
     pub password_version: i64,
     pub is_active: bool,
+    /// Inactive and waiting for activation by email (new, or after an email change), as
+    /// opposed to deactivated by an operator.
+    pub activation_pending: bool,
     pub is_staff: bool,
     pub is_superuser: bool,
     pub date_joined: DateTimeUtc,

@@ -17,6 +17,13 @@ pub struct Model {
     pub sent_at: Option<DateTimeUtc>,
     pub failed_at: Option<DateTimeUtc>,
     pub last_error: Option<String>,
+    /// A message with a link (`activation`, `password_reset`, `username_reset`) is rendered
+    /// at delivery, for this account, if its fingerprint is still this one; its bodies stay
+    /// empty. `None`: rendered when queued (messages without links, and the previous
+    /// release's rows).
+    pub kind: Option<String>,
+    pub user_id: Option<i64>,
+    pub fingerprint: Option<String>,
 }
 
 /// Bodies may hold single-use links: never in a log line.

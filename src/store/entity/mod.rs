@@ -1,6 +1,8 @@
 //! sea-orm entities, mirroring the migrations. No logic lives here.
 pub mod auth_token;
 pub mod auth_user;
+pub mod cache_invalidation;
+pub mod email_cooldown;
 pub mod email_outbox;
 pub mod email_request;
 pub mod email_token;
