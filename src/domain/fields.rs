@@ -4,8 +4,9 @@ use std::collections::HashMap;
 
 use super::messages;
 
-/// One field of a request body as the client sent it.
-#[derive(Debug, Clone, PartialEq)]
+/// One field of a request body as the client sent it. `Debug` shows the shape, never the
+/// text: a field may be a password.
+#[derive(Clone, PartialEq)]
 pub enum Input {
     Missing,
     Null,
@@ -28,7 +29,19 @@ impl Input {
     }
 }
 
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Missing => f.write_str("Missing"),
+            Input::Null => f.write_str("Null"),
+            Input::Text(text) => write!(f, "Text(<{} characters>)", text.chars().count()),
+            Input::NotText => f.write_str("NotText"),
+        }
+    }
+}
+
 /// A request body parsed into fields; unknown keys are kept but never read (DRF ignores them).
+/// `Debug` shows names and shapes only.
 #[derive(Debug, Default, Clone)]
 pub struct RawFields(HashMap<String, Input>);
 
@@ -223,6 +236,17 @@ mod tests {
             ])
         );
         assert_eq!(CharField::OPTIONAL.parse(&Input::Missing), Ok(None));
+    }
+
+    #[test]
+    fn debug_output_never_shows_values() {
+        let fields = RawFields::from_pairs([("password", "hunter2 secret")]);
+        let shown = format!("{fields:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("password") && shown.contains("14 characters"),
+            "{shown}"
+        );
     }
 
     #[test]

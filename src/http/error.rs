@@ -111,7 +111,7 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = %cause, "request failed");
+            tracing::error!(error = %crate::telemetry::chain(cause.as_ref()), "request failed");
         }
         if let ApiError::EmptyBadRequest = self {
             return Response::builder().status(StatusCode::BAD_REQUEST).finish();

@@ -261,3 +261,24 @@ pub async fn set_activation(
         .await
         .map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_users_debug_output_hides_the_hash() {
+        let new = NewUser {
+            username: "alice".into(),
+            username_canonical: "alice".into(),
+            email: String::new(),
+            email_canonical: None,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            is_active: true,
+            activation_pending: false,
+            is_staff: false,
+            is_superuser: false,
+        };
+        assert!(!format!("{new:?}").contains("argon2"));
+    }
+}

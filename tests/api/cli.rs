@@ -602,3 +602,35 @@ async fn a_graceful_stop_hands_back_the_message_being_sent() {
     assert_eq!(messages[0].recipients, ["alice@example.com"]);
     assert!(served.stop().0.success());
 }
+
+/// A 500 says what failed in the log (the whole chain of causes), not just "database
+/// error", and nothing of it in the answer.
+#[tokio::test]
+async fn a_server_error_logs_its_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(&dir, &[]).await;
+    served.register("alice", "alice@example.com").await;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("cli.sqlite3").display()
+    );
+    let db = authd::store::connect(&url, 1).await.expect("connect");
+    sea_orm::ConnectionTrait::execute_unprepared(&db, "DROP TABLE auth_token")
+        .await
+        .expect("drop");
+    let reply = reqwest::Client::new()
+        .post(format!("{}/token/login/", served.base))
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(reply.status(), 500);
+    let body = reply.text().await.expect("body");
+    assert_eq!(body, r#"{"detail":"A server error occurred."}"#);
+    let (_, _, stderr) = served.stop();
+    let failure = stderr
+        .lines()
+        .find(|line| line.contains("request failed"))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(failure.contains("no such table: auth_token"), "{failure}");
+}

@@ -180,3 +180,20 @@ fn shedding_is_documented_where_it_can_happen() {
         ]
     );
 }
+
+/// resend_activation answers djoser's empty 400 (no body, no Content-Type) while activation
+/// emails are off: its 400 must not promise a JSON body, or a conformance fuzzer flags it.
+#[test]
+fn the_empty_400_of_resend_activation_is_documented() {
+    let document = authd::http::openapi_document("");
+    let response = &document["paths"]["/users/resend_activation/"]["post"]["responses"]["400"];
+    assert!(response.is_object(), "a 400 is documented");
+    assert!(response.get("content").is_none(), "{response}");
+    assert!(
+        response["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("empty"),
+        "{response}"
+    );
+}
