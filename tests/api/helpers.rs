@@ -122,7 +122,27 @@ impl TestApp {
     }
 
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_on_old_schema(0, |_| async {}, configure).await
+    }
+
+    /// Starts the app on a database that the first `migrations` migrations made (as a
+    /// previous release left it; 0: a fresh database) and that `fill` wrote to: the app's
+    /// start upgrades it.
+    pub async fn spawn_on_old_schema<F: std::future::Future<Output = ()>>(
+        migrations: u32,
+        fill: impl FnOnce(DatabaseConnection) -> F,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let (url, database) = fresh_database().await;
+        if migrations > 0 {
+            use migration::MigratorTrait;
+            let db = authd::store::connect(&url, 1).await.expect("connect");
+            migration::Migrator::up(&db, Some(migrations))
+                .await
+                .expect("the old schema");
+            fill(db.clone()).await;
+            db.close().await.expect("close");
+        }
         let mut settings = Settings::for_database(url);
         settings.bind = "127.0.0.1:0".parse().expect("address");
         // Tests run side by side on a shared machine: no login is shed unless a test asks.

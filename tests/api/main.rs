@@ -15,4 +15,5 @@ mod passwords;
 mod register;
 mod routing;
 mod smtp;
+mod upgrade;
 mod users;
