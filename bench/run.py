@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Benchmark authd with wrk: guarded GET /users/me/ against GET /healthz, logins, and guarded
-requests during a login storm. Run by hand on a quiet machine, never in CI:
+"""Benchmark authd with wrk: guarded GET /users/me/ against GET /healthz, logins (against the
+time of one Argon2id verification, measured in the same run), guarded requests and successful
+logins during a login storm, and the memory a flood of large login bodies costs. Run by hand
+on a quiet machine, never in CI:
 
-    cargo build --release
+    cargo build --release --bins --examples
     python3 bench/run.py                       # SQLite
     AUTHD_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres python3 bench/run.py
 
@@ -13,6 +15,7 @@ server, as a load balancer in front of it would not.
 import json
 import os
 import re
+import threading
 import shutil
 import socket
 import statistics
@@ -25,6 +28,9 @@ import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "authd")
+VERIFY_TIME = os.path.join(ROOT, "target", "release", "examples", "verify_time")
+FLOOD_CLIENTS = 300
+FLOOD_BODY_BYTES = 1_500_000
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 PASSWORD = "correct horse battery staple"
 THREADS = "2"
@@ -55,9 +61,63 @@ def wrk(url, connections, extra=()):
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
         value, unit = float(m.group(1)), m.group(2)
         return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return parse_wrk(out, latency(50), latency(99))
+
+
+def parse_wrk(out, p50=None, p99=None):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50": latency(50), "p99": latency(99), "non2xx": int(errors.group(1)) if errors else 0}
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = int(errors.group(1)) if errors else 0
+    ok_rps = rps * (total - non2xx) / total if total else 0.0
+    return {"rps": rps, "ok_rps": ok_rps, "p50": p50, "p99": p99, "non2xx": non2xx}
+
+
+def verify_ms():
+    """The median of three runs of examples/verify_time (each the median of 40 verifications)."""
+    runs = [json.loads(subprocess.run([VERIFY_TIME], check=True, capture_output=True, text=True).stdout)["verify_ms"]
+            for _ in range(3)]
+    return statistics.median(runs)
+
+
+def peak_memory_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1))
+
+
+def flood(port, clients=FLOOD_CLIENTS, size=FLOOD_BODY_BYTES):
+    """`clients` logins at once, each with a `size`-byte JSON body (one huge unknown field);
+    returns how many got each status."""
+    body = json.dumps({"username": "bench", "password": PASSWORD, "padding": "x" * size}).encode()
+    head = (f"POST /token/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    statuses = {}
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def one():
+        status = "error"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+                start.wait()
+                s.sendall(head)
+                try:
+                    s.sendall(body)
+                except OSError:
+                    pass  # answered (and closed) before the body was read: what we want
+                reply = s.recv(64).decode(errors="replace")
+                status = reply.split(" ")[1] if reply.startswith("HTTP/") else "no answer"
+        except OSError as err:
+            status = type(err).__name__
+        with lock:
+            statuses[status] = statuses.get(status, 0) + 1
+
+    threads = [threading.Thread(target=one) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return statuses
 
 
 class Server:
@@ -67,6 +127,7 @@ class Server:
         env = dict(os.environ, DATABASE_URL=database_url, AUTHD_BIND=f"127.0.0.1:{self.port}", RUST_LOG="info")
         self.log = open(os.devnull, "w")
         self.process = subprocess.Popen([BINARY, "serve"], env=env, stdout=self.log, stderr=self.log)
+        self.pid = self.process.pid
         for _ in range(200):
             try:
                 urllib.request.urlopen(f"{self.base}/healthz")
@@ -83,6 +144,7 @@ class Server:
 
 def bench(label, database_url):
     server = Server(database_url)
+    storms = []
     try:
         post(f"{server.base}/users/", {"username": "bench", "password": PASSWORD})
         token = post(f"{server.base}/token/login/", {"username": "bench", "password": PASSWORD})["auth_token"]
@@ -92,17 +154,25 @@ def bench(label, database_url):
             rows[f"healthz c={connections}"] = wrk(f"{server.base}/healthz", connections)
             rows[f"users/me c={connections}"] = wrk(f"{server.base}/users/me/", connections, auth)
         login_script = ("-s", os.path.join(ROOT, "bench", "login.lua"))
+        # The machine's speed drifts over minutes: time one verification just before and just
+        # after the logins, and relate the logins to the mean.
+        verify_before = verify_ms()
         rows["login c=16"] = wrk(f"{server.base}/token/login/", 16, login_script)
+        verify = (verify_before + verify_ms()) / 2
         # p99 is noisy on a shared machine: alternate calm and storm runs, compare each pair.
         for attempt in range(1, STORM_PAIRS + 1):
             rows[f"users/me c=16 calm #{attempt}"] = wrk(f"{server.base}/users/me/", 16, auth)
             storm = subprocess.Popen(
                 ["wrk", "-t", "1", "-c", "16", "-d", DURATION, *login_script, f"{server.base}/token/login/"],
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, text=True,
             )
             time.sleep(1)
             rows[f"users/me c=16 login storm #{attempt}"] = wrk(f"{server.base}/users/me/", 16, auth)
-            storm.wait()
+            storms.append(parse_wrk(storm.communicate()[0]))
+        before = peak_memory_kib(server.pid)
+        statuses = flood(server.port)
+        after = peak_memory_kib(server.pid)
+        still_ok = post(f"{server.base}/token/login/", {"username": "bench", "password": PASSWORD})
     finally:
         server.stop()
 
@@ -117,19 +187,27 @@ def bench(label, database_url):
         me, health = rows[f"users/me c={c}"], rows[f"healthz c={c}"]
         print(f"- c={c}: guarded/unauthenticated = {me['rps'] / health['rps']:.2f}; "
               f"guarded vs Djoser ({djoser[c]} req/s) = {me['rps'] / djoser[c]:.1f}x")
-    print(f"- logins: {rows['login c=16']['rps']:.0f}/s (Djoser ~8/s)")
+    logins = rows['login c=16']
+    print(f"- logins: {logins['ok_rps']:.0f}/s successful ({logins['non2xx']} failed; Djoser ~8/s); "
+          f"one verify {verify:.1f} ms (mean of before and after), so cores / verify = {os.cpu_count() * 1000 / verify:.0f}/s and "
+          f"logins reach {logins['ok_rps'] * verify / (os.cpu_count() * 1000):.0%} of it")
     ratios = [
         rows[f"users/me c=16 login storm #{i}"]["p99"] / rows[f"users/me c=16 calm #{i}"]["p99"]
         for i in range(1, STORM_PAIRS + 1)
     ]
     listed = ", ".join(f"{r:.2f}" for r in ratios)
     print(f"- guarded p99 during a login storm / calm, pair by pair: {listed} (median {statistics.median(ratios):.2f})")
+    listed = ", ".join(f"{s['ok_rps']:.0f} ({s['non2xx']} shed or failed)" for s in storms)
+    print(f"- successful logins/s during each storm: {listed}")
+    print(f"- flood of {FLOOD_CLIENTS} concurrent {FLOOD_BODY_BYTES / 1e6:.1f} MB logins: answers {statuses}; "
+          f"peak RSS {before / 1024:.0f} MiB before, {after / 1024:.0f} MiB after; "
+          f"a login afterwards {'works' if still_ok.get('auth_token') else 'FAILED'}")
     return rows
 
 
 def main():
-    if not os.path.exists(BINARY):
-        raise SystemExit("build first: cargo build --release")
+    if not os.path.exists(BINARY) or not os.path.exists(VERIFY_TIME):
+        raise SystemExit("build first: cargo build --release --bins --examples")
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk: apt-get install wrk")
     with tempfile.TemporaryDirectory() as directory:

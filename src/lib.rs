@@ -12,7 +12,7 @@ pub mod auth;
 pub mod cli;
 /// Settings from flags, environment and an optional TOML file, declared in one table.
 pub mod config;
-/// Tokens (generation, digests) and password hashing on a bounded low-priority pool.
+/// Tokens (generation, digests) and password hashing on a bounded pool of batch-class threads.
 pub mod crypto;
 /// Pure rules: DRF field parsing, Django's validators, client-visible messages.
 pub mod domain;

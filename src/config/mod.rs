@@ -311,7 +311,8 @@ impl Settings {
             token_cache_ttl: Duration::from_secs(10),
             hashing: Hashing {
                 cost: HashCost::OWASP_MINIMUM,
-                // Hash threads run at the lowest priority, so they may use every core.
+                // One hash thread per core: they are batch-class (never preempt a token check on
+                // wakeup) and the queue in front of them is bounded.
                 threads: cores,
                 queue_limit: None,
                 queue_timeout: Duration::from_millis(2000),

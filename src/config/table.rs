@@ -344,7 +344,7 @@ pub static SETTINGS: &[Def] = &[
         Int { min: 1u32, max: 64 }, |s| s.hashing.cost.parallelism, example "2", "Argon2id lanes"),
     setting!("hash_threads", "AUTHD_HASH_THREADS", Passwords, Int { min: 1usize, max: 256 },
         |s| s.hashing.threads, example "3",
-        "threads that hash passwords, at low OS priority so token checks keep their CPU",
+        "threads that hash passwords, in the batch scheduling class (they never preempt a token check on wakeup)",
         default "the number of cores"),
     setting!("hash_queue_limit", "AUTHD_HASH_QUEUE_LIMIT", Passwords,
         Derived(Int { min: 1usize, max: 100_000 }), |s| s.hashing.queue_limit, example "100",

@@ -193,9 +193,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A child process that is killed if the test ends without stopping it (a failed assertion),
+/// so no server outlives its test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `authd serve` as a child process, with its output collected.
 struct Served {
-    child: std::process::Child,
+    child: KillOnDrop,
     base: String,
     stdout: std::thread::JoinHandle<String>,
     stderr: std::thread::JoinHandle<String>,
@@ -234,7 +247,7 @@ impl Served {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Self {
-            child,
+            child: KillOnDrop(child),
             base,
             stdout,
             stderr,
@@ -255,9 +268,9 @@ impl Served {
     fn stop(mut self) -> (std::process::ExitStatus, String, String) {
         // SAFETY: kill(2) with a pid we own and a valid signal number.
         unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
+            libc::kill(self.child.0.id() as i32, libc::SIGTERM);
         }
-        let status = self.child.wait().expect("wait");
+        let status = self.child.0.wait().expect("wait");
         (
             status,
             self.stdout.join().expect("stdout"),
@@ -362,14 +375,16 @@ async fn pending_messages_survive_a_restart() {
 async fn serve_logs_no_secrets_and_shuts_down_gracefully() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut child = authd(&dir)
-        .env("RUST_LOG", "trace")
-        .args(["--bind", &format!("127.0.0.1:{port}"), "serve"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn authd");
-    let stderr = child.stderr.take().expect("stderr");
+    let mut child = KillOnDrop(
+        authd(&dir)
+            .env("RUST_LOG", "trace")
+            .args(["--bind", &format!("127.0.0.1:{port}"), "serve"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn authd"),
+    );
+    let stderr = child.0.stderr.take().expect("stderr");
     let logs = std::thread::spawn(move || {
         BufReader::new(stderr)
             .lines()
@@ -421,9 +436,9 @@ async fn serve_logs_no_secrets_and_shuts_down_gracefully() {
 
     // SAFETY: kill(2) with a pid we own and a valid signal number.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
+        libc::kill(child.0.id() as i32, libc::SIGTERM);
     }
-    let status = child.wait().expect("wait");
+    let status = child.0.wait().expect("wait");
     assert!(status.success(), "exit status after SIGTERM: {status}");
     let logs = logs.join().expect("log reader").join("\n");
     assert!(
