@@ -67,10 +67,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Openapi => print!("{}", crate::http::openapi_yaml("")),
         Command::Serve => {
+            let stop = startup::shutdown_signal().context("cannot handle SIGINT and SIGTERM")?;
             let app = Application::build(settings()?).await?;
-            app.run(startup::shutdown_signal())
-                .await
-                .context("server failed")?;
+            app.run(stop).await.context("server failed")?;
         }
         Command::Migrate => {
             let settings = settings()?;

@@ -615,7 +615,10 @@ async fn a_graceful_stop_hands_back_the_message_being_sent() {
     let served = Served::start(&dir, &env).await;
     let messages = smtp.wait_for(1).await;
     assert_eq!(messages[0].recipients, ["alice@example.com"]);
-    assert!(served.stop().0.success());
+    let (status, _, stderr) = tokio::task::spawn_blocking(move || served.stop())
+        .await
+        .expect("join");
+    assert!(status.success(), "{status}: {stderr}");
 }
 
 /// A 500 says what failed in the log (the whole chain of causes), not just "database
