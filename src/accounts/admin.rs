@@ -1,11 +1,10 @@
-use crate::auth::Invalidation;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, username};
 use crate::state::AppState;
 use crate::store::{self, User, email_tokens, tokens, users};
 
 use super::register::{Creator, create};
-use super::{Error, Result, check_password};
+use super::{Error, Result, check_password, commit_change};
 
 /// `authd createsuperuser`: the same rules as registration; an active staff superuser.
 pub async fn create_superuser(
@@ -46,10 +45,7 @@ pub async fn change_password(state: &AppState, name: &str, new_password: &str) -
     let txn = store::begin_write(&state.db).await?;
     users::set_password(&txn, user.id, &hash).await?;
     tokens::delete_for_user(&txn, user.id, None).await?;
-    state
-        .auth
-        .commit(txn, &[Invalidation::User(user.id)])
-        .await?;
+    commit_change(state, txn, &user, None).await?;
     Ok(())
 }
 
@@ -61,10 +57,7 @@ pub async fn deactivate(state: &AppState, name: &str) -> Result<()> {
     users::set_activation(&txn, user.id, false, false).await?;
     let revoked = tokens::delete_for_user(&txn, user.id, None).await?;
     email_tokens::revoke_live(&txn, user.id, None).await?;
-    state
-        .auth
-        .commit(txn, &[Invalidation::User(user.id)])
-        .await?;
+    commit_change(state, txn, &user, None).await?;
     tracing::info!(
         user_id = user.id,
         revoked_tokens = revoked,
@@ -79,10 +72,7 @@ pub async fn activate(state: &AppState, name: &str) -> Result<()> {
     let user = find(state, name).await?;
     let txn = store::begin_write(&state.db).await?;
     users::set_activation(&txn, user.id, true, false).await?;
-    state
-        .auth
-        .commit(txn, &[Invalidation::User(user.id)])
-        .await?;
+    commit_change(state, txn, &user, None).await?;
     tracing::info!(user_id = user.id, "account activated by an operator");
     Ok(())
 }

@@ -8,8 +8,10 @@ use crate::mail::Kind;
 use crate::state::AppState;
 use crate::store::{self, User, email_tokens, tokens, users};
 
-use super::email::send;
-use super::{Error, Result, check_password, collect, login_field, parse_email, username_problems};
+use super::{
+    Error, Result, check_password, collect, commit_change, login_field, parse_email,
+    username_problems,
+};
 
 /// `POST /token/login/`: a new token for every successful login (one per device).
 pub async fn login(
@@ -178,20 +180,10 @@ pub async fn set_password(
     }
     users::set_password(&txn, caller.user.id, &hash).await?;
     let revoked = tokens::delete_for_user(&txn, caller.user.id, keep).await?;
-    if djoser.password_changed_email_confirmation {
-        send(
-            &txn,
-            &state.mailer,
-            Kind::PasswordChangedConfirmation,
-            &caller.user,
-        )
-        .await?;
-    }
-    state
-        .auth
-        .commit(txn, &[Invalidation::User(caller.user.id)])
-        .await?;
-    state.mailer.wake();
+    let confirmation = djoser
+        .password_changed_email_confirmation
+        .then_some(Kind::PasswordChangedConfirmation);
+    commit_change(state, txn, &caller.user, confirmation).await?;
     tracing::info!(
         user_id = caller.user.id,
         revoked_tokens = revoked,
@@ -312,21 +304,10 @@ pub(crate) async fn rename(
                     ..user
                 },
             };
-            if state.settings.djoser.username_changed_email_confirmation {
-                send(
-                    &txn,
-                    &state.mailer,
-                    Kind::UsernameChangedConfirmation,
-                    &renamed,
-                )
-                .await?;
-            }
-            state
-                .auth
-                .commit(txn, &[Invalidation::User(renamed.id)])
-                .await?;
-            state.mailer.wake();
-            Ok(())
+            let confirmation = (state.settings.djoser)
+                .username_changed_email_confirmation
+                .then_some(Kind::UsernameChangedConfirmation);
+            commit_change(state, txn, &renamed, confirmation).await
         }
     }
 }

@@ -6,7 +6,6 @@ use chrono::Utc;
 use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 
-use crate::auth::Invalidation;
 use crate::crypto::{self, Admission};
 use crate::domain::fields::CharField;
 use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, uid};
@@ -323,20 +322,10 @@ pub async fn reset_password_confirm(
     };
     users::set_password(&txn, user.id, &hash).await?;
     let revoked = tokens::delete_for_user(&txn, user.id, None).await?;
-    if state.settings.djoser.password_changed_email_confirmation {
-        send(
-            &txn,
-            &state.mailer,
-            Kind::PasswordChangedConfirmation,
-            &user,
-        )
-        .await?;
-    }
-    state
-        .auth
-        .commit(txn, &[Invalidation::User(user.id)])
-        .await?;
-    state.mailer.wake();
+    let confirmation = (state.settings.djoser)
+        .password_changed_email_confirmation
+        .then_some(Kind::PasswordChangedConfirmation);
+    super::commit_change(state, txn, &user, confirmation).await?;
     tracing::info!(
         user_id = user.id,
         revoked_tokens = revoked,

@@ -16,12 +16,15 @@ mod users;
 
 use sea_orm::DbErr;
 
+use crate::auth::Invalidation;
 use crate::config::LoginField;
 use crate::crypto::HashError;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, email as address, messages, username};
+use crate::mail::Kind;
 use crate::mail::MailError;
 use crate::state::AppState;
+use crate::store::User;
 use crate::store::users as user_rows;
 
 pub use admin::{activate, change_password, create_superuser, deactivate};
@@ -71,6 +74,28 @@ impl From<FieldErrors> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Commits a change to an account: with it the message `message` names (a confirmation, an
+/// activation), then every cached token of the account forgotten on every instance, and the
+/// mail worker woken.
+async fn commit_change(
+    state: &AppState,
+    txn: sea_orm::DatabaseTransaction,
+    user: &User,
+    message: Option<Kind>,
+) -> Result<()> {
+    if let Some(kind) = message {
+        email::send(&txn, &state.mailer, kind, user).await?;
+    }
+    state
+        .auth
+        .commit(txn, &[Invalidation::User(user.id)])
+        .await?;
+    if message.is_some() {
+        state.mailer.wake();
+    }
+    Ok(())
+}
 
 fn login_field(state: &AppState) -> LoginField {
     state.settings.djoser.login_field

@@ -1,4 +1,4 @@
-use crate::auth::{Caller, Invalidation};
+use crate::auth::Caller;
 use crate::crypto::Admission;
 use crate::domain::{FieldErrors, RawFields, messages};
 use crate::mail::Kind;
@@ -6,8 +6,8 @@ use crate::state::AppState;
 use crate::store::{self, User, email_tokens, users};
 
 use super::credentials::{current_password_changed, current_password_problems, still_verified};
-use super::email::{awaits_activation, send};
-use super::{Error, Result, email_canonical, email_login, parse_email};
+use super::email::awaits_activation;
+use super::{Error, Result, commit_change, email_canonical, email_login, parse_email};
 
 /// `GET /users/`: everyone for staff or without HIDE_USERS, otherwise only the caller.
 pub async fn list_users(state: &AppState, caller: &Caller) -> Result<Vec<User>> {
@@ -103,14 +103,8 @@ pub async fn update_user(state: &AppState, target: User, fields: &RawFields) -> 
     }
     // djoser sends whenever the updated user ends up inactive, changed address or not; an
     // account an operator deactivated is not waiting for activation and gets nothing.
-    if send_activation && awaits_activation(&user) {
-        send(&txn, &state.mailer, Kind::Activation, &user).await?;
-    }
-    state
-        .auth
-        .commit(txn, &[Invalidation::User(user.id)])
-        .await?;
-    state.mailer.wake();
+    let activation = (send_activation && awaits_activation(&user)).then_some(Kind::Activation);
+    commit_change(state, txn, &user, activation).await?;
     Ok(user)
 }
 
@@ -135,10 +129,7 @@ pub async fn delete_user(
         return Err(current_password_changed());
     }
     users::delete(&txn, user.id).await?;
-    state
-        .auth
-        .commit(txn, &[Invalidation::User(user.id)])
-        .await?;
+    commit_change(state, txn, &user, None).await?;
     tracing::info!(user_id = user.id, by = caller.user.id, "user deleted");
     Ok(())
 }

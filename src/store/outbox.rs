@@ -23,7 +23,22 @@ pub struct NewMessage {
 }
 
 pub async fn enqueue(db: &impl ConnectionTrait, message: NewMessage) -> Result<(), DbErr> {
+    insert(db, message, None).await
+}
+
+/// A due row: rendered already (`link` is `None`), or to be rendered at delivery.
+async fn insert(
+    db: &impl ConnectionTrait,
+    message: NewMessage,
+    link: Option<(&str, i64, String)>,
+) -> Result<(), DbErr> {
     let now = Utc::now();
+    let (kind, user_id, fingerprint) = match link {
+        Some((kind, user_id, fingerprint)) => {
+            (Some(kind.to_owned()), Some(user_id), Some(fingerprint))
+        }
+        None => (None, None, None),
+    };
     email_outbox::ActiveModel {
         message_id: Set(message.message_id),
         recipient: Set(message.recipient),
@@ -37,9 +52,9 @@ pub async fn enqueue(db: &impl ConnectionTrait, message: NewMessage) -> Result<(
         sent_at: Set(None),
         failed_at: Set(None),
         last_error: Set(None),
-        kind: Set(None),
-        user_id: Set(None),
-        fingerprint: Set(None),
+        kind: Set(kind),
+        user_id: Set(user_id),
+        fingerprint: Set(fingerprint),
         ..Default::default()
     }
     .insert(db)
@@ -193,28 +208,19 @@ pub struct LinkMessage {
 }
 
 pub async fn enqueue_link(db: &impl ConnectionTrait, message: LinkMessage) -> Result<(), DbErr> {
-    let now = Utc::now();
-    email_outbox::ActiveModel {
-        message_id: Set(message.message_id),
-        recipient: Set(message.recipient),
-        subject: Set(String::new()),
-        text_body: Set(String::new()),
-        html_body: Set(String::new()),
-        created: Set(now),
-        attempts: Set(0),
-        next_attempt_at: Set(now),
-        locked_until: Set(None),
-        sent_at: Set(None),
-        failed_at: Set(None),
-        last_error: Set(None),
-        kind: Set(Some(message.kind.to_owned())),
-        user_id: Set(Some(message.user_id)),
-        fingerprint: Set(Some(message.fingerprint)),
-        ..Default::default()
-    }
-    .insert(db)
+    let empty = NewMessage {
+        message_id: message.message_id,
+        recipient: message.recipient,
+        subject: String::new(),
+        text_body: String::new(),
+        html_body: String::new(),
+    };
+    insert(
+        db,
+        empty,
+        Some((message.kind, message.user_id, message.fingerprint)),
+    )
     .await
-    .map(|_| ())
 }
 
 /// Gives up a message without sending it (its account changed since it was requested).

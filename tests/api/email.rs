@@ -1018,21 +1018,16 @@ async fn registration_and_email_changes_always_send_their_activation_mail() {
     );
 }
 
-/// Pending mail holds no working link: the token is minted when the message goes out.
-#[tokio::test]
-async fn pending_mail_holds_no_link_at_rest() {
+/// An app whose SMTP server is down; the port it will listen on is returned.
+async fn spawn_with_smtp_down() -> (TestApp, u16) {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         probe.local_addr().expect("addr").port()
     };
-    let app = TestApp::spawn_with(|s| use_smtp(s, port)).await;
-    register(&app, "alice", "alice@example.com").await;
-    app.post_json(
-        "/users/reset_password/",
-        json!({"email": "alice@example.com"}),
-        None,
-    )
-    .await;
+    (TestApp::spawn_with(|s| use_smtp(s, port)).await, port)
+}
+
+async fn until_the_worker_tried(app: &TestApp) {
     let started = std::time::Instant::now();
     while app.count("email_outbox WHERE attempts > 0").await == 0 {
         assert!(
@@ -1041,6 +1036,20 @@ async fn pending_mail_holds_no_link_at_rest() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Pending mail holds no working link: the token is minted when the message goes out.
+#[tokio::test]
+async fn pending_mail_holds_no_link_at_rest() {
+    let (app, port) = spawn_with_smtp_down().await;
+    register(&app, "alice", "alice@example.com").await;
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    until_the_worker_tried(&app).await;
     use authd::store::entity::email_outbox;
     use sea_orm::EntityTrait;
     for row in email_outbox::Entity::find()
@@ -1073,11 +1082,7 @@ async fn pending_mail_holds_no_link_at_rest() {
 /// A link message whose account changed between the request and the delivery is dropped.
 #[tokio::test]
 async fn a_message_for_an_account_that_changed_since_is_dropped() {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        probe.local_addr().expect("addr").port()
-    };
-    let app = TestApp::spawn_with(|s| use_smtp(s, port)).await;
+    let (app, port) = spawn_with_smtp_down().await;
     register(&app, "alice", "alice@example.com").await;
     let session = app.token_for("alice", PASSWORD).await;
     app.post_json(
@@ -1086,14 +1091,7 @@ async fn a_message_for_an_account_that_changed_since_is_dropped() {
         None,
     )
     .await;
-    let started = std::time::Instant::now();
-    while app.count("email_outbox WHERE attempts > 0").await == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the worker tried"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_the_worker_tried(&app).await;
     let changed = app
         .call(
             Method::POST,

@@ -300,11 +300,7 @@ async fn without_the_cache_every_request_reads_the_database() {
 /// other's memory.
 #[tokio::test]
 async fn revocation_reaches_other_instances() {
-    if std::env::var(crate::helpers::POSTGRES_ENV).is_err() {
-        eprintln!(
-            "skipped: instances share a database only on PostgreSQL ({} is not set)",
-            crate::helpers::POSTGRES_ENV
-        );
+    if !crate::helpers::on_postgres("instances share a database") {
         return;
     }
     let first = TestApp::spawn().await;
@@ -396,11 +392,7 @@ async fn a_lookup_racing_a_logout_never_revives_the_token() {
 /// it listens again, it must drop everything it cached meanwhile.
 #[tokio::test]
 async fn an_instance_that_lost_its_notifications_forgets_once_it_listens_again() {
-    if std::env::var(crate::helpers::POSTGRES_ENV).is_err() {
-        eprintln!(
-            "skipped: instances share a database only on PostgreSQL ({} is not set)",
-            crate::helpers::POSTGRES_ENV
-        );
+    if !crate::helpers::on_postgres("instances share a database") {
         return;
     }
     let first = TestApp::spawn().await;

@@ -61,6 +61,15 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Whether the tests run on PostgreSQL; if not, says why the calling test is skipped.
+pub fn on_postgres(why: &str) -> bool {
+    let set = std::env::var(POSTGRES_ENV).is_ok();
+    if !set {
+        eprintln!("skipped: {why} only on PostgreSQL ({POSTGRES_ENV} is not set)");
+    }
+    set
+}
+
 fn note_backend() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
