@@ -336,13 +336,7 @@ async fn tokens_are_bound_to_their_purpose() {
     )
     .await;
     let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
-    app.post_json(
-        "/users/reset_password_confirm/",
-        json!({"uid": uid, "token": token, "new_password": NEW_PASSWORD}),
-        None,
-    )
-    .await
-    .assert(
+    reset_with(&app, &uid, &token).await.assert(
         StatusCode::BAD_REQUEST,
         json!({"token": ["Invalid token for given user."]}),
     );
@@ -784,6 +778,16 @@ async fn operators_can_replace_templates_and_links_ignore_the_host_header() {
     assert!(!message.raw.contains("evil.example.org"));
 }
 
+/// reset_password_confirm with a link's uid and token, to NEW_PASSWORD.
+async fn reset_with(app: &TestApp, uid: &str, token: &str) -> crate::helpers::Reply {
+    app.post_json(
+        "/users/reset_password_confirm/",
+        json!({"uid": uid, "token": token, "new_password": NEW_PASSWORD}),
+        None,
+    )
+    .await
+}
+
 async fn link_from(smtp: &SmtpServer, count: usize) -> (String, String) {
     smtp.wait_for(count).await[count - 1].uid_and_token()
 }
@@ -885,13 +889,7 @@ async fn operators_deactivate_and_activate_accounts() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    app.post_json(
-        "/users/reset_password_confirm/",
-        json!({"uid": reset_uid, "token": reset_token, "new_password": NEW_PASSWORD}),
-        None,
-    )
-    .await
-    .assert(
+    reset_with(&app, &reset_uid, &reset_token).await.assert(
         StatusCode::BAD_REQUEST,
         json!({"token": ["Invalid token for given user."]}),
     );
@@ -946,13 +944,7 @@ async fn requested_links_are_limited_per_account_and_window() {
         "one live link per account and purpose"
     );
     let (uid, token) = messages[0].uid_and_token();
-    let done = app
-        .post_json(
-            "/users/reset_password_confirm/",
-            json!({"uid": uid, "token": token, "new_password": NEW_PASSWORD}),
-            None,
-        )
-        .await;
+    let done = reset_with(&app, &uid, &token).await;
     assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
 }
 
@@ -974,23 +966,11 @@ async fn after_the_window_a_new_link_replaces_the_old_one() {
     request().await;
     let (_, second) = link_from(&smtp, 2).await;
     assert_ne!(first, second);
-    app.post_json(
-        "/users/reset_password_confirm/",
-        json!({"uid": uid, "token": first, "new_password": NEW_PASSWORD}),
-        None,
-    )
-    .await
-    .assert(
+    reset_with(&app, &uid, &first).await.assert(
         StatusCode::BAD_REQUEST,
         json!({"token": ["Invalid token for given user."]}),
     );
-    let done = app
-        .post_json(
-            "/users/reset_password_confirm/",
-            json!({"uid": uid, "token": second, "new_password": NEW_PASSWORD}),
-            None,
-        )
-        .await;
+    let done = reset_with(&app, &uid, &second).await;
     assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
 }
 
@@ -1069,13 +1049,7 @@ async fn pending_mail_holds_no_link_at_rest() {
         1,
         "each attempt's link replaced the previous attempt's"
     );
-    let done = app
-        .post_json(
-            "/users/reset_password_confirm/",
-            json!({"uid": uid, "token": token, "new_password": NEW_PASSWORD}),
-            None,
-        )
-        .await;
+    let done = reset_with(&app, &uid, &token).await;
     assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
 }
 
