@@ -54,7 +54,7 @@ pub struct PasswordHasher {
     argon2: Argon2<'static>,
     cost: HashCost,
     dummy_hash: String,
-    threads: Semaphore,
+    threads: Arc<Semaphore>,
     places: Arc<Semaphore>,
     queue_timeout: Duration,
     jobs: mpsc::Sender<Job>,
@@ -124,7 +124,7 @@ impl PasswordHasher {
             argon2,
             cost,
             dummy_hash,
-            threads: Semaphore::new(threads),
+            threads: Arc::new(Semaphore::new(threads)),
             places: Arc::new(Semaphore::new(queue_limit.max(1))),
             queue_timeout,
             jobs,
@@ -146,7 +146,8 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _thread = tokio::time::timeout(self.queue_timeout, self.threads.acquire())
+        let thread = Arc::clone(&self.threads).acquire_owned();
+        let thread = tokio::time::timeout(self.queue_timeout, thread)
             .await
             .map_err(|_| HashError::Overloaded)?
             .map_err(|_| HashError::PoolGone)?;
@@ -155,6 +156,9 @@ impl PasswordHasher {
         let span = tracing::Span::current();
         self.jobs
             .send(Box::new(move || {
+                // The thread's permit goes with the job: a caller that gave up (a client that
+                // disconnected) cannot make room for more jobs than there are threads.
+                let _thread = thread;
                 let _entered = span.enter();
                 let _ = done.send(work(&argon2));
             }))
@@ -384,5 +388,19 @@ mod tests {
                 .expect("verify");
             assert!(!verified.matches, "{never}");
         }
+    }
+
+    /// A caller that gives up (its client disconnected) while its job runs must not free the
+    /// thread for another job: otherwise abandoned jobs pile up behind the queue's back.
+    #[tokio::test]
+    async fn an_abandoned_job_keeps_its_thread_until_it_ends() {
+        let hasher = PasswordHasher::new(HashCost::OWASP_MINIMUM, 1).expect("pool");
+        let hashing = hasher.admit().expect("room");
+        let stored = hashing.hash("pw".into()).await.expect("hash");
+        let verify = hashing.verify("pw".into(), stored);
+        // Long enough to hand the job to the thread, far shorter than one verification.
+        let abandoned = tokio::time::timeout(Duration::from_millis(3), verify).await;
+        assert!(abandoned.is_err(), "the verification is still running");
+        assert_eq!(hasher.threads.available_permits(), 0);
     }
 }
