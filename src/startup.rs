@@ -15,6 +15,7 @@ use crate::config::{EmailBackend, LoginField, Settings};
 use crate::crypto::PasswordHasher;
 use crate::domain::{email, password};
 use crate::mail::Mailer;
+use crate::sessions;
 use crate::state::AppState;
 use crate::store::{self, users};
 use crate::tasks::Tasks;
@@ -56,7 +57,20 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     )
     .context("cannot start the password hashing pool")?;
     password::preload();
-    let auth = Arc::new(Authenticator::new(db.clone(), settings.token_cache_ttl));
+    let settled = sessions::settle_legacy_expiry(&db, &settings.tokens)
+        .await
+        .context("cannot set the expiry of the previous release's tokens")?;
+    if settled > 0 {
+        tracing::info!(
+            tokens = settled,
+            "tokens of the previous release now expire"
+        );
+    }
+    let auth = Arc::new(Authenticator::new(
+        db.clone(),
+        settings.token_cache_ttl,
+        settings.tokens.idle,
+    ));
     let mailer = Arc::new(Mailer::new(&settings.mail)?);
     Ok(AppState {
         db,

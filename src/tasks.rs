@@ -1,7 +1,8 @@
 //! The background tasks, owned in one place: the mail delivery worker, the listener that keeps
-//! the token cache in step with other instances and processes, and the periodic purge of spent
-//! rows. Each task takes only what it needs. They stop in that order, after the server stopped
-//! taking requests: the worker finishes its send or hands its messages back.
+//! the token cache in step with other instances and processes, the writer of sessions' last
+//! uses, and the periodic purge of spent rows. Each task takes only what it needs. They stop in
+//! that order, after the server stopped taking requests: the worker finishes its send or hands
+//! its messages back, and the last uses are written one last time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,10 @@ const MAIL_POLL: Duration = Duration::from_millis(500);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Cache invalidations are read within a poll; an hour is far more than any reader needs.
 const INVALIDATION_RETENTION: Duration = Duration::from_secs(3600);
+/// How often queued last uses are written (each session's at most once a minute).
+const LAST_USE_WRITES: Duration = Duration::from_secs(10);
+/// Rows deleted per statement by the purge, so that it never holds a lock for long.
+const PURGE_BATCH: u64 = 1000;
 
 pub struct Tasks {
     stop: CancellationToken,
@@ -42,10 +47,14 @@ impl Tasks {
             Arc::clone(&state.auth),
             stop.child_token(),
         ));
+        let last_uses = tokio::spawn(write_last_uses(Arc::clone(&state.auth), stop.child_token()));
         let purge = tokio::spawn(purge_periodically(
             state.db.clone(),
-            state.settings.mail.clone(),
-            state.settings.maintenance.clone(),
+            Purge {
+                mail: state.settings.mail.clone(),
+                maintenance: state.settings.maintenance.clone(),
+                token_idle: state.settings.tokens.idle,
+            },
             stop.child_token(),
         ));
         Self {
@@ -53,6 +62,7 @@ impl Tasks {
             running: vec![
                 ("mail worker", mail),
                 ("cache listener", listener),
+                ("last-use writer", last_uses),
                 ("purge", purge),
             ],
         }
@@ -104,39 +114,83 @@ async fn follow_invalidations(
     }
 }
 
-async fn purge_periodically(
-    db: DatabaseConnection,
-    mail: Mail,
-    maintenance: Maintenance,
-    stop: CancellationToken,
-) {
+async fn write_last_uses(auth: Arc<Authenticator>, stop: CancellationToken) {
     loop {
-        if let Err(err) = purge(&db, &mail, &maintenance).await {
-            tracing::error!(error = %crate::telemetry::chain(&err), "purge failed");
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = tokio::time::sleep(LAST_USE_WRITES) => false,
+        };
+        if let Err(err) = auth.write_last_uses().await {
+            tracing::error!(error = %crate::telemetry::chain(&err), "cannot record sessions' last uses");
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(maintenance.purge_interval) => {}
+        if stopping {
+            return;
         }
     }
 }
 
-/// Deletes what can never be used again: used or expired links, mail delivered or given up
-/// longer ago than the retention, closed send windows, old cache invalidations.
-async fn purge(
-    db: &DatabaseConnection,
-    mail: &Mail,
-    maintenance: &Maintenance,
-) -> Result<(), DbErr> {
-    let now = Utc::now();
-    let ago =
-        |span: Duration| now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX);
-    let links = email_tokens::purge(db, now).await?;
-    let messages = outbox::purge(db, ago(maintenance.email_retention)).await?;
-    let windows = outbox::purge_windows(db, ago(mail.send_window)).await?;
-    let invalidations = store::purge_invalidations(db, ago(INVALIDATION_RETENTION)).await?;
-    if links + messages + windows + invalidations > 0 {
-        tracing::info!(links, messages, windows, invalidations, "purged spent rows");
+/// What the purge needs to know.
+struct Purge {
+    mail: Mail,
+    maintenance: Maintenance,
+    token_idle: Duration,
+}
+
+async fn purge_periodically(db: DatabaseConnection, purge: Purge, stop: CancellationToken) {
+    loop {
+        if let Err(err) = purge.run(&db).await {
+            tracing::error!(error = %crate::telemetry::chain(&err), "purge failed");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(purge.maintenance.purge_interval) => {}
+        }
     }
-    Ok(())
+}
+
+impl Purge {
+    /// Deletes what can never be used again, in bounded batches: expired or idle sessions (with
+    /// their tokens), expired access tokens, used or expired links, mail delivered or given up
+    /// longer ago than the retention, closed send windows, old cache invalidations. Retired
+    /// refresh tokens stay until their family ends: reuse detection needs them.
+    async fn run(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let now = Utc::now();
+        let ago = |span: Duration| {
+            now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
+        };
+        let idle_before = (!self.token_idle.is_zero()).then(|| ago(self.token_idle));
+        let mut sessions = 0;
+        loop {
+            let dead = store::sessions::dead(db, now, idle_before, PURGE_BATCH).await?;
+            let count = dead.len() as u64;
+            sessions += store::sessions::delete_ids(db, dead).await?;
+            if count < PURGE_BATCH {
+                break;
+            }
+        }
+        let mut tokens = 0;
+        loop {
+            let count = store::tokens::purge_expired(db, now, PURGE_BATCH).await?;
+            tokens += count;
+            if count < PURGE_BATCH {
+                break;
+            }
+        }
+        let links = email_tokens::purge(db, now).await?;
+        let messages = outbox::purge(db, ago(self.maintenance.email_retention)).await?;
+        let windows = outbox::purge_windows(db, ago(self.mail.send_window)).await?;
+        let invalidations = store::purge_invalidations(db, ago(INVALIDATION_RETENTION)).await?;
+        if sessions + tokens + links + messages + windows + invalidations > 0 {
+            tracing::info!(
+                sessions,
+                tokens,
+                links,
+                messages,
+                windows,
+                invalidations,
+                "purged spent rows"
+            );
+        }
+        Ok(())
+    }
 }

@@ -6,6 +6,7 @@ mod m20261122_000002_create_auth_token;
 mod m20261122_000003_create_email_tables;
 mod m20261123_000004_password_version;
 mod m20261123_000005_activation_and_mail_at_delivery;
+mod m20261123_000006_sessions_and_oauth;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_create_email_tables::Migration),
             Box::new(m20261123_000004_password_version::Migration),
             Box::new(m20261123_000005_activation_and_mail_at_delivery::Migration),
+            Box::new(m20261123_000006_sessions_and_oauth::Migration),
         ]
     }
 }

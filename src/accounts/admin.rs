@@ -1,7 +1,7 @@
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, username};
 use crate::state::AppState;
-use crate::store::{self, User, email_tokens, tokens, users};
+use crate::store::{self, User, email_tokens, sessions, users};
 
 use super::register::{Creator, create};
 use super::{Error, Result, check_password, commit_change};
@@ -44,7 +44,7 @@ pub async fn change_password(state: &AppState, name: &str, new_password: &str) -
     let hash = state.hasher.admit()?.hash(new_password).await?;
     let txn = store::begin_write(&state.db).await?;
     users::set_password(&txn, user.id, &hash).await?;
-    tokens::delete_for_user(&txn, user.id, None).await?;
+    sessions::delete_for_user(&txn, user.id, None).await?;
     commit_change(state, txn, &user, None).await?;
     Ok(())
 }
@@ -55,12 +55,12 @@ pub async fn deactivate(state: &AppState, name: &str) -> Result<()> {
     let user = find(state, name).await?;
     let txn = store::begin_write(&state.db).await?;
     users::set_activation(&txn, user.id, false, false).await?;
-    let revoked = tokens::delete_for_user(&txn, user.id, None).await?;
+    let revoked = sessions::delete_for_user(&txn, user.id, None).await?;
     email_tokens::revoke_live(&txn, user.id, None).await?;
     commit_change(state, txn, &user, None).await?;
     tracing::info!(
         user_id = user.id,
-        revoked_tokens = revoked,
+        ended_sessions = revoked,
         "account deactivated"
     );
     Ok(())

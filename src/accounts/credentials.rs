@@ -1,19 +1,21 @@
 use crate::auth::{Caller, Invalidation};
 use crate::config::LoginField;
-use crate::crypto::{self, Admission};
+use crate::crypto::Admission;
 use crate::domain::fields::CharField;
 use crate::domain::password::{self, UserContext};
-use crate::domain::{ClientInfo, FieldErrors, RawFields, email, messages, username};
+use crate::domain::{ClientInfo, FieldErrors, Input, RawFields, email, messages, username};
 use crate::mail::Kind;
+use crate::sessions::{self, Issued};
 use crate::state::AppState;
-use crate::store::{self, User, email_tokens, tokens, users};
+use crate::store::{self, User, email_tokens, sessions as session_rows, users};
 
 use super::{
     Error, Result, check_password, collect, commit_change, login_field, parse_email,
     username_problems,
 };
 
-/// `POST /token/login/`: a new token for every successful login (one per device).
+/// `POST /token/login/`: a new token, and a new session, for every successful login (one per
+/// device). `device_name` names the session (else the User-Agent).
 pub async fn login(
     state: &AppState,
     hashing: &Admission,
@@ -34,10 +36,51 @@ pub async fn login(
     );
     errors.into_result()?;
     let invalid = || Error::Invalid(FieldErrors::non_field(messages::INVALID_CREDENTIALS));
-
     let (Some(Some(password)), Some(Some(identifier))) = (password, identifier) else {
         return Err(invalid());
     };
+    let device_name = match fields.get("device_name") {
+        Input::Text(name) => Some(name.as_str()),
+        _ => None,
+    };
+    let login = PasswordLogin {
+        identifier: &identifier,
+        password,
+        name: sessions::name(device_name, client),
+        kind: sessions::Kind::Token,
+    };
+    match log_in(state, hashing, client, login).await? {
+        Some(Issued::Token(secret)) => Ok(secret),
+        _ => Err(invalid()),
+    }
+}
+
+/// A login with a password, by the Djoser endpoint or the OAuth2 password grant.
+#[derive(Debug)]
+pub struct PasswordLogin<'a> {
+    /// The login field's value (username or email).
+    pub identifier: &'a str,
+    pub password: String,
+    /// The session's name.
+    pub name: String,
+    pub kind: sessions::Kind,
+}
+
+/// Checks the password as Djoser's login does (an unknown or inactive account costs a full
+/// hash too) and opens a session; `None` for wrong credentials. Whatever depends on the
+/// password is written in one transaction that first re-checks it.
+pub async fn log_in(
+    state: &AppState,
+    hashing: &Admission,
+    client: &ClientInfo,
+    login: PasswordLogin<'_>,
+) -> Result<Option<Issued>> {
+    let PasswordLogin {
+        identifier,
+        password,
+        name,
+        kind,
+    } = login;
     // Lengths before work: nothing longer than any stored identifier is normalised.
     let longest = match login_field(state) {
         LoginField::Username => username::LOOKUP_MAX_LENGTH,
@@ -47,55 +90,51 @@ pub async fn login(
         || identifier.contains('\0')
         || identifier.chars().count() > longest
     {
-        return Err(invalid());
+        return Ok(None);
     }
     let found = match login_field(state) {
         LoginField::Username => {
-            users::find_by_username(&state.db, &username::canonical(&identifier)).await?
+            users::find_by_username(&state.db, &username::canonical(identifier)).await?
         }
-        LoginField::Email => match email::canonical(&identifier) {
+        LoginField::Email => match email::canonical(identifier) {
             Some(canonical) => users::find_by_email(&state.db, &canonical).await?,
             None => None,
         },
     };
     let Some(user) = found else {
         hashing.verify_dummy(password).await?;
-        return Err(invalid());
+        return Ok(None);
     };
     let verified = hashing
         .verify(password.clone(), user.password.clone())
         .await?;
     if !verified.matches || !user.is_active {
-        return Err(invalid());
+        return Ok(None);
     }
     let rehashed = match verified.outdated {
         true => Some(hashing.hash(password).await?),
         false => None,
     };
-    let token = crypto::generate_token().map_err(|_| Error::Random)?;
     let txn = store::begin_write(&state.db).await?;
     // The password may have changed, or the account been deactivated, while we hashed.
     if still_verified(&txn, &user).await?.is_none() {
-        return Err(invalid());
+        return Ok(None);
     }
     if let Some(rehashed) = rehashed {
         users::rehash(&txn, user.id, &user.password, &rehashed).await?;
     }
-    tokens::insert(&txn, user.id, token.digest.clone()).await?;
+    let (issued, evicted) =
+        sessions::open(&txn, &state.settings.tokens, user.id, kind, name, client).await?;
     users::touch_last_login(&txn, user.id).await?;
-    txn.commit().await?;
+    let evicted: Vec<Invalidation> = evicted.into_iter().map(Invalidation::Session).collect();
+    state.auth.commit(txn, &evicted).await?;
     tracing::info!(user_id = user.id, client_ip = %client.ip, "login succeeded");
-    Ok(token.secret)
+    Ok(Some(issued))
 }
 
-/// `POST /token/logout/`: revokes the presented token only.
+/// `POST /token/logout/`: ends the caller's session (for an access token, its whole family).
 pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
-    let txn = store::begin_write(&state.db).await?;
-    tokens::delete(&txn, caller.token_id).await?;
-    state
-        .auth
-        .commit(txn, &[Invalidation::Token(caller.token_digest.clone())])
-        .await?;
+    sessions::end(state, caller.session_id).await?;
     Ok(())
 }
 
@@ -173,20 +212,20 @@ pub async fn set_password(
     }
 
     let hash = hashing.hash(new_password).await?;
-    let keep = (!djoser.logout_on_password_change).then_some(caller.token_id);
+    let keep = (!djoser.logout_on_password_change).then_some(caller.session_id);
     let txn = store::begin_write(&state.db).await?;
     if still_verified(&txn, &caller.user).await?.is_none() {
         return Err(current_password_changed());
     }
     users::set_password(&txn, caller.user.id, &hash).await?;
-    let revoked = tokens::delete_for_user(&txn, caller.user.id, keep).await?;
+    let revoked = session_rows::delete_for_user(&txn, caller.user.id, keep).await?;
     let confirmation = djoser
         .password_changed_email_confirmation
         .then_some(Kind::PasswordChangedConfirmation);
     commit_change(state, txn, &caller.user, confirmation).await?;
     tracing::info!(
         user_id = caller.user.id,
-        revoked_tokens = revoked,
+        ended_sessions = revoked,
         "password changed"
     );
     Ok(())

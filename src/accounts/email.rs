@@ -12,7 +12,7 @@ use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, ui
 use crate::mail::{Kind, Mailer};
 use crate::state::AppState;
 use crate::store::entity::email_token;
-use crate::store::{self, User, email_tokens, outbox, tokens, users};
+use crate::store::{self, User, email_tokens, outbox, sessions, users};
 
 use super::{Error, Result, collect, credentials};
 
@@ -321,14 +321,14 @@ pub async fn reset_password_confirm(
         return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
     };
     users::set_password(&txn, user.id, &hash).await?;
-    let revoked = tokens::delete_for_user(&txn, user.id, None).await?;
+    let revoked = sessions::delete_for_user(&txn, user.id, None).await?;
     let confirmation = (state.settings.djoser)
         .password_changed_email_confirmation
         .then_some(Kind::PasswordChangedConfirmation);
     super::commit_change(state, txn, &user, confirmation).await?;
     tracing::info!(
         user_id = user.id,
-        revoked_tokens = revoked,
+        ended_sessions = revoked,
         "password reset"
     );
     Ok(())

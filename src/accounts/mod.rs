@@ -65,6 +65,19 @@ pub enum Error {
     ActivationDisabled,
     #[error(transparent)]
     Mail(crate::mail::MailError),
+    /// AUTHD_TOKEN_LIMIT_POLICY=deny, and the user has as many sessions as allowed: knox's 403.
+    #[error("token limit reached")]
+    TokenLimit,
+}
+
+impl From<crate::sessions::SessionError> for Error {
+    fn from(err: crate::sessions::SessionError) -> Self {
+        match err {
+            crate::sessions::SessionError::LimitReached => Error::TokenLimit,
+            crate::sessions::SessionError::Random => Error::Random,
+            crate::sessions::SessionError::Database(err) => Error::Database(err),
+        }
+    }
 }
 
 impl From<FieldErrors> for Error {

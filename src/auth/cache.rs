@@ -85,10 +85,24 @@ impl TokenCache {
 
     /// Once this returns, no token of the user is served from memory.
     pub fn forget_user(&self, user_id: i64) {
+        self.forget_if(move |caller| caller.user.id == user_id);
+    }
+
+    /// Once this returns, no token of the session is served from memory.
+    pub fn forget_session(&self, session_id: i64) {
+        self.forget_if(move |caller| caller.session_id == session_id);
+    }
+
+    /// Once this returns, no token minted through the client is served from memory.
+    pub fn forget_client(&self, client_id: i64) {
+        self.forget_if(move |caller| caller.client_id == Some(client_id));
+    }
+
+    fn forget_if(&self, matches: impl Fn(&Caller) -> bool + Send + Sync + 'static) {
         self.advance();
         if let Some(entries) = &self.entries {
             // Only fails when closures are not enabled, which `new` always does.
-            let _ = entries.invalidate_entries_if(move |_, caller| caller.user.id == user_id);
+            let _ = entries.invalidate_entries_if(move |_, caller| matches(caller));
         }
     }
 
@@ -105,6 +119,9 @@ impl TokenCache {
 pub enum Invalidation {
     User(i64),
     Token(String),
+    Session(i64),
+    /// Every session minted through a registered client (the client was deleted).
+    Client(i64),
 }
 
 impl Invalidation {
@@ -114,6 +131,8 @@ impl Invalidation {
         match self {
             Invalidation::User(id) => format!("user:{id}"),
             Invalidation::Token(digest) => format!("token:{digest}"),
+            Invalidation::Session(id) => format!("session:{id}"),
+            Invalidation::Client(id) => format!("client:{id}"),
         }
     }
 
@@ -121,6 +140,8 @@ impl Invalidation {
         match payload.split_once(':')? {
             ("user", id) => id.parse().ok().map(Invalidation::User),
             ("token", digest) => Some(Invalidation::Token(digest.to_owned())),
+            ("session", id) => id.parse().ok().map(Invalidation::Session),
+            ("client", id) => id.parse().ok().map(Invalidation::Client),
             _ => None,
         }
     }
@@ -129,6 +150,8 @@ impl Invalidation {
         match self {
             Invalidation::User(id) => cache.forget_user(*id),
             Invalidation::Token(digest) => cache.forget_token(digest),
+            Invalidation::Session(id) => cache.forget_session(*id),
+            Invalidation::Client(id) => cache.forget_client(*id),
         }
     }
 }
@@ -153,11 +176,36 @@ mod tests {
             date_joined: chrono::Utc::now(),
             last_login: None,
         };
-        Arc::new(Caller {
+        let now = chrono::Utc::now();
+        let token = crate::store::entity::auth_token::Model {
+            id: 1,
+            digest: "d".into(),
+            user_id,
+            created: now,
+            session_id: Some(1),
+            kind: "token".into(),
+            expires_at: None,
+            expiry_pending: false,
+            retired_at: None,
+        };
+        let session = crate::store::entity::auth_session::Model {
+            id: 1,
+            public_id: "s".into(),
+            user_id,
+            kind: "token".into(),
+            client_id: None,
+            name: String::new(),
+            client_ip: None,
+            created: now,
+            last_used: None,
+            expires_at: None,
+        };
+        Arc::new(Caller::new(
             user,
-            token_id: 1,
-            token_digest: "d".into(),
-        })
+            &token,
+            &session,
+            super::super::TokenKind::Login,
+        ))
     }
 
     #[test]
@@ -174,7 +222,12 @@ mod tests {
 
     #[test]
     fn payloads_round_trip() {
-        for message in [Invalidation::User(42), Invalidation::Token("ab12".into())] {
+        for message in [
+            Invalidation::User(42),
+            Invalidation::Token("ab12".into()),
+            Invalidation::Session(7),
+            Invalidation::Client(3),
+        ] {
             assert_eq!(Invalidation::parse(&message.payload()), Some(message));
         }
         assert_eq!(Invalidation::parse("nonsense"), None);

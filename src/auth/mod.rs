@@ -1,25 +1,107 @@
 //! Who is calling: the token guard on every request, the verified tokens it keeps in memory,
-//! and how a change that revokes tokens reaches that memory here and on other instances.
-//! Depends only on `store` and `crypto`.
+//! their expiry (absolute and idle, checked on every request without touching the database),
+//! the last uses it writes back in batches, and how a change that revokes tokens reaches every
+//! instance's memory. Depends only on `store` and `crypto`.
 
 mod cache;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::crypto;
-use crate::store::{self, User, tokens};
+use crate::store::entity::{auth_session, auth_token};
+use crate::store::{self, User, sessions, tokens};
 
 pub use cache::{Invalidation, TokenCache};
 
-/// A request authenticated by a token: the user and the token that was presented.
-#[derive(Debug, Clone)]
+/// A session's last use is written at most this often.
+const LAST_USE_WRITE_INTERVAL: i64 = 60;
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A Djoser login token.
+    Login,
+    /// An OAuth2 access token.
+    Access,
+    /// An OAuth2 refresh token: never accepted by the guard.
+    Refresh,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Login => "token",
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "token" => Some(TokenKind::Login),
+            "access" => Some(TokenKind::Access),
+            "refresh" => Some(TokenKind::Refresh),
+            _ => None,
+        }
+    }
+}
+
+/// A live token and what it stands for: the user, the session, the token itself.
+#[derive(Debug)]
 pub struct Caller {
     pub user: User,
+    pub session_id: i64,
     pub token_id: i64,
     /// SHA-256 of the presented token (what the database stores; not a secret).
     pub token_digest: String,
+    pub kind: TokenKind,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The registered client its session was minted through (the row id), if any.
+    pub client_id: Option<i64>,
+    /// The latest use this instance saw (Unix seconds), for the idle limit.
+    last_seen: AtomicI64,
+    /// When this instance last queued the session's last use for writing (Unix seconds).
+    last_queued: AtomicI64,
+}
+
+impl Caller {
+    pub fn new(
+        user: User,
+        token: &auth_token::Model,
+        session: &auth_session::Model,
+        kind: TokenKind,
+    ) -> Self {
+        let last_seen = session
+            .last_used
+            .map_or(token.created, |used| used.max(token.created));
+        Self {
+            user,
+            session_id: session.id,
+            token_id: token.id,
+            token_digest: token.digest.clone(),
+            kind,
+            issued_at: token.created,
+            expires_at: token.expires_at,
+            client_id: session.client_id,
+            last_seen: AtomicI64::new(last_seen.timestamp()),
+            last_queued: AtomicI64::new(session.last_used.map_or(0, |used| used.timestamp())),
+        }
+    }
+
+    /// Not expired, and (with an idle limit) used recently enough.
+    fn alive(&self, now: DateTime<Utc>, idle: Duration) -> bool {
+        let expired = self.expires_at.is_some_and(|expires| expires <= now);
+        let idle_for = now.timestamp() - self.last_seen.load(Ordering::Relaxed);
+        let idled = !idle.is_zero() && idle_for > idle.as_secs() as i64;
+        !expired && !idled
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,46 +114,125 @@ pub enum TokenRejected {
     Database(#[from] DbErr),
 }
 
-/// The guard and its memory.
+/// The guard, its memory, and the last uses waiting to be written.
 #[derive(Debug)]
 pub struct Authenticator {
     db: DatabaseConnection,
     cache: TokenCache,
+    idle: Duration,
+    uses: Mutex<HashMap<i64, DateTime<Utc>>>,
 }
 
 impl Authenticator {
-    /// `cache_ttl` of zero: every request asks the database.
-    pub fn new(db: DatabaseConnection, cache_ttl: std::time::Duration) -> Self {
+    /// `cache_ttl` of zero: every request asks the database; `idle` of zero: no idle limit.
+    pub fn new(db: DatabaseConnection, cache_ttl: Duration, idle: Duration) -> Self {
         Self {
             db,
             cache: TokenCache::new(cache_ttl),
+            idle,
+            uses: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The token's SHA-256 digest, looked up in memory or with one indexed query joined to its
-    /// user. Only active users' tokens are kept in memory.
+    /// The guard: a live Djoser or access token of an active user. An expired, idle, revoked or
+    /// unknown token, and a refresh token, are all simply invalid.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<Caller>, TokenRejected> {
+        match self.find(token).await? {
+            Some(caller) if caller.kind != TokenKind::Refresh => {
+                if caller.user.is_active {
+                    self.record_use(&caller);
+                    Ok(caller)
+                } else {
+                    Err(TokenRejected::Inactive)
+                }
+            }
+            _ => Err(TokenRejected::Invalid),
+        }
+    }
+
+    /// Any live token, of any kind, of an active user: what introspection answers about. It
+    /// counts as a use, recorded in memory (nothing is written on the request path).
+    pub async fn inspect(&self, token: &str) -> Result<Option<Arc<Caller>>, DbErr> {
+        let found = match self.find(token).await {
+            Ok(found) => found,
+            Err(TokenRejected::Database(err)) => return Err(err),
+            Err(_) => None,
+        };
+        Ok(found
+            .filter(|caller| caller.user.is_active)
+            .inspect(|caller| {
+                self.record_use(caller);
+            }))
+    }
+
+    /// A live token: from memory, or with one indexed query joining its user and session.
+    /// Only live tokens of active users, other than refresh tokens, are kept in memory.
+    async fn find(&self, token: &str) -> Result<Option<Arc<Caller>>, TokenRejected> {
         if !token.starts_with(crypto::TOKEN_PREFIX) {
-            return Err(TokenRejected::Invalid);
+            return Ok(None);
         }
         let digest = crypto::token_digest(token);
+        let now = Utc::now();
         if let Some(caller) = self.cache.get(&digest) {
-            return Ok(caller);
+            if caller.alive(now, self.idle) {
+                return Ok(Some(caller));
+            }
+            self.cache.forget_token(&digest);
+            return Ok(None);
         }
         let started = self.cache.epoch();
-        let (token, user) = tokens::find_with_user(&self.db, &digest)
-            .await?
-            .ok_or(TokenRejected::Invalid)?;
-        if !user.is_active {
-            return Err(TokenRejected::Inactive);
+        let Some((token, user, session)) = tokens::find_live(&self.db, &digest).await? else {
+            return Ok(None);
+        };
+        let Some(kind) = TokenKind::parse(&token.kind) else {
+            return Ok(None);
+        };
+        if token.retired_at.is_some() {
+            return Ok(None);
         }
-        let caller = Arc::new(Caller {
-            user,
-            token_id: token.id,
-            token_digest: digest.clone(),
-        });
-        self.cache.insert(digest, Arc::clone(&caller), started);
-        Ok(caller)
+        let caller = Arc::new(Caller::new(user, &token, &session, kind));
+        if !caller.alive(now, self.idle) {
+            return Ok(None);
+        }
+        if caller.user.is_active && kind != TokenKind::Refresh {
+            self.cache.insert(digest, Arc::clone(&caller), started);
+        }
+        Ok(Some(caller))
+    }
+
+    /// Remembers the use for the idle limit, and queues the session's last use for the next
+    /// batch write, at most once a minute per session.
+    fn record_use(&self, caller: &Caller) {
+        let now = Utc::now();
+        let seconds = now.timestamp();
+        caller.last_seen.fetch_max(seconds, Ordering::Relaxed);
+        let queued = caller.last_queued.load(Ordering::Relaxed);
+        if seconds - queued >= LAST_USE_WRITE_INTERVAL
+            && caller
+                .last_queued
+                .compare_exchange(queued, seconds, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            && let Ok(mut uses) = self.uses.lock()
+        {
+            uses.insert(caller.session_id, now);
+        }
+    }
+
+    /// Writes the queued last uses in one transaction; the background task calls it.
+    pub async fn write_last_uses(&self) -> Result<usize, DbErr> {
+        let batch: Vec<(i64, DateTime<Utc>)> = match self.uses.lock() {
+            Ok(mut uses) => uses.drain().collect(),
+            Err(_) => return Ok(0),
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let txn = store::begin_write(&self.db).await?;
+        for (session_id, used) in &batch {
+            sessions::touch(&txn, *session_id, *used).await?;
+        }
+        txn.commit().await?;
+        Ok(batch.len())
     }
 
     /// Commits a transaction that revoked tokens or changed users, so that no instance answers
@@ -92,7 +253,7 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Drops what this instance's memory holds about a user or a token.
+    /// Drops what this instance's memory holds about a user, a session or a token.
     pub fn forget(&self, change: &Invalidation) {
         change.apply(&self.cache);
     }

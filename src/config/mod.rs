@@ -186,6 +186,55 @@ impl Default for Mail {
     }
 }
 
+/// What happens when a user who has as many sessions as allowed logs in again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// The oldest session (by creation) ends.
+    EvictOldest,
+    /// The login is refused with knox's 403.
+    Deny,
+}
+
+impl LimitPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitPolicy::EvictOldest => "evict_oldest",
+            LimitPolicy::Deny => "deny",
+        }
+    }
+}
+
+/// Token lifetimes and the sessions they make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokens {
+    /// Absolute lifetime of a Djoser login token; zero: never expires (as in DRF).
+    pub ttl: Duration,
+    /// A token unused this long dies; zero: no idle limit.
+    pub idle: Duration,
+    /// Sessions per user; zero: no limit.
+    pub limit_per_user: u32,
+    pub limit_policy: LimitPolicy,
+    pub access_ttl: Duration,
+    /// How long an OAuth2 refresh family lives from its password grant (rotation never extends it).
+    pub refresh_ttl: Duration,
+    /// How long a retired refresh token may still be presented (a retry after a lost answer).
+    pub refresh_reuse_grace: Duration,
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(30 * 24 * 3600),
+            idle: Duration::ZERO,
+            limit_per_user: 0,
+            limit_policy: LimitPolicy::EvictOldest,
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_reuse_grace: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Password hashing: the Argon2id cost and the pool that runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hashing {
@@ -276,6 +325,9 @@ pub struct Settings {
     pub token_keywords: Vec<String>,
     /// How long a verified token may be served from memory (zero: never).
     pub token_cache_ttl: Duration,
+    pub tokens: Tokens,
+    /// Browser origins (`https://app.example.com`) allowed to call the API from another origin.
+    pub cors_allowed_origins: Vec<String>,
     pub hashing: Hashing,
     pub djoser: Djoser,
     pub mail: Mail,
@@ -309,6 +361,8 @@ impl Settings {
             trusted_proxies: Vec::new(),
             token_keywords: vec!["Token".into(), "Bearer".into()],
             token_cache_ttl: Duration::from_secs(10),
+            tokens: Tokens::default(),
+            cors_allowed_origins: Vec::new(),
             hashing: Hashing {
                 cost: HashCost::OWASP_MINIMUM,
                 // One hash thread per core: they are batch-class (never preempt a token check on

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{EmailBackend, LoginField, Settings, check_mail_text, parse_keywords, parse_prefix};
+use super::{
+    EmailBackend, LimitPolicy, LoginField, Settings, check_mail_text, parse_keywords, parse_prefix,
+};
 
 /// Where a setting is listed in the documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +254,38 @@ fn cidr_list(text: &str) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+fn limit_policy(text: &str) -> Result<LimitPolicy, String> {
+    match text.trim() {
+        "evict_oldest" => Ok(LimitPolicy::EvictOldest),
+        "deny" => Ok(LimitPolicy::Deny),
+        _ => Err("expected `evict_oldest` or `deny`".into()),
+    }
+}
+
+/// Exact browser origins: `scheme://host[:port]`, nothing after.
+fn origins(text: &str) -> Result<Vec<String>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let url = url::Url::parse(item).map_err(|_| format!("{item:?} is not an origin"))?;
+            let origin = url.origin().ascii_serialization();
+            let bare = matches!(url.scheme(), "http" | "https")
+                && url.path() == "/"
+                && url.query().is_none()
+                && url.fragment().is_none()
+                && item.trim_end_matches('/') == origin;
+            if bare {
+                Ok(origin)
+            } else {
+                Err(format!(
+                    "expected origins such as https://app.example.com (scheme, host, port; no path), got {item:?}"
+                ))
+            }
+        })
+        .collect()
+}
+
 fn login_field(text: &str) -> Result<LoginField, String> {
     match text.trim() {
         "username" => Ok(LoginField::Username),
@@ -335,6 +369,31 @@ pub static SETTINGS: &[Def] = &[
     setting!("token_cache_seconds", "AUTHD_TOKEN_CACHE_SECONDS", Tokens, Span::seconds(0, 3600),
         |s| s.token_cache_ttl, example "30",
         "how long a verified token may be answered from memory; `0` asks the database every time"),
+    setting!("token_ttl_seconds", "AUTHD_TOKEN_TTL_SECONDS", Tokens, Span::seconds(0, 315_360_000),
+        |s| s.tokens.ttl, example "3600",
+        "absolute lifetime of a Djoser login token, fixed when it is minted; `0`: never expires (as in DRF)"),
+    setting!("token_idle_seconds", "AUTHD_TOKEN_IDLE_SECONDS", Tokens, Span::seconds(0, 315_360_000),
+        |s| s.tokens.idle, example "1800",
+        "a token (Djoser or access) unused this long dies; `0`: no idle limit"),
+    setting!("token_limit_per_user", "AUTHD_TOKEN_LIMIT_PER_USER", Tokens, Int { min: 0u32, max: 100_000 },
+        |s| s.tokens.limit_per_user, example "5", "sessions a user may have at once; `0`: no limit"),
+    setting!("token_limit_policy", "AUTHD_TOKEN_LIMIT_POLICY", Tokens,
+        Parsed(limit_policy, |p: &LimitPolicy| p.name().to_owned()), |s| s.tokens.limit_policy,
+        example "deny",
+        "at the limit: `evict_oldest` ends the oldest session, `deny` refuses the login (403)"),
+    setting!("access_token_ttl_seconds", "AUTHD_ACCESS_TOKEN_TTL_SECONDS", Tokens,
+        Span::seconds(1, 86_400), |s| s.tokens.access_ttl, example "300",
+        "lifetime of an OAuth2 access token"),
+    setting!("refresh_token_ttl_seconds", "AUTHD_REFRESH_TOKEN_TTL_SECONDS", Tokens,
+        Span::seconds(1, 315_360_000), |s| s.tokens.refresh_ttl, example "86400",
+        "lifetime of an OAuth2 refresh family from its password grant; rotation never extends it"),
+    setting!("refresh_reuse_grace_seconds", "AUTHD_REFRESH_REUSE_GRACE_SECONDS", Tokens,
+        Span::seconds(0, 3600), |s| s.tokens.refresh_reuse_grace, example "0",
+        "a retired refresh token presented again within this time gets a new pair (a retry after a lost answer); after it, the whole family is revoked"),
+    setting!("cors_allowed_origins", "AUTHD_CORS_ALLOWED_ORIGINS", Server,
+        Parsed(origins, |list: &Vec<String>| list.join(",")), |s| s.cors_allowed_origins,
+        example "https://app.example.com,http://localhost:3000",
+        "browser origins allowed to call the API (exact, comma-separated); others get no CORS headers"),
     setting!("argon2_memory_kib", "AUTHD_ARGON2_MEMORY_KIB", Passwords,
         Int { min: 7168u32, max: 4_194_304 }, |s| s.hashing.cost.memory_kib, example "65536",
         "Argon2id memory cost; with the two below, never below OWASP's minimum; older hashes are upgraded at the next login"),

@@ -42,6 +42,8 @@ pub mod messages {
     pub const INVALID_LINK_TOKEN: &str = "Invalid token for given user.";
     pub const STALE_TOKEN: &str = "Stale token for given user.";
     pub const EMAIL_NOT_FOUND: &str = "User with given email does not exist.";
+    /// knox's words for AUTHD_TOKEN_LIMIT_POLICY=deny.
+    pub const TOKEN_LIMIT: &str = "Maximum amount of tokens allowed per user exceeded.";
     pub const SERVICE_UNAVAILABLE: &str = "Service temporarily unavailable, try again later.";
 
     pub fn max_length(limit: usize) -> String {

@@ -144,6 +144,7 @@ impl From<accounts::Error> for ApiError {
             accounts::Error::StaleToken => ApiError::Forbidden(messages::STALE_TOKEN),
             accounts::Error::EmailNotFound => ApiError::BareList(messages::EMAIL_NOT_FOUND),
             accounts::Error::ActivationDisabled => ApiError::EmptyBadRequest,
+            accounts::Error::TokenLimit => ApiError::Forbidden(messages::TOKEN_LIMIT),
             accounts::Error::Hashing(err) => err.into(),
             err @ (accounts::Error::Database(_)
             | accounts::Error::Random

@@ -13,6 +13,8 @@ mod gate;
 pub mod routes;
 /// `Authorization: Token …` parsing and the documented security scheme.
 pub mod security;
+/// `/token/sessions/` and `/token/logoutall/`.
+mod sessions;
 /// `/token/login/` and `/token/logout/`.
 mod token;
 /// Documented request and response bodies.
@@ -42,10 +44,14 @@ enum ApiTags {
     Token,
 }
 
-type Apis = (users::UsersApi, token::TokenApi);
+type Apis = (users::UsersApi, token::TokenApi, sessions::SessionsApi);
 
 fn openapi_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((users::UsersApi, token::TokenApi), "authd", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new(
+        (users::UsersApi, token::TokenApi, sessions::SessionsApi),
+        "authd",
+        env!("CARGO_PKG_VERSION"),
+    )
         .description(
             "Opaque-token authentication, wire-compatible with Djoser + DRF TokenAuthentication. \
              Log in with `POST /token/login/`, then press Authorize and enter `Token <auth_token>`.",
@@ -108,8 +114,9 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
     };
     responses.retain(|status, _| match status.as_str() {
         "400" | "415" => has_body,
-        // Activation's reused link: djoser's 403 "Stale token for given user.".
-        "403" => detail_route || id == "users_activation",
+        // Another user's record; activation's reused link (djoser's "Stale token for given
+        // user."); a login over the token limit under the `deny` policy (knox's words).
+        "403" => path.starts_with("/users/{") || id == "users_activation" || id == "token_login",
         "404" => detail_route,
         "503" => hashes,
         _ => true,

@@ -119,6 +119,24 @@ pub static ROUTES: &[ApiRoute] = &[
         slash_optional: true,
         access: Access::Authenticated,
     },
+    ApiRoute {
+        path: "/token/logoutall/",
+        allow: "POST, OPTIONS",
+        slash_optional: true,
+        access: Access::Authenticated,
+    },
+    ApiRoute {
+        path: "/token/sessions/",
+        allow: "GET, HEAD, OPTIONS",
+        slash_optional: true,
+        access: Access::Authenticated,
+    },
+    ApiRoute {
+        path: "/token/sessions/{id}/",
+        allow: "DELETE, OPTIONS",
+        slash_optional: true,
+        access: Access::Authenticated,
+    },
 ];
 
 /// The route a request path names, trailing slash or not.

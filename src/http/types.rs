@@ -54,6 +54,24 @@ impl From<User> for CreatedUser {
     }
 }
 
+/// One login: a Djoser token, or an OAuth2 refresh family with its access tokens.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct Session {
+    /// Opaque; `DELETE /token/sessions/{id}/` ends the session.
+    pub id: String,
+    /// The `device_name` given at login, else the client's User-Agent (at most 64 characters).
+    pub name: String,
+    /// ISO 8601 UTC, such as `2026-11-23T08:15:00Z`.
+    pub created: String,
+    /// Written at most once a minute.
+    pub last_used: Option<String>,
+    /// `null`: never expires.
+    pub expires: Option<String>,
+    /// The session of the token that made this request.
+    pub current: bool,
+}
+
 #[derive(Debug, Object)]
 #[oai(rename_all = "snake_case")]
 pub struct AuthToken {
@@ -73,13 +91,15 @@ pub struct RegisterRequest {
     pub re_password: Option<String>,
 }
 
-/// Credentials: `username` (or `email` when LOGIN_FIELD=email) and `password`.
+/// Credentials: `username` (or `email` when LOGIN_FIELD=email) and `password`; `device_name`
+/// names the session (else the User-Agent does).
 #[derive(Debug, Object)]
 #[oai(rename_all = "snake_case")]
 pub struct LoginRequest {
     pub username: Option<String>,
     pub email: Option<String>,
     pub password: Option<String>,
+    pub device_name: Option<String>,
 }
 
 /// Only `email` can be changed.

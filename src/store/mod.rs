@@ -1,8 +1,10 @@
 //! The only module that speaks sea-orm: connections, migrations and every query.
 
+pub mod clients;
 pub mod email_tokens;
 pub mod entity;
 pub mod outbox;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 

@@ -1,54 +1,143 @@
 //! Queries on `auth_token`. Tokens are found by the SHA-256 digest of what the client sent.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set, sea_query::Expr,
 };
 
 use super::entity::auth_token::{ActiveModel, Column, Entity, Model};
-use super::entity::auth_user;
+use super::entity::{auth_session, auth_user};
 
-pub async fn insert(
-    db: &impl ConnectionTrait,
-    user_id: i64,
-    digest: String,
-) -> Result<Model, DbErr> {
+/// A token about to be stored: only its digest.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub digest: String,
+    pub user_id: i64,
+    pub session_id: i64,
+    /// `token`, `access` or `refresh`.
+    pub kind: &'static str,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, new: NewToken) -> Result<Model, DbErr> {
     ActiveModel {
-        digest: Set(digest),
-        user_id: Set(user_id),
+        digest: Set(new.digest),
+        user_id: Set(new.user_id),
         created: Set(Utc::now()),
+        session_id: Set(Some(new.session_id)),
+        kind: Set(new.kind.to_owned()),
+        expires_at: Set(new.expires_at),
+        expiry_pending: Set(false),
+        retired_at: Set(None),
         ..Default::default()
     }
     .insert(db)
     .await
 }
 
-/// The guard's one query per request: the token joined to its user, by unique index.
-pub async fn find_with_user(
+/// The guard's one query on a cache miss: the token joined to its user and its session, by
+/// unique index. Expiry is the caller's to judge.
+pub async fn find_live(
     db: &impl ConnectionTrait,
     digest: &str,
-) -> Result<Option<(Model, auth_user::Model)>, DbErr> {
+) -> Result<Option<(Model, auth_user::Model, auth_session::Model)>, DbErr> {
     let found = Entity::find()
         .filter(Column::Digest.eq(digest))
         .find_also_related(auth_user::Entity)
+        .find_also_related(auth_session::Entity)
         .one(db)
         .await?;
-    Ok(found.and_then(|(token, user)| user.map(|user| (token, user))))
+    Ok(found.and_then(|(token, user, session)| Some((token, user?, session?))))
 }
 
-pub async fn delete(db: &impl ConnectionTrait, token_id: i64) -> Result<(), DbErr> {
-    Entity::delete_by_id(token_id).exec(db).await.map(|_| ())
+pub async fn find(db: &impl ConnectionTrait, digest: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Digest.eq(digest))
+        .one(db)
+        .await
 }
 
-/// Revokes every token of a user, except the one given.
-pub async fn delete_for_user(
+/// Retires a refresh token that rotation replaced; `false` if it was retired already (the
+/// single-use guarantee under concurrent refreshes).
+pub async fn retire(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
+    let result = Entity::update_many()
+        .col_expr(Column::RetiredAt, Expr::value(Utc::now()))
+        .filter(Column::Id.eq(id))
+        .filter(Column::RetiredAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The tokens of a session that still work: its access tokens and its unretired refresh
+/// token. A refresh retried within the grace period replaces them.
+pub async fn active_in_session(
     db: &impl ConnectionTrait,
-    user_id: i64,
-    keep: Option<i64>,
-) -> Result<u64, DbErr> {
-    let mut query = Entity::delete_many().filter(Column::UserId.eq(user_id));
-    if let Some(token_id) = keep {
-        query = query.filter(Column::Id.ne(token_id));
+    session_id: i64,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::SessionId.eq(session_id))
+        .filter(Column::RetiredAt.is_null())
+        .all(db)
+        .await
+}
+
+pub async fn delete_ids(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
     }
-    Ok(query.exec(db).await?.rows_affected)
+    Entity::delete_many()
+        .filter(Column::Id.is_in(ids))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Tokens of the previous release, whose expiry waits for the first start after the upgrade:
+/// up to `limit` of them, with their creation time.
+pub async fn expiry_pending(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::ExpiryPending.eq(true))
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+pub async fn set_expiry(
+    db: &impl ConnectionTrait,
+    id: i64,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::ExpiresAt, Expr::value(expires_at))
+        .col_expr(Column::ExpiryPending, Expr::value(false))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Deletes up to `limit` expired access tokens (a whole session goes when the session does).
+pub async fn purge_expired(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    let expired: Vec<i64> = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::ExpiresAt.lt(now))
+        .filter(
+            Condition::any()
+                .add(Column::Kind.eq("access"))
+                .add(Column::RetiredAt.is_not_null()),
+        )
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let count = expired.len() as u64;
+    delete_ids(db, expired).await?;
+    Ok(count)
 }

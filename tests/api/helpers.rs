@@ -162,7 +162,12 @@ impl TestApp {
 
     /// A second instance of the service on the same database (a scaled-out deployment).
     pub async fn sibling(&self) -> Self {
-        Self::start((*self.state.settings).clone(), self.database.clone()).await
+        self.sibling_with((*self.state.settings).clone()).await
+    }
+
+    /// A second instance on the same database, with its own settings.
+    pub async fn sibling_with(&self, settings: Settings) -> Self {
+        Self::start(settings, self.database.clone()).await
     }
 
     async fn start(settings: Settings, database: std::sync::Arc<TestDatabase>) -> Self {

@@ -8,6 +8,7 @@ mod concurrency;
 mod email;
 mod guard;
 mod layout;
+mod lifecycle;
 mod load;
 mod login;
 mod openapi;

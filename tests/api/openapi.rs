@@ -29,6 +29,9 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
         [
             "/token/login/",
             "/token/logout/",
+            "/token/logoutall/",
+            "/token/sessions/",
+            "/token/sessions/{id}/",
             "/users/",
             "/users/activation/",
             "/users/me/",

@@ -12,6 +12,8 @@ use crate::smtp::SmtpServer;
 
 const OLD_TOKEN: &str = "authd_previousReleaseTokenpreviousReleaseToken1234";
 const OLD_LINK_SECRET: &str = "previousReleaseLinkSecret";
+/// Minted 31 days before the upgrade: the 30-day TTL applies to it from its creation.
+const OLD_EXPIRED_TOKEN: &str = "authd_previousReleaseTokenFromLastMonth123456789";
 
 /// `?` placeholders, numbered for PostgreSQL.
 async fn run(db: &DatabaseConnection, sql: &str, values: Vec<Value>) {
@@ -84,10 +86,21 @@ async fn fill_as_the_previous_release(db: DatabaseConnection, hash: String) {
             .await
             .expect("sequence");
     }
+    let token = "INSERT INTO auth_token (digest, user_id, created) VALUES (?, 1, ?)";
     run(
         &db,
-        "INSERT INTO auth_token (digest, user_id, created) VALUES (?, 1, ?)",
+        token,
         vec![authd::crypto::token_digest(OLD_TOKEN).into(), now.into()],
+    )
+    .await;
+    let last_month = now - chrono::Duration::days(31);
+    run(
+        &db,
+        token,
+        vec![
+            authd::crypto::token_digest(OLD_EXPIRED_TOKEN).into(),
+            last_month.into(),
+        ],
     )
     .await;
     let link = "INSERT INTO email_token (user_id, purpose, digest, fingerprint, created, expires_at) VALUES (?, ?, ?, ?, ?, ?)";
@@ -171,6 +184,21 @@ async fn a_database_of_the_previous_release_starts_serves_and_delivers() {
             StatusCode::OK,
             json!({"email": "alice@example.com", "id": 1, "username": "alice"}),
         );
+    app.call(Method::GET, "/users/me/", OLD_EXPIRED_TOKEN, None)
+        .await
+        .assert(
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "Invalid token."}),
+        );
+    let sessions = app
+        .call(Method::GET, "/token/sessions/", OLD_TOKEN, None)
+        .await;
+    assert_eq!(sessions.status, StatusCode::OK, "{}", sessions.text);
+    assert_eq!(
+        sessions.json().as_array().map(Vec::len),
+        Some(1),
+        "the old token is a session"
+    );
     let messages = smtp.wait_for(2).await;
     let mut subjects: Vec<String> = messages.iter().map(|m| m.subject()).collect();
     subjects.sort();

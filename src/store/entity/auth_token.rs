@@ -10,6 +10,16 @@ pub struct Model {
     pub digest: String,
     pub user_id: i64,
     pub created: DateTimeUtc,
+    /// The login it belongs to (`None` only between the migration and the first start).
+    pub session_id: Option<i64>,
+    /// `token` (a Djoser login token), `access` or `refresh` (OAuth2).
+    pub kind: String,
+    /// `None`: never (AUTHD_TOKEN_TTL_SECONDS=0).
+    pub expires_at: Option<DateTimeUtc>,
+    /// A token of the previous release whose expiry is set at the first start.
+    pub expiry_pending: bool,
+    /// A refresh token that rotation replaced: kept until its family expires, to detect reuse.
+    pub retired_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -21,11 +31,24 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     AuthUser,
+    #[sea_orm(
+        belongs_to = "super::auth_session::Entity",
+        from = "Column::SessionId",
+        to = "super::auth_session::Column::Id",
+        on_delete = "Cascade"
+    )]
+    AuthSession,
 }
 
 impl Related<super::auth_user::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::AuthUser.def()
+    }
+}
+
+impl Related<super::auth_session::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::AuthSession.def()
     }
 }
 

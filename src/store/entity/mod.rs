@@ -1,4 +1,5 @@
 //! sea-orm entities, mirroring the migrations. No logic lives here.
+pub mod auth_session;
 pub mod auth_token;
 pub mod auth_user;
 pub mod cache_invalidation;
@@ -6,3 +7,4 @@ pub mod email_cooldown;
 pub mod email_outbox;
 pub mod email_request;
 pub mod email_token;
+pub mod oauth_client;

@@ -1,0 +1,368 @@
+//! Sessions: one a login, a Djoser token or an OAuth2 refresh family with its access tokens.
+//! Opening one (with the per-user limit), listing and ending them, and the refresh family's
+//! rotation with reuse detection. Logins themselves (the password) are `accounts`' business;
+//! this module starts where the password was checked.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+
+use crate::auth::{Caller, Invalidation, TokenKind};
+use crate::config::{LimitPolicy, Tokens};
+use crate::crypto;
+use crate::domain::ClientInfo;
+use crate::state::AppState;
+use crate::store::entity::auth_session;
+use crate::store::{self, sessions, tokens, users};
+
+/// The longest session name kept, in characters.
+pub const NAME_MAX: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// AUTHD_TOKEN_LIMIT_POLICY=deny and the user has as many sessions as allowed.
+    #[error("token limit reached")]
+    LimitReached,
+    #[error("the OS random number generator failed")]
+    Random,
+    #[error("database error")]
+    Database(#[from] DbErr),
+}
+
+/// What kind of session a login opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A Djoser login token.
+    Token,
+    /// An OAuth2 refresh family, minted through a registered client (its row id) or none.
+    OAuth { client: Option<i64> },
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Token => "token",
+            Kind::OAuth { .. } => "oauth",
+        }
+    }
+}
+
+/// An OAuth2 token pair, as the token endpoint hands it out.
+#[derive(Debug)]
+pub struct Pair {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+}
+
+/// What a new session hands out.
+#[derive(Debug)]
+pub enum Issued {
+    Token(String),
+    Pair(Pair),
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub id: String,
+    pub name: String,
+    pub created: DateTime<Utc>,
+    pub last_used: Option<DateTime<Utc>>,
+    pub expires: Option<DateTime<Utc>>,
+    pub current: bool,
+}
+
+fn after(now: DateTime<Utc>, span: std::time::Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)
+}
+
+/// A session's name: the device name the client gave, else its User-Agent, at most
+/// [`NAME_MAX`] characters.
+pub fn name(device_name: Option<&str>, client: &ClientInfo) -> String {
+    device_name
+        .or(client.user_agent.as_deref())
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(NAME_MAX)
+        .collect()
+}
+
+/// Opens a session inside the login's transaction, whose account row is locked, so the
+/// per-user limit holds under concurrent logins. Returns what to hand out and the sessions
+/// the limit evicted (for the caller to announce when it commits).
+pub async fn open(
+    txn: &DatabaseTransaction,
+    settings: &Tokens,
+    user_id: i64,
+    kind: Kind,
+    name: String,
+    client: &ClientInfo,
+) -> Result<(Issued, Vec<i64>), SessionError> {
+    let now = Utc::now();
+    let evicted = make_room(txn, settings, user_id, now).await?;
+    let expires_at = match kind {
+        Kind::Token if settings.ttl.is_zero() => None,
+        Kind::Token => Some(after(now, settings.ttl)),
+        Kind::OAuth { .. } => Some(after(now, settings.refresh_ttl)),
+    };
+    let session = sessions::insert(
+        txn,
+        sessions::NewSession {
+            public_id: crypto::random_hex(16),
+            user_id,
+            kind: kind.as_str(),
+            client_id: match kind {
+                Kind::OAuth { client } => client,
+                Kind::Token => None,
+            },
+            name,
+            client_ip: Some(client.ip.to_string()),
+            expires_at,
+        },
+    )
+    .await?;
+    let issued = match kind {
+        Kind::Token => Issued::Token(mint(txn, &session, TokenKind::Login, expires_at).await?),
+        Kind::OAuth { .. } => Issued::Pair(mint_pair(txn, settings, &session, now).await?),
+    };
+    Ok((issued, evicted))
+}
+
+/// AUTHD_TOKEN_LIMIT_PER_USER: ends the oldest sessions, or refuses the login.
+async fn make_room(
+    txn: &DatabaseTransaction,
+    settings: &Tokens,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, SessionError> {
+    let limit = u64::from(settings.limit_per_user);
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let live = sessions::live_for_user(txn, user_id, now).await?;
+    if (live.len() as u64) < limit {
+        return Ok(Vec::new());
+    }
+    if settings.limit_policy == LimitPolicy::Deny {
+        return Err(SessionError::LimitReached);
+    }
+    let excess = live.len() as u64 + 1 - limit;
+    let evicted: Vec<i64> = live.iter().take(excess as usize).map(|s| s.id).collect();
+    sessions::delete_ids(txn, evicted.clone()).await?;
+    Ok(evicted)
+}
+
+async fn mint(
+    db: &impl ConnectionTrait,
+    session: &auth_session::Model,
+    kind: TokenKind,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<String, SessionError> {
+    let token = crypto::generate_token().map_err(|_| SessionError::Random)?;
+    tokens::insert(
+        db,
+        tokens::NewToken {
+            digest: token.digest,
+            user_id: session.user_id,
+            session_id: session.id,
+            kind: kind.as_str(),
+            expires_at,
+        },
+    )
+    .await?;
+    Ok(token.secret)
+}
+
+/// An access token (capped by the family's end) and a refresh token (living to the family's
+/// end: rotation never extends it).
+async fn mint_pair(
+    db: &impl ConnectionTrait,
+    settings: &Tokens,
+    session: &auth_session::Model,
+    now: DateTime<Utc>,
+) -> Result<Pair, SessionError> {
+    let family_end = session.expires_at.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let access_expires = after(now, settings.access_ttl).min(family_end);
+    let access_token = mint(db, session, TokenKind::Access, Some(access_expires)).await?;
+    let refresh_token = mint(db, session, TokenKind::Refresh, Some(family_end)).await?;
+    Ok(Pair {
+        access_token,
+        refresh_token,
+        expires_in: (access_expires - now).num_seconds().max(0) as u64,
+    })
+}
+
+/// `GET /token/sessions/`: the caller's live sessions, oldest first.
+pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<SessionView>, DbErr> {
+    let now = Utc::now();
+    Ok(sessions::live_for_user(&state.db, caller.user.id, now)
+        .await?
+        .into_iter()
+        .map(|session| SessionView {
+            current: session.id == caller.session_id,
+            id: session.public_id,
+            name: session.name,
+            created: session.created,
+            last_used: session.last_used,
+            expires: session.expires_at,
+        })
+        .collect())
+}
+
+/// Ends one session: its tokens die on every instance. `false` for an unknown one.
+pub async fn end(state: &AppState, session_id: i64) -> Result<bool, DbErr> {
+    let txn = store::begin_write(&state.db).await?;
+    let ended = sessions::delete(&txn, session_id).await?;
+    state
+        .auth
+        .commit(txn, &[Invalidation::Session(session_id)])
+        .await?;
+    Ok(ended)
+}
+
+/// `DELETE /token/sessions/{id}/`: one of the caller's sessions; `false` for an unknown id or
+/// another user's.
+pub async fn end_by_id(state: &AppState, caller: &Caller, public_id: &str) -> Result<bool, DbErr> {
+    match sessions::find_public(&state.db, caller.user.id, public_id).await? {
+        Some(session) => end(state, session.id).await,
+        None => Ok(false),
+    }
+}
+
+/// `POST /token/logoutall/`: every session of the caller.
+pub async fn end_all(state: &AppState, caller: &Caller) -> Result<u64, DbErr> {
+    let txn = store::begin_write(&state.db).await?;
+    let ended = sessions::delete_for_user(&txn, caller.user.id, None).await?;
+    state
+        .auth
+        .commit(txn, &[Invalidation::User(caller.user.id)])
+        .await?;
+    Ok(ended)
+}
+
+/// Ends the session of any authd token (RFC 7009 revocation): unknown tokens are fine.
+pub async fn revoke(state: &AppState, secret: &str) -> Result<(), DbErr> {
+    let digest = crypto::token_digest(secret.trim());
+    if let Some(session_id) = tokens::find(&state.db, &digest)
+        .await?
+        .and_then(|token| token.session_id)
+    {
+        end(state, session_id).await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, expired, revoked or reused (which revoked its family), or bound to another
+    /// client: RFC 6749's `invalid_grant`.
+    #[error("invalid refresh token")]
+    InvalidGrant,
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl From<DbErr> for RefreshError {
+    fn from(err: DbErr) -> Self {
+        RefreshError::Session(SessionError::Database(err))
+    }
+}
+
+/// `grant_type=refresh_token`: rotation. The refresh token is retired and a new pair minted.
+/// A retired one presented again revokes its whole family, unless it comes back within
+/// AUTHD_REFRESH_REUSE_GRACE_SECONDS (a client retrying after a lost answer): then it gets a new
+/// pair, and what the first rotation minted is revoked. Rotations of one family serialise on
+/// its session row.
+pub async fn refresh(
+    state: &AppState,
+    secret: &str,
+    client: Option<i64>,
+) -> Result<Pair, RefreshError> {
+    let settings = &state.settings.tokens;
+    let digest = crypto::token_digest(secret.trim());
+    let Some(presented) = tokens::find(&state.db, &digest).await? else {
+        return Err(RefreshError::InvalidGrant);
+    };
+    let (Some(session_id), "refresh") = (presented.session_id, presented.kind.as_str()) else {
+        return Err(RefreshError::InvalidGrant);
+    };
+    let now = Utc::now();
+    let txn = store::begin_write(&state.db).await?;
+    let Some(session) = sessions::lock(&txn, session_id).await? else {
+        return Err(RefreshError::InvalidGrant);
+    };
+    let user_active = users::find_by_id(&txn, session.user_id)
+        .await?
+        .is_some_and(|user| user.is_active);
+    let family_alive = session.expires_at.is_none_or(|end| end > now);
+    if !user_active || !family_alive || session.client_id != client {
+        return Err(RefreshError::InvalidGrant);
+    }
+    // Read again under the family's lock: a concurrent rotation may have retired it.
+    let Some(current) = tokens::find(&txn, &digest).await? else {
+        return Err(RefreshError::InvalidGrant);
+    };
+    let mut changes = vec![Invalidation::Token(digest)];
+    match current.retired_at {
+        None => {
+            tokens::retire(&txn, current.id).await?;
+        }
+        Some(retired)
+            if !settings.refresh_reuse_grace.is_zero()
+                && now - retired
+                    <= chrono::Duration::from_std(settings.refresh_reuse_grace)
+                        .unwrap_or(chrono::Duration::MAX) =>
+        {
+            let replaced: Vec<i64> = tokens::active_in_session(&txn, session.id)
+                .await?
+                .into_iter()
+                .map(|token| token.id)
+                .collect();
+            tokens::delete_ids(&txn, replaced).await?;
+            changes.push(Invalidation::Session(session.id));
+        }
+        Some(_) => {
+            sessions::delete(&txn, session.id).await?;
+            state
+                .auth
+                .commit(txn, &[Invalidation::Session(session.id)])
+                .await?;
+            tracing::warn!(
+                session = session.id,
+                user_id = session.user_id,
+                "a retired refresh token was presented again; its family is revoked"
+            );
+            return Err(RefreshError::InvalidGrant);
+        }
+    }
+    let pair = mint_pair(&txn, settings, &session, now).await?;
+    state.auth.commit(txn, &changes).await?;
+    Ok(pair)
+}
+
+/// Sets the expiry of the tokens the previous release left (creation + AUTHD_TOKEN_TTL_SECONDS),
+/// at the first start after the upgrade, in batches.
+pub async fn settle_legacy_expiry(
+    db: &sea_orm::DatabaseConnection,
+    settings: &Tokens,
+) -> Result<u64, DbErr> {
+    let mut settled = 0;
+    loop {
+        let batch = tokens::expiry_pending(db, 500).await?;
+        if batch.is_empty() {
+            return Ok(settled);
+        }
+        let txn = store::begin_write(db).await?;
+        for token in &batch {
+            let expires_at = (!settings.ttl.is_zero()).then(|| after(token.created, settings.ttl));
+            tokens::set_expiry(&txn, token.id, expires_at).await?;
+            if let Some(session_id) = token.session_id {
+                sessions::set_expiry(&txn, session_id, expires_at).await?;
+            }
+        }
+        txn.commit().await?;
+        settled += batch.len() as u64;
+    }
+}

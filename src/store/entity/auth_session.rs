@@ -1,0 +1,36 @@
+use sea_orm::entity::prelude::*;
+
+/// One login: a Djoser token, or an OAuth2 refresh family with its access tokens.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "auth_session")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// What clients see and name it by; random, not a secret.
+    #[sea_orm(unique)]
+    pub public_id: String,
+    pub user_id: i64,
+    /// `token` (Djoser login) or `oauth` (a refresh family).
+    pub kind: String,
+    /// The registered client it was minted through, if any.
+    pub client_id: Option<i64>,
+    pub name: String,
+    pub client_ip: Option<String>,
+    pub created: DateTimeUtc,
+    pub last_used: Option<DateTimeUtc>,
+    pub expires_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::auth_token::Entity")]
+    AuthToken,
+}
+
+impl Related<super::auth_token::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::AuthToken.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,180 @@
+//! Queries on `auth_session`: one row a login.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
+};
+
+use super::entity::auth_session::{ActiveModel, Column, Entity, Model};
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub public_id: String,
+    pub user_id: i64,
+    /// `token` or `oauth`.
+    pub kind: &'static str,
+    pub client_id: Option<i64>,
+    pub name: String,
+    pub client_ip: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, new: NewSession) -> Result<Model, DbErr> {
+    ActiveModel {
+        public_id: Set(new.public_id),
+        user_id: Set(new.user_id),
+        kind: Set(new.kind.to_owned()),
+        client_id: Set(new.client_id),
+        name: Set(new.name),
+        client_ip: Set(new.client_ip),
+        created: Set(Utc::now()),
+        last_used: Set(None),
+        expires_at: Set(new.expires_at),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+fn live(now: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(Column::ExpiresAt.is_null())
+        .add(Column::ExpiresAt.gt(now))
+}
+
+/// A user's sessions that have not expired, oldest first.
+pub async fn live_for_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(live(now))
+        .order_by_asc(Column::Created)
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
+pub async fn count_live_for_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(live(now))
+        .count(db)
+        .await
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: i64) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id).one(db).await
+}
+
+pub async fn find_public(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    public_id: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::PublicId.eq(public_id))
+        .one(db)
+        .await
+}
+
+/// Ends a session: its tokens go with it (cascade).
+pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
+    Ok(Entity::delete_by_id(id).exec(db).await?.rows_affected == 1)
+}
+
+pub async fn delete_ids(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<u64, DbErr> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(Entity::delete_many()
+        .filter(Column::Id.is_in(ids))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// Ends every session of a user, except the one given.
+pub async fn delete_for_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    keep: Option<i64>,
+) -> Result<u64, DbErr> {
+    let mut query = Entity::delete_many().filter(Column::UserId.eq(user_id));
+    if let Some(session_id) = keep {
+        query = query.filter(Column::Id.ne(session_id));
+    }
+    Ok(query.exec(db).await?.rows_affected)
+}
+
+pub async fn set_expiry(
+    db: &impl ConnectionTrait,
+    id: i64,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::ExpiresAt, Expr::value(expires_at))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Records a use; never moves `last_used` backwards.
+pub async fn touch(db: &impl ConnectionTrait, id: i64, used: DateTime<Utc>) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::LastUsed, Expr::value(used))
+        .filter(Column::Id.eq(id))
+        .filter(
+            Condition::any()
+                .add(Column::LastUsed.is_null())
+                .add(Column::LastUsed.lt(used)),
+        )
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Up to `limit` sessions that can never be used again: expired, or (with an idle limit)
+/// unused since `idle_before`. Their ids, for deletion and cache eviction.
+pub async fn dead(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    idle_before: Option<DateTime<Utc>>,
+    limit: u64,
+) -> Result<Vec<i64>, DbErr> {
+    let mut dead = Condition::any().add(Column::ExpiresAt.lte(now));
+    if let Some(before) = idle_before {
+        dead = dead.add(
+            Condition::all().add(Column::Kind.eq("token")).add(
+                Condition::any().add(Column::LastUsed.lt(before)).add(
+                    Condition::all()
+                        .add(Column::LastUsed.is_null())
+                        .add(Column::Created.lt(before)),
+                ),
+            ),
+        );
+    }
+    Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(dead)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The session's row, locked until the transaction ends (PostgreSQL: `FOR UPDATE`; SQLite:
+/// the write transaction already holds the database's lock).
+pub async fn lock(db: &impl ConnectionTrait, id: i64) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id).lock_exclusive().one(db).await
+}
