@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::accounts;
 use crate::config::{Flags, Settings};
 use crate::domain::FieldErrors;
 use crate::startup::{self, Application};
+use crate::{accounts, oauth};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +54,25 @@ pub enum Command {
     Deactivate { username: String },
     /// Activate an account (deactivated, or still waiting for activation by email).
     Activate { username: String },
+    /// Register, list and delete OAuth2 clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints {"client_id", "client_secret"} once (the secret is not kept).
+    Create {
+        name: String,
+        /// A public client (an app that cannot keep a secret): no secret, and it cannot
+        /// introspect.
+        #[arg(long)]
+        public: bool,
+    },
+    /// One JSON line per client.
+    List,
+    /// Delete a client and end every session minted through it.
+    Delete { client_id: String },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -112,6 +131,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(explain)?;
             println!("User '{username}' deactivated; their tokens and links were revoked.");
         }
+        Command::Client(command) => {
+            let state = startup::open_state(settings()?).await?;
+            run_client_command(&state, command).await?;
+        }
         Command::Activate { username } => {
             let state = startup::open_state(settings()?).await?;
             accounts::activate(&state, &username)
@@ -131,6 +154,36 @@ fn load_settings(flags: &Flags) -> anyhow::Result<Settings> {
         tracing::warn!(variable = %name, "ignoring {name}: it is not an authd setting");
     }
     Ok(Settings::load(flags, |name| std::env::var(name).ok())?)
+}
+
+async fn run_client_command(
+    state: &crate::state::AppState,
+    command: ClientCommand,
+) -> anyhow::Result<()> {
+    let failed = |err: oauth::OAuthError| anyhow::Error::new(err);
+    match command {
+        ClientCommand::Create { name, public } => {
+            let registered = oauth::create_client(state, &name, public)
+                .await
+                .map_err(failed)?;
+            println!("{}", serde_json::to_string(&registered)?);
+        }
+        ClientCommand::List => {
+            for client in oauth::list_clients(state).await.map_err(failed)? {
+                println!("{}", serde_json::to_string(&client)?);
+            }
+        }
+        ClientCommand::Delete { client_id } => {
+            if !oauth::delete_client(state, &client_id)
+                .await
+                .map_err(failed)?
+            {
+                anyhow::bail!("no such client: {client_id}");
+            }
+            println!("Client {client_id} deleted; its sessions were ended.");
+        }
+    }
+    Ok(())
 }
 
 fn prompt_new_password() -> anyhow::Result<String> {

@@ -20,6 +20,8 @@ pub mod domain;
 pub mod http;
 /// Email templates and the delivery backends.
 pub mod mail;
+/// OAuth2: the token endpoint, revocation, introspection, registered clients.
+pub mod oauth;
 /// Sessions: one a login; their limit, list and end; OAuth2 refresh families.
 pub mod sessions;
 /// Database opening, binding, serving, graceful shutdown.

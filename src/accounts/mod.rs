@@ -28,7 +28,7 @@ use crate::store::User;
 use crate::store::users as user_rows;
 
 pub use admin::{activate, change_password, create_superuser, deactivate};
-pub use credentials::{login, logout, set_password, set_username};
+pub use credentials::{PasswordLogin, log_in, login, logout, set_password, set_username};
 pub use register::register;
 pub use users::{
     Target, delete_user, get_user, list_users, update_user, user_to_delete, user_to_update,

@@ -14,13 +14,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::crypto;
-use crate::store::entity::{auth_session, auth_token};
-use crate::store::{self, User, sessions, tokens};
+use crate::store::entity::{auth_session, auth_token, oauth_client};
+use crate::store::{self, User, clients, sessions, tokens};
 
 pub use cache::{Invalidation, TokenCache};
 
 /// A session's last use is written at most this often.
 const LAST_USE_WRITE_INTERVAL: i64 = 60;
+/// Registered clients stay in memory this long at most (a deletion evicts them at once).
+const CLIENT_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,12 +117,23 @@ pub enum TokenRejected {
 }
 
 /// The guard, its memory, and the last uses waiting to be written.
-#[derive(Debug)]
 pub struct Authenticator {
     db: DatabaseConnection,
     cache: TokenCache,
     idle: Duration,
     uses: Mutex<HashMap<i64, DateTime<Utc>>>,
+    /// Registered OAuth2 clients by `client_id`, and by row (what sessions point to).
+    clients: moka::sync::Cache<String, Arc<oauth_client::Model>>,
+    clients_by_row: moka::sync::Cache<i64, Arc<oauth_client::Model>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("cache", &self.cache)
+            .field("idle", &self.idle)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
@@ -131,7 +144,38 @@ impl Authenticator {
             cache: TokenCache::new(cache_ttl),
             idle,
             uses: Mutex::new(HashMap::new()),
+            clients: moka::sync::Cache::builder()
+                .time_to_live(CLIENT_CACHE_TTL)
+                .build(),
+            clients_by_row: moka::sync::Cache::builder()
+                .time_to_live(CLIENT_CACHE_TTL)
+                .build(),
         }
+    }
+
+    /// A registered client, from memory or the database.
+    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<oauth_client::Model>>, DbErr> {
+        if let Some(client) = self.clients.get(client_id) {
+            return Ok(Some(client));
+        }
+        let found = clients::find(&self.db, client_id).await?.map(Arc::new);
+        if let Some(client) = &found {
+            self.clients
+                .insert(client.client_id.clone(), Arc::clone(client));
+        }
+        Ok(found)
+    }
+
+    /// The client a session was minted through, from its row id.
+    pub async fn client_by_row(&self, id: i64) -> Result<Option<Arc<oauth_client::Model>>, DbErr> {
+        if let Some(client) = self.clients_by_row.get(&id) {
+            return Ok(Some(client));
+        }
+        let found = clients::find_by_row(&self.db, id).await?.map(Arc::new);
+        if let Some(client) = &found {
+            self.clients_by_row.insert(id, Arc::clone(client));
+        }
+        Ok(found)
     }
 
     /// The guard: a live Djoser or access token of an active user. An expired, idle, revoked or
@@ -253,9 +297,13 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Drops what this instance's memory holds about a user, a session or a token.
+    /// Drops what this instance's memory holds about a user, a session, a token or a client.
     pub fn forget(&self, change: &Invalidation) {
         change.apply(&self.cache);
+        if let Invalidation::Client(_) = change {
+            self.clients.invalidate_all();
+            self.clients_by_row.invalidate_all();
+        }
     }
 
     /// A message from another instance; `None` when messages may have been missed.
@@ -263,10 +311,14 @@ impl Authenticator {
         match payload {
             Some(payload) => {
                 if let Some(change) = Invalidation::parse(payload) {
-                    change.apply(&self.cache);
+                    self.forget(&change);
                 }
             }
-            None => self.cache.clear(),
+            None => {
+                self.cache.clear();
+                self.clients.invalidate_all();
+                self.clients_by_row.invalidate_all();
+            }
         }
     }
 }

@@ -35,9 +35,14 @@ pub struct DrfBody<T> {
 
 impl<T> DrfBody<T> {
     pub async fn fields(self) -> Result<RawFields, ApiError> {
+        self.fields_within(MAX_BODY_BYTES).await
+    }
+
+    /// The fields of a body of at most `limit` bytes (413 beyond).
+    pub async fn fields_within(self, limit: usize) -> Result<RawFields, ApiError> {
         let bytes = self
             .body
-            .into_bytes_limit(MAX_BODY_BYTES)
+            .into_bytes_limit(limit)
             .await
             .map_err(|_| ApiError::PayloadTooLarge)?;
         parse(&self.content_type, bytes).await

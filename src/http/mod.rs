@@ -9,6 +9,8 @@ mod client;
 pub mod error;
 /// DRF's per-request steps around the views: slash redirect, auth, 405, headers.
 mod gate;
+/// `/oauth/*`: OAuth2 beside the DRF gate, in RFC 6749's error dialect.
+mod oauth;
 /// The route table the gate, the `Allow` headers and the OpenAPI paths read.
 pub mod routes;
 /// `Authorization: Token …` parsing and the documented security scheme.
@@ -40,22 +42,31 @@ use gate::Gate;
 enum ApiTags {
     /// Registration and user management
     Users,
-    /// Log in and out
+    /// Log in and out; sessions
     Token,
+    /// OAuth2 beside Djoser: token pairs, revocation, introspection (RFC 6749, 7009, 7662)
+    #[oai(rename = "OAuth2")]
+    OAuth2,
 }
 
-type Apis = (users::UsersApi, token::TokenApi, sessions::SessionsApi);
+type DrfApis = (users::UsersApi, token::TokenApi, sessions::SessionsApi);
 
-fn openapi_service() -> OpenApiService<Apis, ()> {
+fn drf_apis() -> DrfApis {
+    (users::UsersApi, token::TokenApi, sessions::SessionsApi)
+}
+
+/// Every operation, for the document; the DRF ones and the OAuth2 ones are served apart.
+fn openapi_service() -> OpenApiService<(DrfApis, oauth::OAuthApi), ()> {
     OpenApiService::new(
-        (users::UsersApi, token::TokenApi, sessions::SessionsApi),
+        (drf_apis(), oauth::OAuthApi),
         "authd",
         env!("CARGO_PKG_VERSION"),
     )
-        .description(
-            "Opaque-token authentication, wire-compatible with Djoser + DRF TokenAuthentication. \
-             Log in with `POST /token/login/`, then press Authorize and enter `Token <auth_token>`.",
-        )
+    .description(
+        "Opaque-token authentication, wire-compatible with Djoser + DRF TokenAuthentication. \
+         Log in with `POST /token/login/`, then press Authorize and enter `Token <auth_token>`; \
+         or fill in username and password under `oauth2` (the OAuth2 password flow).",
+    )
 }
 
 /// The OpenAPI document as clients must call it: paths as the route table spells them, with
@@ -79,8 +90,20 @@ pub fn openapi_document(url_prefix: &str) -> serde_json::Value {
             })
             .collect();
     }
+    // OpenAPI requires `scopes` on a flow, even empty; poem-openapi leaves it out.
+    if let Some(flow) = document.pointer_mut("/components/securitySchemes/oauth2/flows/password")
+        && flow.get("scopes").is_none()
+    {
+        flow["scopes"] = serde_json::json!({});
+    }
     if !url_prefix.is_empty() {
         document["servers"] = serde_json::json!([{ "url": url_prefix }]);
+        // Swagger UI resolves the token URL against the page's origin, not the server entry.
+        if let Some(url) =
+            document.pointer_mut("/components/securitySchemes/oauth2/flows/password/tokenUrl")
+        {
+            *url = serde_json::json!(format!("{url_prefix}/oauth/token"));
+        }
     }
     document
 }
@@ -88,7 +111,8 @@ pub fn openapi_document(url_prefix: &str) -> serde_json::Value {
 /// Every operation shares one error type; keep only the answers it can really give, and
 /// document JSON as the bare `application/json` the server sends.
 /// Operations that hash a password, and so may be shed with 503.
-const HASHING_OPERATIONS: [&str; 7] = [
+const HASHING_OPERATIONS: [&str; 8] = [
+    "oauth_token",
     "users_create",
     "token_login",
     "users_set_password",
@@ -239,9 +263,16 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
                     .body(yaml.yaml.clone())
             })),
         )
+        .nest_no_strip(
+            "/oauth",
+            oauth::endpoint(OpenApiService::new(oauth::OAuthApi, "authd", "").into_endpoint()),
+        )
         .nest(
             "/",
-            Gate::new(openapi_service().into_endpoint(), state.clone()),
+            Gate::new(
+                OpenApiService::new(drf_apis(), "authd", "").into_endpoint(),
+                state.clone(),
+            ),
         );
     let app = if prefix.is_empty() {
         routes

@@ -11,6 +11,13 @@ pub enum Access {
     Authenticated,
 }
 
+/// How a route speaks: DRF's rules behind the gate, or RFC 6749's beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Drf,
+    OAuth,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct ApiRoute {
     /// As clients call it, with djoser's trailing slash; `{id}` matches one path segment.
@@ -20,6 +27,7 @@ pub struct ApiRoute {
     /// Djoser's router URLs need the slash (301 otherwise); token URLs match with or without.
     pub slash_optional: bool,
     pub access: Access,
+    pub dialect: Dialect,
 }
 
 impl ApiRoute {
@@ -56,9 +64,19 @@ const USER_ACTION: ApiRoute = ApiRoute {
     allow: "POST, OPTIONS",
     slash_optional: false,
     access: Access::Authenticated,
+    dialect: Dialect::Drf,
 };
 
-/// djoser's routes, in the order its URL patterns match: actions before `/users/{id}/`.
+const OAUTH: ApiRoute = ApiRoute {
+    path: "",
+    allow: "POST, OPTIONS",
+    slash_optional: true,
+    access: Access::Anyone,
+    dialect: Dialect::OAuth,
+};
+
+/// djoser's routes, in the order its URL patterns match (actions before `/users/{id}/`), then
+/// authd's session routes and the OAuth2 endpoints mounted beside the gate.
 pub static ROUTES: &[ApiRoute] = &[
     ApiRoute {
         path: "/users/",
@@ -112,37 +130,56 @@ pub static ROUTES: &[ApiRoute] = &[
         allow: "POST, OPTIONS",
         slash_optional: true,
         access: Access::Anyone,
+        dialect: Dialect::Drf,
     },
     ApiRoute {
         path: "/token/logout/",
         allow: "POST, OPTIONS",
         slash_optional: true,
         access: Access::Authenticated,
+        dialect: Dialect::Drf,
     },
     ApiRoute {
         path: "/token/logoutall/",
         allow: "POST, OPTIONS",
         slash_optional: true,
         access: Access::Authenticated,
+        dialect: Dialect::Drf,
     },
     ApiRoute {
         path: "/token/sessions/",
         allow: "GET, HEAD, OPTIONS",
         slash_optional: true,
         access: Access::Authenticated,
+        dialect: Dialect::Drf,
     },
     ApiRoute {
         path: "/token/sessions/{id}/",
         allow: "DELETE, OPTIONS",
         slash_optional: true,
         access: Access::Authenticated,
+        dialect: Dialect::Drf,
+    },
+    ApiRoute {
+        path: "/oauth/token",
+        ..OAUTH
+    },
+    ApiRoute {
+        path: "/oauth/revoke",
+        ..OAUTH
+    },
+    ApiRoute {
+        path: "/oauth/introspect",
+        ..OAUTH
     },
 ];
 
-/// The route a request path names, trailing slash or not.
+/// The DRF route a request path names, trailing slash or not.
 pub fn find(path: &str) -> Option<&'static ApiRoute> {
     let path = path.trim_end_matches('/');
-    ROUTES.iter().find(|route| route.matches(path))
+    ROUTES
+        .iter()
+        .find(|route| route.dialect == Dialect::Drf && route.matches(path))
 }
 
 /// The route behind a path as poem-openapi writes it (no trailing slash, `{id}` parameters).

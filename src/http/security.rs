@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use poem::Request;
 use poem_openapi::SecurityScheme;
-use poem_openapi::auth::ApiKey;
+use poem_openapi::auth::{ApiKey, Bearer};
 
 use crate::auth::Caller;
 use crate::domain::messages;
@@ -23,9 +23,45 @@ use super::error::ApiError;
 )]
 pub struct TokenAuth(pub Arc<Caller>);
 
+/// Log in with your username (or email, with LOGIN_FIELD=email) and password: Swagger UI gets an
+/// access token from `/oauth/token` (the OAuth2 password grant) and sends it as
+/// `Bearer <token>`. Leave client_id and client_secret empty.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "oauth2",
+    ty = "oauth2",
+    flows(password(token_url = "/oauth/token")),
+    checker = "require_bearer_caller"
+)]
+pub struct OAuth2Auth(pub Arc<Caller>);
+
+/// A caller authenticated by a `Token` or a `Bearer` (OAuth2 access) token.
+#[derive(SecurityScheme)]
+pub enum Authenticated {
+    Token(TokenAuth),
+    OAuth2(OAuth2Auth),
+}
+
+impl Authenticated {
+    pub fn caller(&self) -> &Arc<Caller> {
+        match self {
+            Authenticated::Token(auth) => &auth.0,
+            Authenticated::OAuth2(auth) => &auth.0,
+        }
+    }
+}
+
+async fn require_bearer_caller(request: &Request, _bearer: Bearer) -> poem::Result<Arc<Caller>> {
+    caller_of(request)
+}
+
 /// Authentication already ran in the gate (on every route, as DRF does); the scheme only asks
 /// whether it found someone.
 async fn require_caller(request: &Request, _header: ApiKey) -> poem::Result<Arc<Caller>> {
+    caller_of(request)
+}
+
+fn caller_of(request: &Request) -> poem::Result<Arc<Caller>> {
     request
         .extensions()
         .get::<Arc<Caller>>()

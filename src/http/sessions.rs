@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 use super::ApiTags;
 use super::error::ApiError;
-use super::security::TokenAuth;
+use super::security::Authenticated;
 use super::types::Session;
 use super::users::NoContent;
 
@@ -53,10 +53,12 @@ impl SessionsApi {
     )]
     async fn list(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
     ) -> Result<Json<Vec<Session>>, ApiError> {
-        let sessions = sessions::list(&state, &auth.0).await.map_err(internal)?;
+        let sessions = sessions::list(&state, auth.caller())
+            .await
+            .map_err(internal)?;
         Ok(Json(sessions.into_iter().map(Session::from).collect()))
     }
 
@@ -70,11 +72,11 @@ impl SessionsApi {
     )]
     async fn end(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         id: Path<String>,
     ) -> Result<NoContent, ApiError> {
-        match sessions::end_by_id(&state, &auth.0, &id.0)
+        match sessions::end_by_id(&state, auth.caller(), &id.0)
             .await
             .map_err(internal)?
         {
@@ -93,10 +95,12 @@ impl SessionsApi {
     )]
     async fn logout_all(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
     ) -> Result<NoContent, ApiError> {
-        sessions::end_all(&state, &auth.0).await.map_err(internal)?;
+        sessions::end_all(&state, auth.caller())
+            .await
+            .map_err(internal)?;
         Ok(NoContent::Done)
     }
 }

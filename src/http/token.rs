@@ -11,7 +11,7 @@ use crate::state::AppState;
 use super::ApiTags;
 use super::body::DrfBody;
 use super::error::ApiError;
-use super::security::TokenAuth;
+use super::security::Authenticated;
 use super::types::{AuthToken, LoginRequest};
 use super::users::NoContent;
 
@@ -40,8 +40,12 @@ impl TokenApi {
     ///
     /// Revokes the token that authenticated this request; other devices stay logged in.
     #[oai(path = "/token/logout", method = "post", operation_id = "token_logout")]
-    async fn logout(&self, auth: TokenAuth, state: Data<&AppState>) -> Result<NoContent, ApiError> {
-        accounts::logout(&state, &auth.0).await?;
+    async fn logout(
+        &self,
+        auth: Authenticated,
+        state: Data<&AppState>,
+    ) -> Result<NoContent, ApiError> {
+        accounts::logout(&state, auth.caller()).await?;
         Ok(NoContent::Done)
     }
 }

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use super::ApiTags;
 use super::body::DrfBody;
 use super::error::ApiError;
-use super::security::TokenAuth;
+use super::security::Authenticated;
 use super::types::{
     ActivationRequest, CreatedUser, DeleteUserRequest, EmailRequest, PasswordResetConfirmRequest,
     RegisterRequest, SetPasswordRequest, SetUsernameRequest, UpdateUserRequest, UserView,
@@ -58,18 +58,18 @@ impl UsersApi {
     #[oai(path = "/users", method = "get", operation_id = "users_list")]
     async fn list(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
     ) -> ApiResult<Json<Vec<UserView>>> {
-        let users = accounts::list_users(&state, &auth.0).await?;
+        let users = accounts::list_users(&state, auth.caller()).await?;
         Ok(Json(users.into_iter().map(UserView::from).collect()))
     }
 
     /// Who am I
     #[oai(path = "/users/me", method = "get", operation_id = "users_me_retrieve")]
-    async fn me(&self, auth: TokenAuth, state: Data<&AppState>) -> ApiResult<Json<UserView>> {
+    async fn me(&self, auth: Authenticated, state: Data<&AppState>) -> ApiResult<Json<UserView>> {
         Ok(Json(
-            accounts::get_user(&state, &auth.0, Target::Me)
+            accounts::get_user(&state, auth.caller(), Target::Me)
                 .await?
                 .into(),
         ))
@@ -79,7 +79,7 @@ impl UsersApi {
     #[oai(path = "/users/me", method = "put", operation_id = "users_me_update")]
     async fn me_put(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
@@ -94,7 +94,7 @@ impl UsersApi {
     )]
     async fn me_patch(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
@@ -109,7 +109,7 @@ impl UsersApi {
     )]
     async fn me_delete(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         body: DrfBody<DeleteUserRequest>,
     ) -> ApiResult<NoContent> {
@@ -126,14 +126,14 @@ impl UsersApi {
     )]
     async fn set_password(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         body: DrfBody<SetPasswordRequest>,
     ) -> ApiResult<NoContent> {
         accounts::set_password(
             &state,
             &state.hasher.admit()?,
-            &auth.0,
+            auth.caller(),
             &body.fields().await?,
         )
         .await?;
@@ -148,14 +148,14 @@ impl UsersApi {
     )]
     async fn set_username(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         body: DrfBody<SetUsernameRequest>,
     ) -> ApiResult<NoContent> {
         accounts::set_username(
             &state,
             &state.hasher.admit()?,
-            &auth.0,
+            auth.caller(),
             &body.fields().await?,
         )
         .await?;
@@ -268,12 +268,12 @@ impl UsersApi {
     #[oai(path = "/users/:id", method = "get", operation_id = "users_retrieve")]
     async fn retrieve(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<UserView>> {
         Ok(Json(
-            accounts::get_user(&state, &auth.0, Target::Id(&id.0))
+            accounts::get_user(&state, auth.caller(), Target::Id(&id.0))
                 .await?
                 .into(),
         ))
@@ -283,7 +283,7 @@ impl UsersApi {
     #[oai(path = "/users/:id", method = "put", operation_id = "users_update")]
     async fn put(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         id: Path<String>,
         body: DrfBody<UpdateUserRequest>,
@@ -299,7 +299,7 @@ impl UsersApi {
     )]
     async fn patch(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         id: Path<String>,
         body: DrfBody<UpdateUserRequest>,
@@ -313,7 +313,7 @@ impl UsersApi {
     #[oai(path = "/users/:id", method = "delete", operation_id = "users_destroy")]
     async fn delete(
         &self,
-        auth: TokenAuth,
+        auth: Authenticated,
         state: Data<&AppState>,
         id: Path<String>,
         body: DrfBody<DeleteUserRequest>,
@@ -325,23 +325,23 @@ impl UsersApi {
 /// The target is resolved (404/403) before the body is parsed, as DRF's `get_object` comes first.
 async fn update(
     state: &AppState,
-    auth: TokenAuth,
+    auth: Authenticated,
     target: Target<'_>,
     body: DrfBody<UpdateUserRequest>,
 ) -> ApiResult<Json<UserView>> {
-    let user = accounts::user_to_update(state, &auth.0, target).await?;
+    let user = accounts::user_to_update(state, auth.caller(), target).await?;
     let user = accounts::update_user(state, user, &body.fields().await?).await?;
     Ok(Json(user.into()))
 }
 
 async fn destroy(
     state: &AppState,
-    auth: TokenAuth,
+    auth: Authenticated,
     target: Target<'_>,
     body: DrfBody<DeleteUserRequest>,
 ) -> ApiResult<NoContent> {
-    let user = accounts::user_to_delete(state, &auth.0, target).await?;
+    let user = accounts::user_to_delete(state, auth.caller(), target).await?;
     let hashing = state.hasher.admit()?;
-    accounts::delete_user(state, &hashing, &auth.0, user, &body.fields().await?).await?;
+    accounts::delete_user(state, &hashing, auth.caller(), user, &body.fields().await?).await?;
     Ok(NoContent::Done)
 }

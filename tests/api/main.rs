@@ -11,6 +11,7 @@ mod layout;
 mod lifecycle;
 mod load;
 mod login;
+mod oauth;
 mod openapi;
 mod passwords;
 mod register;

@@ -27,6 +27,9 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
     assert_eq!(
         names,
         [
+            "/oauth/introspect",
+            "/oauth/revoke",
+            "/oauth/token",
             "/token/login/",
             "/token/logout/",
             "/token/logoutall/",
@@ -57,16 +60,31 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
     ];
     for (path, item) in paths {
         for (method, operation) in item.as_object().expect("path item") {
-            let secured = operation
+            let security = operation
                 .get("security")
-                .is_some_and(|s| s.to_string().contains("tokenAuth"));
-            assert_eq!(
-                secured,
-                !open.contains(&(path.as_str(), method.as_str())),
-                "{method} {path}"
-            );
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            let expected = if path == "/oauth/introspect" {
+                r#"[{"clientBasic":[]}]"#
+            } else if path.starts_with("/oauth/")
+                || open.contains(&(path.as_str(), method.as_str()))
+            {
+                ""
+            } else {
+                r#"[{"tokenAuth":[]},{"oauth2":[]}]"#
+            };
+            assert_eq!(security, expected, "{method} {path}");
         }
     }
+    let password_flow = &document["components"]["securitySchemes"]["oauth2"]["flows"]["password"];
+    assert_eq!(password_flow["tokenUrl"], "/oauth/token");
+    assert_eq!(password_flow["scopes"], serde_json::json!({}));
+    assert_eq!(
+        authd::http::openapi_document("/auth")["components"]["securitySchemes"]["oauth2"]["flows"]
+            ["password"]["tokenUrl"],
+        "/auth/oauth/token",
+        "the token URL moves under the prefix"
+    );
     let scheme = &document["components"]["securitySchemes"]["tokenAuth"];
     assert_eq!(scheme["type"], "apiKey");
     assert_eq!(scheme["name"], "Authorization");
@@ -175,6 +193,7 @@ fn shedding_is_documented_where_it_can_happen() {
         [
             "delete /users/me/",
             "delete /users/{id}/",
+            "post /oauth/token",
             "post /token/login/",
             "post /users/",
             "post /users/reset_password_confirm/",

@@ -1,0 +1,457 @@
+//! `/oauth/token`, `/oauth/revoke` and `/oauth/introspect`, mounted beside the DRF gate and
+//! speaking RFC 6749's dialect: form bodies (JSON too), `{"error", "error_description"}`,
+//! client credentials in HTTP Basic (or, for public clients, `client_id` in the body).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::web::Data;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+use poem_openapi::auth::Basic;
+use poem_openapi::payload::Json;
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
+
+use crate::domain::{ClientInfo, RawFields};
+use crate::oauth::{self, OAuthError, Presented};
+use crate::state::AppState;
+
+use super::ApiTags;
+use super::body::DrfBody;
+
+/// Token requests are small; a larger body is refused before it is read whole.
+const MAX_OAUTH_BODY_BYTES: usize = 64 * 1024;
+
+/// A registered confidential client: its `client_id` and `client_secret` as HTTP Basic.
+#[derive(SecurityScheme)]
+#[oai(rename = "clientBasic", ty = "basic")]
+pub struct ClientBasic(Basic);
+
+/// RFC 6749 §5.1.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct TokenPair {
+    /// Use it as `Authorization: Bearer <access_token>` (or `Token`) on every Djoser route.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+    /// Trade it at this endpoint (`grant_type=refresh_token`) for a new pair; each works once.
+    pub refresh_token: String,
+}
+
+/// A token request: `grant_type=password` with `username` (the login field's value) and
+/// `password`, or `grant_type=refresh_token` with `refresh_token`. A public client may name
+/// itself with `client_id`; a confidential one authenticates with HTTP Basic.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct TokenRequest {
+    pub grant_type: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub refresh_token: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// Names the session (else the client's name, else the User-Agent).
+    pub device_name: Option<String>,
+}
+
+/// A token to revoke or introspect; `token_type_hint` is only a hint.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct TokenQuery {
+    pub token: String,
+    pub token_type_hint: Option<String>,
+}
+
+/// RFC 7662 §2.2: only `active` when the token is not active.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case", skip_serializing_if_is_none)]
+pub struct Introspection {
+    pub active: bool,
+    /// The user's id.
+    pub sub: Option<String>,
+    pub username: Option<String>,
+    /// Expiry, seconds since the epoch; absent when the token never expires.
+    pub exp: Option<i64>,
+    pub iat: Option<i64>,
+    /// `token` (a Djoser login token), `access_token` or `refresh_token`.
+    pub token_type: Option<String>,
+    /// The registered client the token was issued through, if any.
+    pub client_id: Option<String>,
+    pub is_staff: Option<bool>,
+}
+
+/// RFC 6749 §5.2.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct OAuthErrorBody {
+    pub error: String,
+    pub error_description: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum Issued {
+    /// A new pair; the response must not be cached.
+    #[oai(status = 200)]
+    Pair(
+        Json<TokenPair>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Pragma")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum Revoked {
+    /// Revoked, or unknown: the answer is the same.
+    #[oai(status = 200)]
+    Done,
+}
+
+#[derive(ApiResponse)]
+pub enum Introspected {
+    #[oai(status = 200)]
+    Answer(Json<Introspection>),
+}
+
+/// An RFC 6749 error as a response.
+#[derive(Debug)]
+pub struct OAuthReply(OAuthError);
+
+impl From<OAuthError> for OAuthReply {
+    fn from(err: OAuthError) -> Self {
+        Self(err)
+    }
+}
+
+impl OAuthReply {
+    fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
+        match &self.0 {
+            OAuthError::InvalidRequest(why) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some(why.clone()),
+            ),
+            OAuthError::InvalidClient => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                Some("Client authentication failed.".into()),
+            ),
+            OAuthError::InvalidGrant(why) => {
+                (StatusCode::BAD_REQUEST, "invalid_grant", Some(why.clone()))
+            }
+            OAuthError::UnsupportedGrantType => (
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                Some("Use grant_type=password or grant_type=refresh_token.".into()),
+            ),
+            OAuthError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                Some("Service temporarily unavailable, try again later.".into()),
+            ),
+            OAuthError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                Some("A server error occurred.".into()),
+            ),
+        }
+    }
+}
+
+/// RFC 6749's error body, never cached; 401s challenge for Basic, 503s say when to retry.
+fn oauth_error_response(status: StatusCode, error: &str, description: Option<String>) -> Response {
+    let body = serde_json::json!({ "error": error, "error_description": description });
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::PRAGMA, "no-cache")
+        .body(body.to_string());
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"authd\""),
+        );
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+impl IntoResponse for OAuthReply {
+    fn into_response(self) -> Response {
+        if let OAuthError::Internal(cause) = &self.0 {
+            tracing::error!(error = %crate::telemetry::chain(cause.as_ref()), "OAuth2 request failed");
+        }
+        let (status, error, description) = self.parts();
+        oauth_error_response(status, error, description)
+    }
+}
+
+impl ApiResponse for OAuthReply {
+    fn meta() -> MetaResponses {
+        let body = |status, description| MetaResponse {
+            description,
+            status: Some(status),
+            status_range: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: OAuthErrorBody::schema_ref(),
+            }],
+            headers: vec![],
+        };
+        MetaResponses {
+            responses: vec![
+                body(
+                    400,
+                    "`invalid_request`, `invalid_grant` or `unsupported_grant_type` (RFC 6749 §5.2)",
+                ),
+                body(401, "`invalid_client`, with `WWW-Authenticate: Basic`"),
+                MetaResponse {
+                    headers: vec![MetaHeader {
+                        name: "Retry-After".into(),
+                        description: Some("Seconds to wait before trying again".into()),
+                        required: true,
+                        deprecated: false,
+                        schema: u32::schema_ref(),
+                    }],
+                    ..body(
+                        503,
+                        "`temporarily_unavailable`: too many logins are waiting to hash a password; retry after `Retry-After` seconds",
+                    )
+                },
+            ],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        OAuthErrorBody::register(registry);
+    }
+}
+
+impl From<OAuthReply> for poem::Error {
+    fn from(reply: OAuthReply) -> Self {
+        poem::Error::from_response(reply.into_response())
+    }
+}
+
+type OAuthResult<T> = Result<T, OAuthReply>;
+
+/// RFC 6749 §2.3.1: Basic credentials are form-encoded, then base64. Empty ones (Swagger UI
+/// sends `Basic Og==` when no client is filled in) count as none.
+fn basic_credentials(request: &Request) -> Result<Option<Presented>, OAuthError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let Some(encoded) = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.strip_prefix("Basic ").or(text.strip_prefix("basic ")))
+    else {
+        return Ok(None);
+    };
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or(OAuthError::InvalidClient)?;
+    let (id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
+    Ok(presented(id, secret))
+}
+
+fn presented(id: &str, secret: &str) -> Option<Presented> {
+    let decode = |text: &str| {
+        url::form_urlencoded::parse(format!("x={text}").as_bytes())
+            .next()
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default()
+    };
+    let (id, secret) = (decode(id), decode(secret));
+    if id.is_empty() && secret.is_empty() {
+        return None;
+    }
+    Some(Presented {
+        id,
+        secret: (!secret.is_empty()).then_some(secret),
+    })
+}
+
+/// The client a request presents, by exactly one method (RFC 6749 §2.3).
+fn credentials(request: &Request, fields: &RawFields) -> Result<Option<Presented>, OAuthError> {
+    match (basic_credentials(request)?, Presented::from_fields(fields)) {
+        (Some(_), Some(_)) => Err(OAuthError::InvalidRequest(
+            "Authenticate the client one way only (HTTP Basic or client_id).".into(),
+        )),
+        (basic, body) => Ok(basic.or(body)),
+    }
+}
+
+async fn fields_of<T>(body: DrfBody<T>) -> Result<RawFields, OAuthError> {
+    body.fields_within(MAX_OAUTH_BODY_BYTES)
+        .await
+        .map_err(|err| {
+            OAuthError::InvalidRequest(format!("The request body cannot be read: {err}."))
+        })
+}
+
+pub struct OAuthApi;
+
+#[OpenApi(tag = "ApiTags::OAuth2")]
+impl OAuthApi {
+    /// Get or refresh a token pair (RFC 6749)
+    ///
+    /// `grant_type=password` logs in (a new session, like `POST /token/login/`) and returns an
+    /// access token and a refresh token; `grant_type=refresh_token` trades a refresh token for
+    /// a new pair. A refresh token works once: presented again after the grace period, it ends
+    /// its whole session. This is the `tokenUrl` of the OAuth2 password flow in Authorize.
+    #[oai(path = "/oauth/token", method = "post", operation_id = "oauth_token")]
+    async fn token(
+        &self,
+        request: &Request,
+        state: Data<&AppState>,
+        from: ClientInfo,
+        body: DrfBody<TokenRequest>,
+    ) -> OAuthResult<Issued> {
+        let fields = fields_of(body).await?;
+        let client = oauth::identify(&state, credentials(request, &fields)?).await?;
+        let pair = oauth::token(&state, client, &from, &fields).await?;
+        Ok(Issued::Pair(
+            Json(TokenPair {
+                access_token: pair.access_token,
+                token_type: "Bearer".into(),
+                expires_in: pair.expires_in,
+                refresh_token: pair.refresh_token,
+            }),
+            "no-store".into(),
+            "no-cache".into(),
+        ))
+    }
+
+    /// Revoke a token (RFC 7009)
+    ///
+    /// Ends the session of any authd token: a Djoser token, an access token or a refresh
+    /// token. No client authentication is needed (public clients have none); credentials that
+    /// are sent must be valid. 200 whether or not the token was known.
+    #[oai(path = "/oauth/revoke", method = "post", operation_id = "oauth_revoke")]
+    async fn revoke(
+        &self,
+        request: &Request,
+        state: Data<&AppState>,
+        body: DrfBody<TokenQuery>,
+    ) -> OAuthResult<Revoked> {
+        let fields = fields_of(body).await?;
+        oauth::identify(&state, credentials(request, &fields)?).await?;
+        oauth::revoke(&state, &fields).await?;
+        Ok(Revoked::Done)
+    }
+
+    /// Introspect a token (RFC 7662)
+    ///
+    /// For resource servers: a registered confidential client (HTTP Basic) asks whether a token
+    /// is active, and whose it is. Every authd token can be asked about; unknown, expired and
+    /// revoked ones are just `{"active": false}`.
+    #[oai(
+        path = "/oauth/introspect",
+        method = "post",
+        operation_id = "oauth_introspect"
+    )]
+    async fn introspect(
+        &self,
+        auth: ClientBasic,
+        state: Data<&AppState>,
+        body: DrfBody<TokenQuery>,
+    ) -> OAuthResult<Introspected> {
+        let fields = fields_of(body).await?;
+        let client = oauth::identify(&state, presented(&auth.0.username, &auth.0.password)).await?;
+        let answer = match oauth::introspect(&state, client, &fields).await? {
+            Some(active) => Introspection {
+                active: true,
+                sub: Some(active.sub),
+                username: Some(active.username),
+                exp: active.exp,
+                iat: Some(active.iat),
+                token_type: Some(active.token_type.to_owned()),
+                client_id: active.client_id,
+                is_staff: Some(active.is_staff),
+            },
+            None => Introspection {
+                active: false,
+                sub: None,
+                username: None,
+                exp: None,
+                iat: None,
+                token_type: None,
+                client_id: None,
+                is_staff: None,
+            },
+        };
+        Ok(Introspected::Answer(Json(answer)))
+    }
+}
+
+/// The OAuth2 endpoints with their own error dialect: the trailing slash is optional, and
+/// what poem or poem-openapi refuse (no route, a wrong method, missing Basic credentials)
+/// comes back as an RFC 6749 error.
+pub fn endpoint(inner: impl Endpoint + 'static) -> impl Endpoint<Output = Response> {
+    inner.around(|endpoint, mut request: Request| async move {
+        let path = request.uri().path().to_owned();
+        if path.len() > 1
+            && path.ends_with('/')
+            && let Ok(uri) = path.trim_end_matches('/').parse()
+        {
+            *request.uri_mut() = uri;
+        }
+        let method = request.method().clone();
+        if method == Method::OPTIONS {
+            return Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::ALLOW, "POST, OPTIONS")
+                .finish());
+        }
+        Ok(match endpoint.call(request).await {
+            Ok(output) => {
+                let mut response = output.into_response();
+                if response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"application/json;"))
+                {
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                }
+                response
+            }
+            Err(err) if err.is_from_response() => err.into_response(),
+            Err(err) if err.is::<poem_openapi::error::AuthorizationError>() => {
+                OAuthReply(OAuthError::InvalidClient).into_response()
+            }
+            Err(err) => match err.status() {
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    let mut response = oauth_error_response(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "invalid_request",
+                        Some(format!("Method {method} is not allowed; use POST.")),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+                    response
+                }
+                StatusCode::NOT_FOUND => oauth_error_response(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request",
+                    Some("No such endpoint.".into()),
+                ),
+                status => oauth_error_response(status, "invalid_request", Some(err.to_string())),
+            },
+        })
+    })
+}

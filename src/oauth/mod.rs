@@ -1,0 +1,327 @@
+//! OAuth2 beside Djoser: the token endpoint with the password and refresh_token grants
+//! (RFC 6749), revocation (RFC 7009), introspection for resource servers (RFC 7662), and the
+//! registered clients. Errors speak RFC 6749 §5.2, not DRF.
+
+use std::sync::Arc;
+
+use sea_orm::DbErr;
+use sha2::{Digest, Sha256};
+
+use crate::accounts::{self, PasswordLogin};
+use crate::auth::{Invalidation, TokenKind};
+use crate::crypto::{self, HashError};
+use crate::domain::fields::python_strip;
+use crate::domain::{ClientInfo, Input, RawFields};
+use crate::sessions::{self, Issued, Pair, RefreshError};
+use crate::state::AppState;
+use crate::store::entity::oauth_client;
+use crate::store::{self, clients};
+
+pub type Client = oauth_client::Model;
+
+/// RFC 6749 §5.2's errors, and the two answers a server gives besides.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// Unknown client, wrong secret, or (for introspection) no confidential client.
+    #[error("invalid_client")]
+    InvalidClient,
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    /// The password hashing queue is full: try again shortly.
+    #[error("temporarily_unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<DbErr> for OAuthError {
+    fn from(err: DbErr) -> Self {
+        OAuthError::Internal(Box::new(err))
+    }
+}
+
+impl From<HashError> for OAuthError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Overloaded => OAuthError::Unavailable,
+            err => OAuthError::Internal(Box::new(err)),
+        }
+    }
+}
+
+impl From<accounts::Error> for OAuthError {
+    fn from(err: accounts::Error) -> Self {
+        match err {
+            accounts::Error::Hashing(err) => err.into(),
+            accounts::Error::TokenLimit => OAuthError::InvalidGrant(
+                "Maximum amount of tokens allowed per user exceeded.".into(),
+            ),
+            err => OAuthError::Internal(Box::new(err)),
+        }
+    }
+}
+
+/// Client credentials as a request presented them: HTTP Basic, or `client_id` (and
+/// `client_secret`) in the body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Presented {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presented")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Presented {
+    /// From the body's `client_id` and `client_secret`, when no Basic credentials came.
+    pub fn from_fields(fields: &RawFields) -> Option<Self> {
+        let text = |name| match fields.get(name) {
+            Input::Text(text) if !text.is_empty() => Some(text.clone()),
+            _ => None,
+        };
+        text("client_id").map(|id| Presented {
+            id,
+            secret: text("client_secret"),
+        })
+    }
+}
+
+fn secret_digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The registered client that `presented` names and proves, `None` when no client was
+/// presented. A public client has no secret to prove; a confidential one must prove its own.
+pub async fn identify(
+    state: &AppState,
+    presented: Option<Presented>,
+) -> Result<Option<Arc<Client>>, OAuthError> {
+    let Some(presented) = presented else {
+        return Ok(None);
+    };
+    let client = state
+        .auth
+        .client(&presented.id)
+        .await?
+        .ok_or(OAuthError::InvalidClient)?;
+    let proven = match (&client.secret_digest, &presented.secret) {
+        (Some(expected), Some(secret)) => secret_digest(secret) == *expected,
+        (None, None) => true,
+        _ => false,
+    };
+    if proven {
+        Ok(Some(client))
+    } else {
+        Err(OAuthError::InvalidClient)
+    }
+}
+
+/// A required text parameter; RFC 6749 treats one sent without a value as omitted.
+fn required(fields: &RawFields, name: &str) -> Result<String, OAuthError> {
+    match fields.get(name) {
+        Input::Text(text) if !text.is_empty() => Ok(text.clone()),
+        _ => Err(OAuthError::InvalidRequest(format!(
+            "The {name} parameter is missing."
+        ))),
+    }
+}
+
+/// `POST /oauth/token`: the password grant opens a session (an OAuth2 refresh family);
+/// the refresh_token grant rotates one.
+pub async fn token(
+    state: &AppState,
+    client: Option<Arc<Client>>,
+    from: &ClientInfo,
+    fields: &RawFields,
+) -> Result<Pair, OAuthError> {
+    let client_row = client.as_ref().map(|client| client.id);
+    match required(fields, "grant_type")?.as_str() {
+        "password" => {
+            // Trimmed as Djoser's login trims them, so the same credentials work on both.
+            let username = python_strip(&required(fields, "username")?).to_owned();
+            let password = python_strip(&required(fields, "password")?).to_owned();
+            let device_name = match fields.get("device_name") {
+                Input::Text(name) => Some(name.clone()),
+                _ => client.as_ref().map(|client| client.name.clone()),
+            };
+            let hashing = state.hasher.admit()?;
+            let login = PasswordLogin {
+                identifier: &username,
+                password,
+                name: sessions::name(device_name.as_deref(), from),
+                kind: sessions::Kind::OAuth { client: client_row },
+            };
+            match accounts::log_in(state, &hashing, from, login).await? {
+                Some(Issued::Pair(pair)) => Ok(pair),
+                _ => Err(OAuthError::InvalidGrant(
+                    "Invalid username or password.".into(),
+                )),
+            }
+        }
+        "refresh_token" => {
+            let presented = required(fields, "refresh_token")?;
+            sessions::refresh(state, &presented, client_row)
+                .await
+                .map_err(|err| match err {
+                    RefreshError::InvalidGrant => OAuthError::InvalidGrant(
+                        "The refresh token is invalid, expired, revoked or was used already."
+                            .into(),
+                    ),
+                    RefreshError::Session(err) => OAuthError::from(accounts::Error::from(err)),
+                })
+        }
+        _ => Err(OAuthError::UnsupportedGrantType),
+    }
+}
+
+/// `POST /oauth/revoke` (RFC 7009): ends the session of any authd token; an unknown one is
+/// fine (the answer is the same).
+pub async fn revoke(state: &AppState, fields: &RawFields) -> Result<(), OAuthError> {
+    let token = required(fields, "token")?;
+    sessions::revoke(state, &token).await?;
+    Ok(())
+}
+
+/// What introspection says about an active token (RFC 7662 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Active {
+    pub sub: String,
+    pub username: String,
+    pub exp: Option<i64>,
+    pub iat: i64,
+    /// `token` (a Djoser login token), `access_token` or `refresh_token`.
+    pub token_type: &'static str,
+    pub client_id: Option<String>,
+    pub is_staff: bool,
+}
+
+/// `POST /oauth/introspect`: for a registered confidential client only. Any authd token, of
+/// any kind; `None` (inactive) for anything unknown, expired or revoked. Served from memory
+/// like the guard, and it writes nothing (the use it counts is written in the background).
+pub async fn introspect(
+    state: &AppState,
+    client: Option<Arc<Client>>,
+    fields: &RawFields,
+) -> Result<Option<Active>, OAuthError> {
+    if client.is_none_or(|client| client.secret_digest.is_none()) {
+        return Err(OAuthError::InvalidClient);
+    }
+    let token = required(fields, "token")?;
+    let Some(caller) = state.auth.inspect(token.trim()).await? else {
+        return Ok(None);
+    };
+    let client_id = match caller.client_id {
+        Some(row) => state
+            .auth
+            .client_by_row(row)
+            .await?
+            .map(|client| client.client_id.clone()),
+        None => None,
+    };
+    Ok(Some(Active {
+        sub: caller.user.id.to_string(),
+        username: caller.user.username.clone(),
+        exp: caller.expires_at.map(|at| at.timestamp()),
+        iat: caller.issued_at.timestamp(),
+        token_type: match caller.kind {
+            TokenKind::Login => "token",
+            TokenKind::Access => "access_token",
+            TokenKind::Refresh => "refresh_token",
+        },
+        client_id,
+        is_staff: caller.user.is_staff,
+    }))
+}
+
+/// A client just registered: the only time its secret is known.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Registered {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `authd client create NAME [--public]`: a public client has no secret; a confidential one
+/// gets a 256-bit secret, of which only the SHA-256 digest is kept.
+pub async fn create_client(
+    state: &AppState,
+    name: &str,
+    public: bool,
+) -> Result<Registered, OAuthError> {
+    let client_id = format!("authd-client-{}", crypto::random_hex(12));
+    let secret = match public {
+        true => None,
+        false => Some(
+            crypto::generate_link_token()
+                .map_err(|e| OAuthError::Internal(Box::new(e)))?
+                .secret,
+        ),
+    };
+    clients::insert(
+        &state.db,
+        client_id.clone(),
+        name.trim().to_owned(),
+        secret.as_deref().map(secret_digest),
+    )
+    .await?;
+    Ok(Registered {
+        client_id,
+        client_secret: secret,
+    })
+}
+
+/// A registered client as `authd client list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listed {
+    pub client_id: String,
+    pub name: String,
+    pub public: bool,
+    pub created: String,
+}
+
+pub async fn list_clients(state: &AppState) -> Result<Vec<Listed>, OAuthError> {
+    Ok(clients::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|client| Listed {
+            public: client.secret_digest.is_none(),
+            client_id: client.client_id,
+            name: client.name,
+            created: client
+                .created
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+        .collect())
+}
+
+/// `authd client delete CLIENT_ID`: the client, and every session minted through it, on every
+/// instance at once. `false` for an unknown client.
+pub async fn delete_client(state: &AppState, client_id: &str) -> Result<bool, OAuthError> {
+    let Some(client) = clients::find(&state.db, client_id).await? else {
+        return Ok(false);
+    };
+    let txn = store::begin_write(&state.db).await?;
+    clients::delete(&txn, client.id).await?;
+    state
+        .auth
+        .commit(txn, &[Invalidation::Client(client.id)])
+        .await?;
+    tracing::info!(client = client_id, "client deleted with its sessions");
+    Ok(true)
+}

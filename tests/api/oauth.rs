@@ -1,0 +1,680 @@
+//! OAuth2 beside Djoser: the password and refresh grants, rotation with reuse detection and its
+//! grace window, revocation, introspection, registered clients.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, Reply, TestApp};
+
+async fn token(app: &TestApp, form: &[(&str, &str)]) -> Reply {
+    app.send(app.request(Method::POST, "/oauth/token").form(form))
+        .await
+}
+
+async fn password_grant(app: &TestApp) -> Value {
+    let reply = token(
+        app,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.json()
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> Reply {
+    token(
+        app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+fn field(pair: &Value, name: &str) -> String {
+    pair[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} in {pair}"))
+        .to_owned()
+}
+
+async fn me_bearer(app: &TestApp, access: &str) -> StatusCode {
+    app.send(app.request(Method::GET, "/users/me/").bearer_auth(access))
+        .await
+        .status
+}
+
+#[track_caller]
+fn assert_error(reply: &Reply, status: StatusCode, error: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    assert_eq!(reply.json()["error"], error, "{}", reply.text);
+    assert!(
+        reply.json()["error_description"].is_string(),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+}
+
+/// Log in, use, refresh, and reuse the old refresh token after the grace period: the family dies.
+#[tokio::test]
+async fn the_oauth2_loop_login_use_refresh_and_reuse() {
+    let app = TestApp::spawn_with(|s| s.tokens.refresh_reuse_grace = Duration::from_secs(1)).await;
+    app.register("alice", PASSWORD).await;
+    let reply = token(
+        &app,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.header("pragma"), Some("no-cache"));
+    reply.assert_media_json();
+    let pair = reply.json();
+    let mut keys: Vec<&str> = pair
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["access_token", "expires_in", "refresh_token", "token_type"]
+    );
+    assert_eq!(pair["token_type"], "Bearer");
+    assert_eq!(pair["expires_in"], 900);
+    let (a1, r1) = (field(&pair, "access_token"), field(&pair, "refresh_token"));
+    assert!(a1.starts_with("authd_") && r1.starts_with("authd_"));
+
+    assert_eq!(me_bearer(&app, &a1).await, StatusCode::OK);
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &a1, None).await.status,
+        StatusCode::OK,
+        "Token works too"
+    );
+    assert_eq!(
+        me_bearer(&app, &r1).await,
+        StatusCode::UNAUTHORIZED,
+        "a refresh token is no access token"
+    );
+
+    let rotated = refresh(&app, &r1).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
+    let pair = rotated.json();
+    let (a2, r2) = (field(&pair, "access_token"), field(&pair, "refresh_token"));
+    assert_ne!(r1, r2);
+    assert_eq!(me_bearer(&app, &a2).await, StatusCode::OK);
+    assert_eq!(
+        me_bearer(&app, &a1).await,
+        StatusCode::OK,
+        "rotation leaves the old access token to expire"
+    );
+    let sessions = app
+        .call(Method::GET, "/token/sessions/", &a2, None)
+        .await
+        .json();
+    assert_eq!(
+        sessions.as_array().map(Vec::len),
+        Some(1),
+        "one family, one session"
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_error(
+        &refresh(&app, &r1).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    for access in [&a1, &a2] {
+        assert_eq!(
+            me_bearer(&app, access).await,
+            StatusCode::UNAUTHORIZED,
+            "the family is revoked"
+        );
+    }
+    assert_error(
+        &refresh(&app, &r2).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    assert_eq!(app.count("auth_session").await, 0);
+}
+
+/// Within the grace period, a retried refresh gets a new pair and retires what the first one
+/// minted.
+#[tokio::test]
+async fn a_refresh_retried_within_the_grace_period_gets_a_new_pair() {
+    let app = TestApp::spawn().await;
+    app.register("alice", PASSWORD).await;
+    let r0 = field(&password_grant(&app).await, "refresh_token");
+    let first = refresh(&app, &r0).await.json();
+    let (a1, r1) = (
+        field(&first, "access_token"),
+        field(&first, "refresh_token"),
+    );
+    let retried = refresh(&app, &r0).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
+    let second = retried.json();
+    let (a2, r2) = (
+        field(&second, "access_token"),
+        field(&second, "refresh_token"),
+    );
+    assert_eq!(me_bearer(&app, &a1).await, StatusCode::UNAUTHORIZED);
+    assert_error(
+        &refresh(&app, &r1).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    assert_eq!(
+        me_bearer(&app, &a2).await,
+        StatusCode::OK,
+        "the family lives on"
+    );
+    let third = refresh(&app, &r2).await;
+    assert_eq!(third.status, StatusCode::OK, "{}", third.text);
+}
+
+/// With no grace, one of several concurrent refreshes with one token wins; the others are
+/// reuse, and the family dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_without_grace_kill_the_family() {
+    let app = TestApp::spawn_with(|s| s.tokens.refresh_reuse_grace = Duration::ZERO).await;
+    app.register("alice", PASSWORD).await;
+    let r0 = field(&password_grant(&app).await, "refresh_token");
+    let replies = futures::future::join_all((0..8).map(|_| refresh(&app, &r0))).await;
+    let winners: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .collect();
+    assert_eq!(winners.len(), 1, "{replies:#?}");
+    for loser in replies.iter().filter(|r| r.status != StatusCode::OK) {
+        assert_error(loser, StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    let access = field(&winners[0].json(), "access_token");
+    assert_eq!(
+        me_bearer(&app, &access).await,
+        StatusCode::UNAUTHORIZED,
+        "the family died"
+    );
+    assert_eq!(app.count("auth_session").await, 0);
+}
+
+/// A family lives at most REFRESH_TOKEN_TTL from its password grant; rotation never extends it.
+#[tokio::test]
+async fn rotation_never_extends_the_family() {
+    let app = TestApp::spawn_with(|s| {
+        s.tokens.refresh_ttl = Duration::from_secs(2);
+        s.tokens.access_ttl = Duration::from_secs(60);
+    })
+    .await;
+    app.register("alice", PASSWORD).await;
+    let pair = password_grant(&app).await;
+    assert!(
+        pair["expires_in"].as_u64().is_some_and(|s| s <= 2),
+        "capped by the family: {pair}"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let rotated = refresh(&app, &field(&pair, "refresh_token")).await.json();
+    assert!(
+        rotated["expires_in"].as_u64().is_some_and(|s| s <= 1),
+        "{rotated}"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_error(
+        &refresh(&app, &field(&rotated, "refresh_token")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    assert_eq!(
+        me_bearer(&app, &field(&rotated, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Logout with an access token ends its whole family; RFC 7009 revocation ends any session.
+#[tokio::test]
+async fn logout_and_revocation_end_whole_sessions() {
+    let app = TestApp::spawn().await;
+    app.register("alice", PASSWORD).await;
+    let pair = password_grant(&app).await;
+    let logout = app
+        .send(
+            app.request(Method::POST, "/token/logout/")
+                .bearer_auth(field(&pair, "access_token")),
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    assert_error(
+        &refresh(&app, &field(&pair, "refresh_token")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+
+    let pair = password_grant(&app).await;
+    let djoser = app.token_for("alice", PASSWORD).await;
+    for revoked in [
+        field(&pair, "refresh_token"),
+        djoser.clone(),
+        "authd_unknown".into(),
+    ] {
+        let reply = app
+            .send(
+                app.request(Method::POST, "/oauth/revoke")
+                    .form(&[("token", revoked.as_str())]),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert!(reply.text.is_empty());
+    }
+    assert_eq!(
+        me_bearer(&app, &field(&pair, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &djoser, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_error(
+        &app.send(
+            app.request(Method::POST, "/oauth/revoke")
+                .form(&[("token_type_hint", "access_token")]),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+}
+
+/// The token endpoint's errors are RFC 6749's.
+#[tokio::test]
+async fn token_endpoint_errors_follow_rfc_6749() {
+    let app = TestApp::spawn().await;
+    app.register("alice", PASSWORD).await;
+    let before = app.snapshot().await;
+    assert_error(
+        &token(&app, &[]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert_error(
+        &token(&app, &[("grant_type", "client_credentials")]).await,
+        StatusCode::BAD_REQUEST,
+        "unsupported_grant_type",
+    );
+    assert_error(
+        &token(&app, &[("grant_type", "password"), ("username", "alice")]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert_error(
+        &token(
+            &app,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", "wrong one"),
+            ],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    assert_error(
+        &refresh(&app, "authd_not_a_refresh_token").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+    let wrong_method = app.send(app.request(Method::GET, "/oauth/token")).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.json()["error"], "invalid_request");
+    let json = app
+        .send(
+            app.request(Method::POST, "/oauth/token/").json(
+                &json!({"grant_type": "password", "username": "alice", "password": PASSWORD}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        json.status,
+        StatusCode::OK,
+        "JSON and the trailing slash work: {}",
+        json.text
+    );
+    let options = app.send(app.request(Method::OPTIONS, "/oauth/token")).await;
+    assert_eq!(options.status, StatusCode::OK);
+    assert_eq!(options.header("allow"), Some("POST, OPTIONS"));
+}
+
+/// Registers a client through the binary, as an operator would; returns its JSON line.
+async fn create_client(app: &TestApp, args: &[&str]) -> Value {
+    let mut command = vec!["client", "create"];
+    command.extend_from_slice(args);
+    let output = app.command(&command).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON line")
+}
+
+/// Clients: a public one names itself, a confidential one proves its secret; an unknown or
+/// unproven one is refused with 401, empty Basic credentials count as none.
+#[tokio::test]
+async fn client_authentication_at_the_token_endpoint() {
+    let app = TestApp::spawn().await;
+    app.register("alice", PASSWORD).await;
+    let public = create_client(&app, &["Mobile app", "--public"]).await;
+    assert!(public["client_secret"].is_null());
+    let confidential = create_client(&app, &["Web backend"]).await;
+    let (id, secret) = (
+        field(&confidential, "client_id"),
+        field(&confidential, "client_secret"),
+    );
+    assert!(secret.len() >= 43, "256 bits");
+    assert_eq!(
+        app.count(&format!(
+            "oauth_client WHERE secret_digest = '{}'",
+            authd::crypto::token_digest(&secret)
+        ))
+        .await,
+        1,
+        "only the digest is stored"
+    );
+    let grant = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+    let with_basic = |user: &str, pass: &str| {
+        app.send(
+            app.request(Method::POST, "/oauth/token")
+                .basic_auth(user, Some(pass))
+                .form(&grant),
+        )
+    };
+
+    let swagger_default = app
+        .send(
+            app.request(Method::POST, "/oauth/token")
+                .header("Authorization", "Basic Og==")
+                .form(&grant),
+        )
+        .await;
+    assert_eq!(
+        swagger_default.status,
+        StatusCode::OK,
+        "empty Basic is no client: {}",
+        swagger_default.text
+    );
+    assert_eq!(with_basic(&id, &secret).await.status, StatusCode::OK);
+    let mut by_id = grant.to_vec();
+    let public_id = field(&public, "client_id");
+    by_id.push(("client_id", &public_id));
+    let public_grant = token(&app, &by_id).await;
+    assert_eq!(public_grant.status, StatusCode::OK, "{}", public_grant.text);
+
+    for refused in [
+        with_basic(&id, "wrong secret").await,
+        with_basic("authd-client-unknown", "x").await,
+        with_basic(&public_id, "a secret it does not have").await,
+        token(
+            &app,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("client_id", "nobody"),
+            ],
+        )
+        .await,
+        token(
+            &app,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("client_id", id.as_str()),
+            ],
+        )
+        .await,
+    ] {
+        assert_error(&refused, StatusCode::UNAUTHORIZED, "invalid_client");
+        assert!(
+            refused
+                .header("www-authenticate")
+                .is_some_and(|h| h.starts_with("Basic"))
+        );
+    }
+    let twice = app
+        .send(
+            app.request(Method::POST, "/oauth/token")
+                .basic_auth(&id, Some(&secret))
+                .form(&by_id),
+        )
+        .await;
+    assert_error(&twice, StatusCode::BAD_REQUEST, "invalid_request");
+
+    // A refresh token is bound to the client it was issued to.
+    let refresh_token = field(&public_grant.json(), "refresh_token");
+    assert_error(
+        &refresh(&app, &refresh_token).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    let mut bound = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.as_str()),
+    ];
+    bound.push(("client_id", &public_id));
+    assert_eq!(token(&app, &bound).await.status, StatusCode::OK);
+
+    let sessions = app
+        .send(
+            app.request(Method::GET, "/token/sessions/")
+                .bearer_auth(field(&swagger_default.json(), "access_token")),
+        )
+        .await
+        .json();
+    let names: Vec<&str> = sessions
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"Web backend") && names.contains(&"Mobile app"),
+        "{names:?}"
+    );
+}
+
+async fn introspect(app: &TestApp, client: Option<(&str, &str)>, token: &str) -> Reply {
+    let mut request = app
+        .request(Method::POST, "/oauth/introspect")
+        .form(&[("token", token)]);
+    if let Some((id, secret)) = client {
+        request = request.basic_auth(id, Some(secret));
+    }
+    app.send(request).await
+}
+
+/// Introspection: for confidential clients; every kind of authd token; inactive is just
+/// `{"active": false}`.
+#[tokio::test]
+async fn introspection_answers_registered_resource_servers() {
+    let app = TestApp::spawn().await;
+    let (id, djoser) = app.create_user("alice").await;
+    let server = create_client(&app, &["Orders service"]).await;
+    let public = create_client(&app, &["Phone", "--public"]).await;
+    let (client_id, secret) = (field(&server, "client_id"), field(&server, "client_secret"));
+    let rs = Some((client_id.as_str(), secret.as_str()));
+    let pair = app
+        .send(app.request(Method::POST, "/oauth/token").form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("client_id", &field(&public, "client_id")),
+        ]))
+        .await
+        .json();
+
+    let access = introspect(&app, rs, &field(&pair, "access_token")).await;
+    assert_eq!(access.status, StatusCode::OK, "{}", access.text);
+    let body = access.json();
+    assert_eq!(body["active"], true);
+    assert_eq!(body["sub"], id.to_string());
+    assert_eq!(body["username"], "alice");
+    assert_eq!(body["token_type"], "access_token");
+    assert_eq!(body["client_id"], field(&public, "client_id"));
+    assert_eq!(body["is_staff"], false);
+    let (iat, exp) = (
+        body["iat"].as_i64().expect("iat"),
+        body["exp"].as_i64().expect("exp"),
+    );
+    assert_eq!(exp - iat, 900);
+    let refresh_answer = introspect(&app, rs, &field(&pair, "refresh_token"))
+        .await
+        .json();
+    assert_eq!(
+        (
+            refresh_answer["active"].clone(),
+            refresh_answer["token_type"].clone()
+        ),
+        (json!(true), json!("refresh_token"))
+    );
+    let djoser_answer = introspect(&app, rs, &djoser).await.json();
+    assert_eq!(djoser_answer["token_type"], "token");
+    assert!(djoser_answer.get("client_id").is_none(), "{djoser_answer}");
+    for inactive in ["authd_unknown", "garbage", ""] {
+        let reply = introspect(&app, rs, inactive).await;
+        if inactive.is_empty() {
+            assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+        } else {
+            reply.assert(StatusCode::OK, json!({"active": false}));
+        }
+    }
+    app.call(Method::POST, "/token/logout/", &djoser, None)
+        .await;
+    introspect(&app, rs, &djoser)
+        .await
+        .assert(StatusCode::OK, json!({"active": false}));
+
+    for refused in [
+        introspect(&app, None, &field(&pair, "access_token")).await,
+        introspect(
+            &app,
+            Some((client_id.as_str(), "wrong")),
+            &field(&pair, "access_token"),
+        )
+        .await,
+        introspect(
+            &app,
+            Some((&field(&public, "client_id"), "")),
+            &field(&pair, "access_token"),
+        )
+        .await,
+    ] {
+        assert_error(&refused, StatusCode::UNAUTHORIZED, "invalid_client");
+        assert!(
+            refused
+                .header("www-authenticate")
+                .is_some_and(|h| h.starts_with("Basic"))
+        );
+    }
+}
+
+/// Deleting a client ends the sessions minted through it; listing shows what is left.
+#[tokio::test]
+async fn deleting_a_client_ends_its_sessions() {
+    let app = TestApp::spawn().await;
+    app.register("alice", PASSWORD).await;
+    let public = create_client(&app, &["Phone", "--public"]).await;
+    let public_id = field(&public, "client_id");
+    let pair = token(
+        &app,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("client_id", &public_id),
+        ],
+    )
+    .await
+    .json();
+    let access = field(&pair, "access_token");
+    assert_eq!(me_bearer(&app, &access).await, StatusCode::OK, "cached");
+    let listed = app.command(&["client", "list"]).await;
+    let line: Value = serde_json::from_slice(&listed.stdout).expect("a JSON line");
+    assert_eq!(
+        (line["client_id"].clone(), line["public"].clone()),
+        (json!(public_id), json!(true))
+    );
+    let deleted = app.command(&["client", "delete", &public_id]).await;
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    let started = std::time::Instant::now();
+    while me_bearer(&app, &access).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the running instance still trusts it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !app.command(&["client", "delete", &public_id])
+            .await
+            .status
+            .success()
+    );
+}
+
+/// Two instances on PostgreSQL: a revocation on one is refused on the other within 500 ms.
+#[tokio::test]
+async fn a_revocation_reaches_the_other_instance_within_500_ms() {
+    if !crate::helpers::on_postgres("instances share a database") {
+        return;
+    }
+    let first = TestApp::spawn_with(|s| s.tokens.refresh_reuse_grace = Duration::ZERO).await;
+    let second = first.sibling().await;
+    first.register("alice", PASSWORD).await;
+    let pair = password_grant(&first).await;
+    let access = field(&pair, "access_token");
+    let r0 = field(&pair, "refresh_token");
+    assert_eq!(
+        me_bearer(&second, &access).await,
+        StatusCode::OK,
+        "cached on the second"
+    );
+    refresh(&first, &r0).await;
+    assert_error(
+        &refresh(&first, &r0).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    let revoked = std::time::Instant::now();
+    while me_bearer(&second, &access).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            revoked.elapsed() < Duration::from_millis(500),
+            "the second still trusts its memory"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
