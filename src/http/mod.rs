@@ -5,6 +5,8 @@
 mod body;
 /// Who is calling from where: the `ClientInfo` extractor.
 mod client;
+/// CORS for the origins AUTHD_CORS_ALLOWED_ORIGINS names.
+mod cors;
 /// `ApiError`: every failure as a DRF-shaped response.
 pub mod error;
 /// DRF's per-request steps around the views: slash redirect, auth, 405, headers.
@@ -279,16 +281,17 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
     } else {
         Route::new().nest(prefix, routes)
     };
-    app.around(|endpoint, request| async move {
+    let app = app.around(|endpoint, request| async move {
         let method = request.method().as_str().to_owned();
         Ok(match endpoint.call(request).await {
             Ok(response) => response,
             Err(err) => from_poem_error(err, &method),
         })
-    })
-    .around(log_request)
-    .with(RequestId::default())
-    .data(state)
+    });
+    cors::with_cors(app, state.settings.cors_allowed_origins.clone())
+        .around(log_request)
+        .with(RequestId::default())
+        .data(state)
 }
 
 /// One line per request: method, path (never the query), status, latency; the request id

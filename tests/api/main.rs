@@ -5,6 +5,7 @@ mod helpers;
 mod bodies;
 mod cli;
 mod concurrency;
+mod cors;
 mod email;
 mod guard;
 mod layout;
