@@ -678,3 +678,69 @@ async fn a_revocation_reaches_the_other_instance_within_500_ms() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// An introspection that answers active counts as a use for the idle limit.
+#[tokio::test]
+async fn introspection_keeps_an_idle_limited_token_alive() {
+    let app = TestApp::spawn_with(|s| s.tokens.idle = Duration::from_secs(2)).await;
+    let (_, djoser) = app.create_user("alice").await;
+    let server = create_client(&app, &["Orders service"]).await;
+    let (id, secret) = (field(&server, "client_id"), field(&server, "client_secret"));
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let answer = introspect(&app, Some((&id, &secret)), &djoser).await.json();
+        assert_eq!(answer["active"], true, "{answer}");
+    }
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &djoser, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    introspect(&app, Some((&id, &secret)), &djoser)
+        .await
+        .assert(StatusCode::OK, json!({"active": false}));
+}
+
+/// The purge deletes expired tokens and families, and keeps retired refresh tokens as long
+/// as their family lives (reuse detection needs them).
+#[tokio::test]
+async fn the_purge_removes_expired_tokens_and_families() {
+    let app = TestApp::spawn_with(|s| {
+        s.maintenance.purge_interval = Duration::from_millis(200);
+        s.tokens.access_ttl = Duration::from_secs(1);
+        s.tokens.refresh_ttl = Duration::from_secs(3);
+        s.tokens.ttl = Duration::from_secs(2);
+    })
+    .await;
+    app.register("alice", PASSWORD).await;
+    app.token_for("alice", PASSWORD).await;
+    let pair = password_grant(&app).await;
+    let rotated = refresh(&app, &field(&pair, "refresh_token")).await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    assert_eq!(
+        app.count("auth_token").await,
+        5,
+        "login, two access, two refresh"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.count("auth_token WHERE kind = 'access'").await,
+        0,
+        "expired access tokens are gone"
+    );
+    assert_eq!(
+        app.count("auth_token WHERE retired_at IS NOT NULL").await,
+        1,
+        "the retired refresh token stays while its family lives"
+    );
+    let started = std::time::Instant::now();
+    while app.count("auth_session").await + app.count("auth_token").await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "expired sessions remain"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
