@@ -12,6 +12,7 @@ Figures are only comparable within one run: report ratios. wrk shares the two co
 server, as a load balancer in front of it would not.
 """
 
+import base64
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -124,7 +126,10 @@ class Server:
     def __init__(self, database_url):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, DATABASE_URL=database_url, AUTHD_BIND=f"127.0.0.1:{self.port}", RUST_LOG="info")
+        # Expiry is on by default; the idle limit turns last-use tracking on too.
+        self.env = dict(os.environ, DATABASE_URL=database_url, AUTHD_BIND=f"127.0.0.1:{self.port}",
+                        RUST_LOG="info", AUTHD_TOKEN_IDLE_SECONDS="3600")
+        env = self.env
         self.log = open(os.devnull, "w")
         self.process = subprocess.Popen([BINARY, "serve"], env=env, stdout=self.log, stderr=self.log)
         self.pid = self.process.pid
@@ -136,15 +141,69 @@ class Server:
                 time.sleep(0.05)
         raise SystemExit("authd did not start")
 
+    def command(self, *args):
+        """An `authd` command against the server's database; its stdout."""
+        return subprocess.run([BINARY, *args], env=self.env, check=True, capture_output=True, text=True).stdout
+
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=60)
         self.log.close()
 
 
+def form_script(path, body, headers):
+    """A wrk Lua script that POSTs `body` (form-encoded) with `headers`."""
+    with open(path, "w") as script:
+        script.write('wrk.method = "POST"\n')
+        script.write('wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n')
+        for name, value in headers.items():
+            script.write(f'wrk.headers["{name}"] = "{value}"\n')
+        script.write(f'wrk.body = "{body}"\n')
+    return ("-s", path)
+
+
+def floor_rounds(server, token, workdir):
+    """Three alternating rounds at c=16 of authd's JSON 404 (the floor), guarded GET
+    /users/me/ and an introspection by a registered client; the medians."""
+    client = json.loads(server.command("client", "create", "bench resource server"))
+    basic = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
+    introspection = form_script(os.path.join(workdir, "introspect.lua"), f"token={token}",
+                                {"Authorization": f"Basic {basic}"})
+    auth = ("-H", f"Authorization: Token {token}")
+    rounds = {"floor (JSON 404)": [], "users/me": [], "introspect": []}
+    for _ in range(3):
+        rounds["floor (JSON 404)"].append(wrk(f"{server.base}/nothing/", 16)["rps"])
+        rounds["users/me"].append(wrk(f"{server.base}/users/me/", 16, auth)["rps"])
+        answered = wrk(f"{server.base}/oauth/introspect", 16, introspection)
+        if answered["non2xx"]:
+            raise SystemExit(f"introspection failed {answered['non2xx']} times")
+        rounds["introspect"].append(answered["rps"])
+    return {name: statistics.median(values) for name, values in rounds.items()}
+
+
+def refresh_timing(server, rounds=200):
+    """Sequential refreshes of one OAuth2 family (each rotates), and sequential logins: median
+    milliseconds of each. A refresh costs no password hash."""
+    def form_post(fields):
+        data = urllib.parse.urlencode(fields).encode()
+        started = time.perf_counter()
+        with urllib.request.urlopen(urllib.request.Request(f"{server.base}/oauth/token", data=data)) as response:
+            body = json.loads(response.read())
+        return (time.perf_counter() - started) * 1000, body
+    _, pair = form_post({"grant_type": "password", "username": "bench", "password": PASSWORD})
+    refreshes, logins = [], []
+    for _ in range(rounds):
+        elapsed, pair = form_post({"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]})
+        refreshes.append(elapsed)
+    for _ in range(20):
+        logins.append(form_post({"grant_type": "password", "username": "bench", "password": PASSWORD})[0])
+    return statistics.median(refreshes), statistics.median(logins)
+
+
 def bench(label, database_url):
     server = Server(database_url)
     storms = []
+    workdir = tempfile.mkdtemp()
     try:
         post(f"{server.base}/users/", {"username": "bench", "password": PASSWORD})
         token = post(f"{server.base}/token/login/", {"username": "bench", "password": PASSWORD})["auth_token"]
@@ -169,12 +228,15 @@ def bench(label, database_url):
             time.sleep(1)
             rows[f"users/me c=16 login storm #{attempt}"] = wrk(f"{server.base}/users/me/", 16, auth)
             storms.append(parse_wrk(storm.communicate()[0]))
+        floors = floor_rounds(server, token, workdir)
+        refresh_ms, login_ms = refresh_timing(server)
         before = peak_memory_kib(server.pid)
         statuses = flood(server.port)
         after = peak_memory_kib(server.pid)
         still_ok = post(f"{server.base}/token/login/", {"username": "bench", "password": PASSWORD})
     finally:
         server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"\n### {label}\n")
     print("| scenario | req/s | p50 ms | p99 ms | non-2xx |")
@@ -199,6 +261,13 @@ def bench(label, database_url):
     print(f"- guarded p99 during a login storm / calm, pair by pair: {listed} (median {statistics.median(ratios):.2f})")
     listed = ", ".join(f"{s['ok_rps']:.0f} ({s['non2xx']} shed or failed)" for s in storms)
     print(f"- successful logins/s during each storm: {listed}")
+    floor = floors["floor (JSON 404)"]
+    print(f"- three alternating rounds at c=16, medians: JSON 404 {floor:.0f} req/s (the floor), "
+          f"guarded users/me {floors['users/me']:.0f} ({floors['users/me'] / floor:.0%} of it, target 70%), "
+          f"introspection {floors['introspect']:.0f} ({floors['introspect'] / floor:.0%}, target 50%); "
+          f"expiry and last-use tracking on")
+    print(f"- one refresh (rotation) {refresh_ms:.2f} ms median, one password grant {login_ms:.2f} ms: "
+          f"a refresh costs no password hash")
     print(f"- flood of {FLOOD_CLIENTS} concurrent {FLOOD_BODY_BYTES / 1e6:.1f} MB logins: answers {statuses}; "
           f"peak RSS {before / 1024:.0f} MiB before, {after / 1024:.0f} MiB after; "
           f"a login afterwards {'works' if still_ok.get('auth_token') else 'FAILED'}")
