@@ -97,11 +97,14 @@ impl Caller {
         }
     }
 
-    /// Not expired, and (with an idle limit) used recently enough.
+    /// Not expired, and (with an idle limit) used recently enough. The idle limit is about
+    /// tokens that make requests; a refresh family's end is its absolute lifetime.
     fn alive(&self, now: DateTime<Utc>, idle: Duration) -> bool {
         let expired = self.expires_at.is_some_and(|expires| expires <= now);
         let idle_for = now.timestamp() - self.last_seen.load(Ordering::Relaxed);
-        let idled = !idle.is_zero() && idle_for > idle.as_secs() as i64;
+        let idled = !idle.is_zero()
+            && self.kind != TokenKind::Refresh
+            && idle_for > idle.as_secs() as i64;
         !expired && !idled
     }
 }
