@@ -102,9 +102,8 @@ impl Caller {
     fn alive(&self, now: DateTime<Utc>, idle: Duration) -> bool {
         let expired = self.expires_at.is_some_and(|expires| expires <= now);
         let idle_for = now.timestamp() - self.last_seen.load(Ordering::Relaxed);
-        let idled = !idle.is_zero()
-            && self.kind != TokenKind::Refresh
-            && idle_for > idle.as_secs() as i64;
+        let idled =
+            !idle.is_zero() && self.kind != TokenKind::Refresh && idle_for > idle.as_secs() as i64;
         !expired && !idled
     }
 }
