@@ -8,11 +8,18 @@
 //! win. Every eviction first advances an epoch; a lookup remembers the epoch it started in and
 //! takes its own entry back out if the epoch moved meanwhile. Either the eviction comes after
 //! the entry is in (and removes it), or the lookup sees the new epoch (and removes it).
+//!
+//! Evicting a user's, a session's or a client's tokens must be exact and immediate too, so the
+//! cache keeps an index from each of them to its tokens' digests and removes those entries one
+//! by one. (moka's `invalidate_entries_if` spares entries inserted in the same clock tick as
+//! the predicate, which let a token outlive its logout under load.)
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
 use super::Caller;
@@ -20,8 +27,66 @@ use super::Caller;
 /// The most tokens held at once; beyond it the least recently used go first.
 const CAPACITY: u64 = 100_000;
 
+/// What a group of cached tokens is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Group {
+    User(i64),
+    Session(i64),
+    Client(i64),
+}
+
+fn groups(caller: &Caller) -> impl Iterator<Item = Group> {
+    [
+        Some(Group::User(caller.user.id)),
+        Some(Group::Session(caller.session_id)),
+        caller.client_id.map(Group::Client),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Group → the digests of its cached tokens, with the entry each was cached as (so that the
+/// removal of an old entry never unindexes a newer one under the same digest).
+#[derive(Default)]
+struct Index(HashMap<Group, HashMap<String, Arc<Caller>>>);
+
+impl Index {
+    fn add(&mut self, digest: &str, caller: &Arc<Caller>) {
+        for group in groups(caller) {
+            self.0
+                .entry(group)
+                .or_default()
+                .insert(digest.to_owned(), Arc::clone(caller));
+        }
+    }
+
+    fn remove(&mut self, digest: &str, caller: &Arc<Caller>) {
+        for group in groups(caller) {
+            if let Some(members) = self.0.get_mut(&group) {
+                if members
+                    .get(digest)
+                    .is_some_and(|indexed| Arc::ptr_eq(indexed, caller))
+                {
+                    members.remove(digest);
+                }
+                if members.is_empty() {
+                    self.0.remove(&group);
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, group: Group) -> Vec<String> {
+        self.0
+            .remove(&group)
+            .map(|members| members.into_keys().collect())
+            .unwrap_or_default()
+    }
+}
+
 pub struct TokenCache {
     entries: Option<Cache<String, Arc<Caller>>>,
+    index: Arc<Mutex<Index>>,
     epoch: AtomicU64,
 }
 
@@ -40,15 +105,24 @@ impl std::fmt::Debug for TokenCache {
 impl TokenCache {
     /// A `ttl` of zero turns caching off: every request asks the database.
     pub fn new(ttl: Duration) -> Self {
+        let index = Arc::new(Mutex::new(Index::default()));
+        let unindex = Arc::clone(&index);
         let entries = (!ttl.is_zero()).then(|| {
             Cache::builder()
                 .max_capacity(CAPACITY)
                 .time_to_live(ttl)
-                .support_invalidation_closures()
+                .eviction_listener(move |digest: Arc<String>, caller: Arc<Caller>, cause| {
+                    if cause != RemovalCause::Replaced
+                        && let Ok(mut index) = unindex.lock()
+                    {
+                        index.remove(&digest, &caller);
+                    }
+                })
                 .build()
         });
         Self {
             entries,
+            index,
             epoch: AtomicU64::new(0),
         }
     }
@@ -65,6 +139,9 @@ impl TokenCache {
     /// Caches what a lookup that started at `started` read, unless an eviction came since.
     pub fn insert(&self, digest: String, caller: Arc<Caller>, started: Epoch) {
         if let Some(entries) = &self.entries {
+            if let Ok(mut index) = self.index.lock() {
+                index.add(&digest, &caller);
+            }
             entries.insert(digest.clone(), caller);
             if self.epoch() != started {
                 entries.invalidate(&digest);
@@ -85,30 +162,41 @@ impl TokenCache {
 
     /// Once this returns, no token of the user is served from memory.
     pub fn forget_user(&self, user_id: i64) {
-        self.forget_if(move |caller| caller.user.id == user_id);
+        self.forget_group(Group::User(user_id));
     }
 
     /// Once this returns, no token of the session is served from memory.
     pub fn forget_session(&self, session_id: i64) {
-        self.forget_if(move |caller| caller.session_id == session_id);
+        self.forget_group(Group::Session(session_id));
     }
 
     /// Once this returns, no token minted through the client is served from memory.
     pub fn forget_client(&self, client_id: i64) {
-        self.forget_if(move |caller| caller.client_id == Some(client_id));
+        self.forget_group(Group::Client(client_id));
     }
 
-    fn forget_if(&self, matches: impl Fn(&Caller) -> bool + Send + Sync + 'static) {
+    fn forget_group(&self, group: Group) {
         self.advance();
-        if let Some(entries) = &self.entries {
-            // Only fails when closures are not enabled, which `new` always does.
-            let _ = entries.invalidate_entries_if(move |_, caller| matches(caller));
+        let Some(entries) = &self.entries else {
+            return;
+        };
+        let digests = match self.index.lock() {
+            Ok(mut index) => index.take(group),
+            // A poisoned index cannot say which entries to drop: drop them all.
+            Err(_) => return entries.invalidate_all(),
+        };
+        for digest in digests {
+            entries.invalidate(&digest);
         }
     }
 
     pub fn clear(&self) {
         self.advance();
         if let Some(entries) = &self.entries {
+            // One by one, as `invalidate_all` also spares entries of the same clock tick.
+            for (digest, _) in entries.iter() {
+                entries.invalidate(digest.as_str());
+            }
             entries.invalidate_all();
         }
     }
@@ -161,6 +249,10 @@ mod tests {
     use super::*;
 
     fn caller(user_id: i64) -> Arc<Caller> {
+        in_session(user_id, 1)
+    }
+
+    fn in_session(user_id: i64, session_id: i64) -> Arc<Caller> {
         let user = crate::store::User {
             id: user_id,
             username: "u".into(),
@@ -182,14 +274,14 @@ mod tests {
             digest: "d".into(),
             user_id,
             created: now,
-            session_id: Some(1),
+            session_id: Some(session_id),
             kind: "token".into(),
             expires_at: None,
             expiry_pending: false,
             retired_at: None,
         };
         let session = crate::store::entity::auth_session::Model {
-            id: 1,
+            id: session_id,
             public_id: "s".into(),
             user_id,
             kind: "token".into(),
@@ -218,6 +310,26 @@ mod tests {
         let started = cache.epoch();
         cache.insert("d".into(), caller(7), started);
         assert!(cache.get("d").is_some());
+    }
+
+    #[test]
+    fn evictions_by_session_and_user_are_exact() {
+        let cache = TokenCache::new(Duration::from_secs(60));
+        cache.insert("a".into(), in_session(7, 1), cache.epoch());
+        cache.insert("b".into(), in_session(7, 2), cache.epoch());
+        cache.insert("b".into(), in_session(7, 2), cache.epoch());
+        cache.insert("c".into(), in_session(8, 3), cache.epoch());
+        cache.forget_session(1);
+        assert!(cache.get("a").is_none());
+        assert!(cache.get("b").is_some());
+        cache.forget_user(7);
+        assert!(
+            cache.get("b").is_none(),
+            "a replaced entry is still indexed"
+        );
+        assert!(cache.get("c").is_some());
+        cache.clear();
+        assert!(cache.get("c").is_none());
     }
 
     #[test]
