@@ -682,12 +682,12 @@ async fn a_revocation_reaches_the_other_instance_within_500_ms() {
 /// An introspection that answers active counts as a use for the idle limit.
 #[tokio::test]
 async fn introspection_keeps_an_idle_limited_token_alive() {
-    let app = TestApp::spawn_with(|s| s.tokens.idle = Duration::from_secs(2)).await;
+    let app = TestApp::spawn_with(|s| s.tokens.idle = Duration::from_secs(3)).await;
     let (_, djoser) = app.create_user("alice").await;
     let server = create_client(&app, &["Orders service"]).await;
     let (id, secret) = (field(&server, "client_id"), field(&server, "client_secret"));
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         let answer = introspect(&app, Some((&id, &secret)), &djoser).await.json();
         assert_eq!(answer["active"], true, "{answer}");
     }
@@ -710,8 +710,8 @@ async fn the_purge_removes_expired_tokens_and_families() {
     let app = TestApp::spawn_with(|s| {
         s.maintenance.purge_interval = Duration::from_millis(200);
         s.tokens.access_ttl = Duration::from_secs(1);
-        s.tokens.refresh_ttl = Duration::from_secs(3);
-        s.tokens.ttl = Duration::from_secs(2);
+        s.tokens.refresh_ttl = Duration::from_secs(5);
+        s.tokens.ttl = Duration::from_secs(3);
     })
     .await;
     app.register("alice", PASSWORD).await;
@@ -724,7 +724,7 @@ async fn the_purge_removes_expired_tokens_and_families() {
         5,
         "login, two access, two refresh"
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         app.count("auth_token WHERE kind = 'access'").await,
         0,
