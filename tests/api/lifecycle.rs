@@ -33,17 +33,18 @@ async fn a_token_dies_at_its_expiry_even_behind_the_cache() {
 /// An unused token dies after the idle limit; each use starts it again.
 #[tokio::test]
 async fn an_idle_token_dies_and_each_use_keeps_it_alive() {
-    let app = TestApp::spawn_with(|s| s.tokens.idle = Duration::from_secs(2)).await;
+    let app = TestApp::spawn_with(|s| s.tokens.idle = Duration::from_secs(3)).await;
     let (_, token) = app.create_user("alice").await;
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(
             me(&app, &token).await.status,
             StatusCode::OK,
             "used in time"
         );
     }
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // Idleness is counted in whole seconds: more than 3 means at least 4.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     assert_invalid(&me(&app, &token).await);
 }
 
