@@ -7,6 +7,7 @@ mod m20261122_000003_create_email_tables;
 mod m20261123_000004_password_version;
 mod m20261123_000005_activation_and_mail_at_delivery;
 mod m20261123_000006_sessions_and_oauth;
+mod m20261123_000007_login_failures;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_password_version::Migration),
             Box::new(m20261123_000005_activation_and_mail_at_delivery::Migration),
             Box::new(m20261123_000006_sessions_and_oauth::Migration),
+            Box::new(m20261123_000007_login_failures::Migration),
         ]
     }
 }

@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod email_tokens;
 pub mod entity;
+pub mod failures;
 pub mod outbox;
 pub mod sessions;
 pub mod tokens;

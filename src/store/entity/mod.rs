@@ -7,4 +7,5 @@ pub mod email_cooldown;
 pub mod email_outbox;
 pub mod email_request;
 pub mod email_token;
+pub mod login_failure;
 pub mod oauth_client;

@@ -1,0 +1,8 @@
+//! Abuse resistance: failed password checks limited per IP and account (in the database, so
+//! across instances), and DRF's request-rate throttles.
+
+pub mod failures;
+pub mod rate;
+
+pub use failures::{Attempt, FailureLimits, Refused, begin_attempt};
+pub use rate::{Rate, throttled_detail};
