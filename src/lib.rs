@@ -34,3 +34,5 @@ pub mod store;
 pub mod tasks;
 /// Log set-up.
 pub mod telemetry;
+/// Failed-login limits and request-rate throttles.
+pub mod throttle;

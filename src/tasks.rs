@@ -17,6 +17,7 @@ use crate::auth::{Authenticator, Invalidation};
 use crate::config::{Mail, Maintenance};
 use crate::state::AppState;
 use crate::store::{self, email_tokens, outbox};
+use crate::throttle::FailureLimits;
 
 /// How often the mail worker looks for due work when nobody wakes it.
 const MAIL_POLL: Duration = Duration::from_millis(500);
@@ -54,6 +55,7 @@ impl Tasks {
                 mail: state.settings.mail.clone(),
                 maintenance: state.settings.maintenance.clone(),
                 token_idle: state.settings.tokens.idle,
+                failures: state.settings.throttling.failures,
             },
             stop.child_token(),
         ));
@@ -134,6 +136,7 @@ struct Purge {
     mail: Mail,
     maintenance: Maintenance,
     token_idle: Duration,
+    failures: FailureLimits,
 }
 
 async fn purge_periodically(db: DatabaseConnection, purge: Purge, stop: CancellationToken) {
@@ -151,8 +154,9 @@ async fn purge_periodically(db: DatabaseConnection, purge: Purge, stop: Cancella
 impl Purge {
     /// Deletes what can never be used again, in bounded batches: expired or idle sessions (with
     /// their tokens), expired access tokens, used or expired links, mail delivered or given up
-    /// longer ago than the retention, closed send windows, old cache invalidations. Retired
-    /// refresh tokens stay until their family ends: reuse detection needs them.
+    /// longer ago than the retention, closed send windows, old cache invalidations, failed
+    /// logins past every throttle window. Retired refresh tokens stay until their family ends:
+    /// reuse detection needs them.
     async fn run(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let now = Utc::now();
         let ago = |span: Duration| {
@@ -180,7 +184,10 @@ impl Purge {
         let messages = outbox::purge(db, ago(self.maintenance.email_retention)).await?;
         let windows = outbox::purge_windows(db, ago(self.mail.send_window)).await?;
         let invalidations = store::purge_invalidations(db, ago(INVALIDATION_RETENTION)).await?;
-        if sessions + tokens + links + messages + windows + invalidations > 0 {
+        // Failures older than every window count against nothing.
+        let failures =
+            store::failures::purge(db, ago(self.failures.longest().unwrap_or_default())).await?;
+        if sessions + tokens + links + messages + windows + invalidations + failures > 0 {
             tracing::info!(
                 sessions,
                 tokens,
@@ -188,6 +195,7 @@ impl Purge {
                 messages,
                 windows,
                 invalidations,
+                failures,
                 "purged spent rows"
             );
         }

@@ -8,6 +8,7 @@ use crate::mail::Kind;
 use crate::sessions::{self, Issued};
 use crate::state::AppState;
 use crate::store::{self, User, email_tokens, sessions as session_rows, users};
+use crate::throttle;
 
 use super::{
     Error, Result, check_password, collect, commit_change, login_field, parse_email,
@@ -92,26 +93,29 @@ pub async fn log_in(
     {
         return Ok(None);
     }
-    let found = match login_field(state) {
-        LoginField::Username => {
-            users::find_by_username(&state.db, &username::canonical(identifier)).await?
+    let attempt = throttle::begin_attempt(
+        &state.db,
+        &state.settings.throttling.failures,
+        &client.throttle_key(),
+        &account_key(state, identifier),
+    )
+    .await?;
+    let checked = check_login(state, hashing, identifier, password.clone()).await;
+    let (user, outdated) = match checked {
+        Err(err) => {
+            attempt.abandon(&state.db).await;
+            return Err(err);
         }
-        LoginField::Email => match email::canonical(identifier) {
-            Some(canonical) => users::find_by_email(&state.db, &canonical).await?,
-            None => None,
-        },
+        Ok(None) => {
+            attempt.failed();
+            return Ok(None);
+        }
+        Ok(Some(verified)) => {
+            attempt.succeeded(&state.db).await?;
+            verified
+        }
     };
-    let Some(user) = found else {
-        hashing.verify_dummy(password).await?;
-        return Ok(None);
-    };
-    let verified = hashing
-        .verify(password.clone(), user.password.clone())
-        .await?;
-    if !verified.matches || !user.is_active {
-        return Ok(None);
-    }
-    let rehashed = match verified.outdated {
+    let rehashed = match outdated {
         true => Some(hashing.hash(password).await?),
         false => None,
     };
@@ -130,6 +134,40 @@ pub async fn log_in(
     state.auth.commit(txn, &evicted).await?;
     tracing::info!(user_id = user.id, client_ip = %client.ip, "login succeeded");
     Ok(Some(issued))
+}
+
+/// What the failed-login limits count a login value as: its canonical form, whether or not
+/// such an account exists (a 429 must not tell).
+fn account_key(state: &AppState, identifier: &str) -> String {
+    match login_field(state) {
+        LoginField::Username => username::canonical(identifier),
+        LoginField::Email => email::canonical(identifier).unwrap_or_else(|| identifier.to_owned()),
+    }
+}
+
+/// The active account `identifier` names, if `password` is its password, and whether its hash
+/// is outdated. An unknown account costs a full hash too.
+async fn check_login(
+    state: &AppState,
+    hashing: &Admission,
+    identifier: &str,
+    password: String,
+) -> Result<Option<(User, bool)>> {
+    let found = match login_field(state) {
+        LoginField::Username => {
+            users::find_by_username(&state.db, &username::canonical(identifier)).await?
+        }
+        LoginField::Email => match email::canonical(identifier) {
+            Some(canonical) => users::find_by_email(&state.db, &canonical).await?,
+            None => None,
+        },
+    };
+    let Some(user) = found else {
+        hashing.verify_dummy(password).await?;
+        return Ok(None);
+    };
+    let verified = hashing.verify(password, user.password.clone()).await?;
+    Ok((verified.matches && user.is_active).then_some((user, verified.outdated)))
 }
 
 /// `POST /token/logout/`: ends the caller's session (for an access token, its whole family).
@@ -154,19 +192,43 @@ pub(super) fn current_password_changed() -> Error {
     FieldErrors::single("current_password", messages::INVALID_PASSWORD).into()
 }
 
-/// Checks `current_password` against the caller (djoser checks the requester, not the target).
+/// Checks `current_password` against the caller (djoser checks the requester, not the target),
+/// under the failed-login limits of the caller's account: a missing field is not a check, and
+/// past a limit the check is refused (429) without a hash.
 pub(super) async fn current_password_problems(
+    state: &AppState,
     hashing: &Admission,
+    client: &ClientInfo,
     caller: &Caller,
     fields: &RawFields,
 ) -> Result<Option<Vec<String>>> {
-    match password::parse_field(fields.get("current_password")) {
-        Err(problems) => Ok(Some(problems)),
-        Ok(current) => {
-            let verified = hashing
-                .verify(current, caller.user.password.clone())
-                .await?;
-            Ok((!verified.matches).then(|| vec![messages::INVALID_PASSWORD.to_owned()]))
+    let current = match password::parse_field(fields.get("current_password")) {
+        Err(problems) => return Ok(Some(problems)),
+        Ok(current) => current,
+    };
+    let login_value = match login_field(state) {
+        LoginField::Username => &caller.user.username,
+        LoginField::Email => &caller.user.email,
+    };
+    let attempt = throttle::begin_attempt(
+        &state.db,
+        &state.settings.throttling.failures,
+        &client.throttle_key(),
+        &account_key(state, login_value),
+    )
+    .await?;
+    match hashing.verify(current, caller.user.password.clone()).await {
+        Err(err) => {
+            attempt.abandon(&state.db).await;
+            Err(err.into())
+        }
+        Ok(verified) if verified.matches => {
+            attempt.succeeded(&state.db).await?;
+            Ok(None)
+        }
+        Ok(_) => {
+            attempt.failed();
+            Ok(Some(vec![messages::INVALID_PASSWORD.to_owned()]))
         }
     }
 }
@@ -176,6 +238,7 @@ pub(super) async fn current_password_problems(
 pub async fn set_password(
     state: &AppState,
     hashing: &Admission,
+    client: &ClientInfo,
     caller: &Caller,
     fields: &RawFields,
 ) -> Result<()> {
@@ -195,7 +258,9 @@ pub async fn set_password(
     } else {
         None
     };
-    if let Some(problems) = current_password_problems(hashing, caller, fields).await? {
+    if let Some(problems) =
+        current_password_problems(state, hashing, client, caller, fields).await?
+    {
         errors.extend("current_password", problems);
     }
     let Some(new_password) = new_password.filter(|_| errors.is_empty()) else {
@@ -236,6 +301,7 @@ pub async fn set_password(
 pub async fn set_username(
     state: &AppState,
     hashing: &Admission,
+    client: &ClientInfo,
     caller: &Caller,
     fields: &RawFields,
 ) -> Result<()> {
@@ -245,7 +311,9 @@ pub async fn set_username(
     let retype = state.settings.djoser.set_username_retype;
     let mut errors = FieldErrors::new();
 
-    if let Some(problems) = current_password_problems(hashing, caller, fields).await? {
+    if let Some(problems) =
+        current_password_problems(state, hashing, client, caller, fields).await?
+    {
         errors.extend("current_password", problems);
     }
     let new_value = parse_new_identifier(state, fields, &new_field, &mut errors).await?;

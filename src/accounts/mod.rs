@@ -65,6 +65,9 @@ pub enum Error {
     ActivationDisabled,
     #[error(transparent)]
     Mail(crate::mail::MailError),
+    /// Too many failed password checks: try again in this many seconds (DRF's 429).
+    #[error("throttled for {0} s")]
+    Throttled(u64),
     /// AUTHD_TOKEN_LIMIT_POLICY=deny, and the user has as many sessions as allowed: knox's 403.
     #[error("token limit reached")]
     TokenLimit,
@@ -76,6 +79,15 @@ impl From<crate::sessions::SessionError> for Error {
             crate::sessions::SessionError::LimitReached => Error::TokenLimit,
             crate::sessions::SessionError::Random => Error::Random,
             crate::sessions::SessionError::Database(err) => Error::Database(err),
+        }
+    }
+}
+
+impl From<crate::throttle::Refused> for Error {
+    fn from(err: crate::throttle::Refused) -> Self {
+        match err {
+            crate::throttle::Refused::Throttled(wait) => Error::Throttled(wait),
+            crate::throttle::Refused::Database(err) => Error::Database(err),
         }
     }
 }

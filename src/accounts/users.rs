@@ -1,6 +1,6 @@
 use crate::auth::Caller;
 use crate::crypto::Admission;
-use crate::domain::{FieldErrors, RawFields, messages};
+use crate::domain::{ClientInfo, FieldErrors, RawFields, messages};
 use crate::mail::Kind;
 use crate::state::AppState;
 use crate::store::{self, User, email_tokens, users};
@@ -117,11 +117,14 @@ pub async fn user_to_delete(state: &AppState, caller: &Caller, target: Target<'_
 pub async fn delete_user(
     state: &AppState,
     hashing: &Admission,
+    client: &ClientInfo,
     caller: &Caller,
     user: User,
     fields: &RawFields,
 ) -> Result<()> {
-    if let Some(problems) = current_password_problems(hashing, caller, fields).await? {
+    if let Some(problems) =
+        current_password_problems(state, hashing, client, caller, fields).await?
+    {
         return Err(FieldErrors::field("current_password", problems).into());
     }
     let txn = store::begin_write(&state.db).await?;

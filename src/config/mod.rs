@@ -15,6 +15,7 @@ use ipnet::IpNet;
 
 use crate::crypto::HashCost;
 use crate::store::DatabaseKind;
+use crate::throttle::{FailureLimits, Rate};
 
 /// The field users log in with (djoser's `LOGIN_FIELD`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +236,34 @@ impl Default for Tokens {
     }
 }
 
+/// Failed-login limits and DRF's request-rate throttles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttling {
+    pub failures: FailureLimits,
+    /// DRF's AnonRateThrottle: anonymous callers, by client IP.
+    pub anon: Option<Rate>,
+    /// DRF's UserRateThrottle: users by id (anonymous callers by client IP).
+    pub user: Option<Rate>,
+    /// Shares the request-rate throttles across instances; `None`: each instance counts alone.
+    pub redis_url: Option<DatabaseUrl>,
+}
+
+impl Default for Throttling {
+    fn default() -> Self {
+        let rate = |text| Rate::parse(text).ok().flatten();
+        Self {
+            failures: FailureLimits {
+                per_ip_account: rate("10/15m"),
+                per_account: rate("100/h"),
+                per_ip: rate("100/h"),
+            },
+            anon: None,
+            user: None,
+            redis_url: None,
+        }
+    }
+}
+
 /// Password hashing: the Argon2id cost and the pool that runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hashing {
@@ -328,6 +357,7 @@ pub struct Settings {
     pub tokens: Tokens,
     /// Browser origins (`https://app.example.com`) allowed to call the API from another origin.
     pub cors_allowed_origins: Vec<String>,
+    pub throttling: Throttling,
     pub hashing: Hashing,
     pub djoser: Djoser,
     pub mail: Mail,
@@ -363,6 +393,7 @@ impl Settings {
             token_cache_ttl: Duration::from_secs(10),
             tokens: Tokens::default(),
             cors_allowed_origins: Vec::new(),
+            throttling: Throttling::default(),
             hashing: Hashing {
                 cost: HashCost::OWASP_MINIMUM,
                 // One hash thread per core: they are batch-class (never preempt a token check on

@@ -11,14 +11,17 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    EmailBackend, LimitPolicy, LoginField, Settings, check_mail_text, parse_keywords, parse_prefix,
+    DatabaseUrl, EmailBackend, LimitPolicy, LoginField, Settings, check_mail_text, parse_keywords,
+    parse_prefix,
 };
+use crate::throttle::Rate;
 
 /// Where a setting is listed in the documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Server,
     Tokens,
+    Throttling,
     Passwords,
     Djoser,
     Email,
@@ -26,9 +29,10 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 6] = [
+    pub const ALL: [Section; 7] = [
         Section::Server,
         Section::Tokens,
+        Section::Throttling,
         Section::Passwords,
         Section::Djoser,
         Section::Email,
@@ -39,6 +43,7 @@ impl Section {
         match self {
             Section::Server => "Server and database",
             Section::Tokens => "Tokens",
+            Section::Throttling => "Throttling",
             Section::Passwords => "Passwords and hashing",
             Section::Djoser => "Djoser switches (djoser's names and defaults)",
             Section::Email => "Email",
@@ -254,6 +259,24 @@ fn cidr_list(text: &str) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+fn rate(text: &str) -> Result<Option<Rate>, String> {
+    Rate::parse(text)
+}
+
+fn show_rate(rate: &Option<Rate>) -> String {
+    rate.map_or("off".to_owned(), |rate| rate.to_string())
+}
+
+fn redis_url(text: &str) -> Result<Option<DatabaseUrl>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            Ok(Some(DatabaseUrl::new(url)))
+        }
+        _ => Err("expected redis://host:port[/db]".into()),
+    }
+}
+
 fn limit_policy(text: &str) -> Result<LimitPolicy, String> {
     match text.trim() {
         "evict_oldest" => Ok(LimitPolicy::EvictOldest),
@@ -394,6 +417,28 @@ pub static SETTINGS: &[Def] = &[
         Parsed(origins, |list: &Vec<String>| list.join(",")), |s| s.cors_allowed_origins,
         example "https://app.example.com,http://localhost:3000",
         "browser origins allowed to call the API (exact, comma-separated); others get no CORS headers"),
+    setting!("throttle_failures_per_ip_account", "AUTHD_THROTTLE_FAILURES_PER_IP_ACCOUNT", Throttling,
+        Parsed(rate, show_rate), |s| s.throttling.failures.per_ip_account, example "5/m",
+        "failed password checks allowed per client IP and account (login, `current_password`, the OAuth2 password grant); DRF's rate syntax with a count before the unit, or `off`",
+        default "`10/15m`"),
+    setting!("throttle_failures_per_account", "AUTHD_THROTTLE_FAILURES_PER_ACCOUNT", Throttling,
+        Parsed(rate, show_rate), |s| s.throttling.failures.per_account, example "50/h",
+        "failed password checks allowed per account, from anywhere (NIST 800-63B: at most 100)",
+        default "`100/h`"),
+    setting!("throttle_failures_per_ip", "AUTHD_THROTTLE_FAILURES_PER_IP", Throttling,
+        Parsed(rate, show_rate), |s| s.throttling.failures.per_ip, example "off",
+        "failed password checks allowed per client IP (IPv6: per /64), across accounts",
+        default "`100/h`"),
+    setting!("throttle_anon", "AUTHD_THROTTLE_ANON", Throttling, Parsed(rate, show_rate),
+        |s| s.throttling.anon, example "100/h",
+        "DRF's AnonRateThrottle: requests per anonymous client IP, on every DRF route"),
+    setting!("throttle_user", "AUTHD_THROTTLE_USER", Throttling, Parsed(rate, show_rate),
+        |s| s.throttling.user, example "1000/d",
+        "DRF's UserRateThrottle: requests per user (anonymous callers per IP), on every DRF route"),
+    setting!("throttle_redis_url", "AUTHD_THROTTLE_REDIS_URL", Throttling,
+        Parsed(redis_url, |url: &Option<DatabaseUrl>| url.as_ref().map(|u| u.expose().to_owned()).unwrap_or_default()),
+        |s| s.throttling.redis_url, example "redis://127.0.0.1:6379/2",
+        "shares the request-rate throttles across instances; unset, each instance counts alone"),
     setting!("argon2_memory_kib", "AUTHD_ARGON2_MEMORY_KIB", Passwords,
         Int { min: 7168u32, max: 4_194_304 }, |s| s.hashing.cost.memory_kib, example "65536",
         "Argon2id memory cost; with the two below, never below OWASP's minimum; older hashes are upgraded at the next login"),

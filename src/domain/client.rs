@@ -23,6 +23,21 @@ impl ClientInfo {
         }
     }
 
+    /// What throttles count this client as: its address, or for IPv6 its /64 (one host's
+    /// usual allocation, which it can otherwise rotate through freely).
+    pub fn throttle_key(&self) -> String {
+        match self.ip {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => {
+                let segments = ip.segments();
+                format!(
+                    "{:x}:{:x}:{:x}:{:x}::/64",
+                    segments[0], segments[1], segments[2], segments[3]
+                )
+            }
+        }
+    }
+
     /// `peer` is the connection's address; `forwarded_for` the `X-Forwarded-For` values in
     /// order; only a trusted peer's forwarding is believed.
     pub fn new(
@@ -113,6 +128,14 @@ mod tests {
             client_ip(ip("10.0.0.1"), &["203.0.113.9"], &[]),
             ip("10.0.0.1")
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let key = |text: &str| ClientInfo::new(ip(text), &[], &[], None).throttle_key();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("203.0.113.9"), "203.0.113.9");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use poem_openapi::types::Type;
 
 use crate::crypto::HashError;
 use crate::domain::{FieldErrors, messages};
+use crate::throttle::throttled_detail;
 use crate::{accounts, auth};
 
 use super::types::{Detail, ValidationErrors};
@@ -42,6 +43,9 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
+    /// A throttle: DRF's 429, with `Retry-After` (seconds).
+    #[error("throttled")]
+    Throttled(u64),
     /// Load shed (the password hashing queue): DRF's 503, with `Retry-After`.
     #[error("service unavailable")]
     Unavailable,
@@ -65,6 +69,7 @@ impl ApiError {
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -94,6 +99,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(media_type) => detail(&format!(
                 "Unsupported media type \"{media_type}\" in request."
             )),
+            ApiError::Throttled(wait) => detail(&throttled_detail(*wait)),
             ApiError::Unavailable => detail(messages::SERVICE_UNAVAILABLE),
             ApiError::Internal(_) => detail("A server error occurred."),
         }
@@ -117,11 +123,15 @@ impl IntoResponse for ApiError {
             return Response::builder().status(StatusCode::BAD_REQUEST).finish();
         }
         let mut response = json_response(self.status(), &self.body());
-        if let ApiError::Unavailable = self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                poem::http::HeaderValue::from_static("1"),
-            );
+        let retry_after = match self {
+            ApiError::Unavailable => Some(1),
+            ApiError::Throttled(wait) => Some(wait),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, poem::http::HeaderValue::from(seconds));
         }
         response
     }
@@ -145,6 +155,7 @@ impl From<accounts::Error> for ApiError {
             accounts::Error::EmailNotFound => ApiError::BareList(messages::EMAIL_NOT_FOUND),
             accounts::Error::ActivationDisabled => ApiError::EmptyBadRequest,
             accounts::Error::TokenLimit => ApiError::Forbidden(messages::TOKEN_LIMIT),
+            accounts::Error::Throttled(wait) => ApiError::Throttled(wait),
             accounts::Error::Hashing(err) => err.into(),
             err @ (accounts::Error::Database(_)
             | accounts::Error::Random

@@ -16,6 +16,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 use crate::domain::{ClientInfo, RawFields};
 use crate::oauth::{self, OAuthError, Presented};
 use crate::state::AppState;
+use crate::throttle::throttled_detail;
 
 use super::ApiTags;
 use super::body::DrfBody;
@@ -147,6 +148,11 @@ impl OAuthReply {
                 "unsupported_grant_type",
                 Some("Use grant_type=password or grant_type=refresh_token.".into()),
             ),
+            OAuthError::Throttled(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "invalid_grant",
+                Some(throttled_detail(*wait)),
+            ),
             OAuthError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
@@ -161,8 +167,14 @@ impl OAuthReply {
     }
 }
 
-/// RFC 6749's error body, never cached; 401s challenge for Basic, 503s say when to retry.
-fn oauth_error_response(status: StatusCode, error: &str, description: Option<String>) -> Response {
+/// RFC 6749's error body, never cached; 401s challenge for Basic; 429s and 503s say when to
+/// retry.
+fn oauth_error_response(
+    status: StatusCode,
+    error: &str,
+    description: Option<String>,
+    retry_after: Option<u64>,
+) -> Response {
     let body = serde_json::json!({ "error": error, "error_description": description });
     let mut response = Response::builder()
         .status(status)
@@ -176,10 +188,10 @@ fn oauth_error_response(status: StatusCode, error: &str, description: Option<Str
             HeaderValue::from_static("Basic realm=\"authd\""),
         );
     }
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    if let Some(seconds) = retry_after {
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
 }
@@ -190,7 +202,12 @@ impl IntoResponse for OAuthReply {
             tracing::error!(error = %crate::telemetry::chain(cause.as_ref()), "OAuth2 request failed");
         }
         let (status, error, description) = self.parts();
-        oauth_error_response(status, error, description)
+        let retry_after = match self.0 {
+            OAuthError::Throttled(wait) => Some(wait),
+            OAuthError::Unavailable => Some(1),
+            _ => None,
+        };
+        oauth_error_response(status, error, description, retry_after)
     }
 }
 
@@ -439,6 +456,7 @@ pub fn endpoint(inner: impl Endpoint + 'static) -> impl Endpoint<Output = Respon
                         StatusCode::METHOD_NOT_ALLOWED,
                         "invalid_request",
                         Some(format!("Method {method} is not allowed; use POST.")),
+                        None,
                     );
                     response
                         .headers_mut()
@@ -449,8 +467,11 @@ pub fn endpoint(inner: impl Endpoint + 'static) -> impl Endpoint<Output = Respon
                     StatusCode::NOT_FOUND,
                     "invalid_request",
                     Some("No such endpoint.".into()),
+                    None,
                 ),
-                status => oauth_error_response(status, "invalid_request", Some(err.to_string())),
+                status => {
+                    oauth_error_response(status, "invalid_request", Some(err.to_string()), None)
+                }
             },
         })
     })

@@ -7,6 +7,7 @@ use poem_openapi::{ApiResponse, OpenApi};
 
 use crate::accounts::email::{self as email_flows, Purpose};
 use crate::accounts::{self, Target};
+use crate::domain::ClientInfo;
 use crate::state::AppState;
 
 use super::ApiTags;
@@ -111,9 +112,10 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<DeleteUserRequest>,
     ) -> ApiResult<NoContent> {
-        destroy(&state, auth, Target::Me, body).await
+        destroy(&state, auth, client, Target::Me, body).await
     }
 
     /// Change my password
@@ -128,11 +130,13 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<SetPasswordRequest>,
     ) -> ApiResult<NoContent> {
         accounts::set_password(
             &state,
             &state.hasher.admit()?,
+            &client,
             auth.caller(),
             &body.fields().await?,
         )
@@ -150,11 +154,13 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<SetUsernameRequest>,
     ) -> ApiResult<NoContent> {
         accounts::set_username(
             &state,
             &state.hasher.admit()?,
+            &client,
             auth.caller(),
             &body.fields().await?,
         )
@@ -315,10 +321,11 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         id: Path<String>,
         body: DrfBody<DeleteUserRequest>,
     ) -> ApiResult<NoContent> {
-        destroy(&state, auth, Target::Id(&id.0), body).await
+        destroy(&state, auth, client, Target::Id(&id.0), body).await
     }
 }
 
@@ -337,11 +344,20 @@ async fn update(
 async fn destroy(
     state: &AppState,
     auth: Authenticated,
+    client: ClientInfo,
     target: Target<'_>,
     body: DrfBody<DeleteUserRequest>,
 ) -> ApiResult<NoContent> {
     let user = accounts::user_to_delete(state, auth.caller(), target).await?;
     let hashing = state.hasher.admit()?;
-    accounts::delete_user(state, &hashing, auth.caller(), user, &body.fields().await?).await?;
+    accounts::delete_user(
+        state,
+        &hashing,
+        &client,
+        auth.caller(),
+        user,
+        &body.fields().await?,
+    )
+    .await?;
     Ok(NoContent::Done)
 }

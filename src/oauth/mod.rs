@@ -31,6 +31,9 @@ pub enum OAuthError {
     InvalidGrant(String),
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
+    /// Too many failed password checks: `invalid_grant` with a 429 and `Retry-After` (seconds).
+    #[error("throttled")]
+    Throttled(u64),
     /// The password hashing queue is full: try again shortly.
     #[error("temporarily_unavailable")]
     Unavailable,
@@ -57,6 +60,7 @@ impl From<accounts::Error> for OAuthError {
     fn from(err: accounts::Error) -> Self {
         match err {
             accounts::Error::Hashing(err) => err.into(),
+            accounts::Error::Throttled(wait) => OAuthError::Throttled(wait),
             accounts::Error::TokenLimit => OAuthError::InvalidGrant(
                 "Maximum amount of tokens allowed per user exceeded.".into(),
             ),

@@ -1,3 +1,4 @@
+use authd::throttle::FailureLimits;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -72,7 +73,7 @@ async fn reads_and_writes_interleave_without_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logins_racing_a_password_change_never_outlive_it() {
     const NEW_PASSWORD: &str = "a brand new passphrase";
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|s| s.throttling.failures = FailureLimits::OFF).await;
     let (id, session) = app.create_user("alice").await;
     // An outdated hash makes every login rehash, so a rehash races the change too.
     let outdated = authd::crypto::PasswordHasher::new(

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use authd::throttle::FailureLimits;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -265,7 +266,12 @@ async fn set_password_and_logout_work_on_sessions() {
 /// more than the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_session_limit_evicts_the_oldest_even_under_concurrency() {
-    let app = TestApp::spawn_with(|s| s.tokens.limit_per_user = 3).await;
+    // Twenty logins at once are twenty attempts in flight: more than the failure limit admits.
+    let app = TestApp::spawn_with(|s| {
+        s.tokens.limit_per_user = 3;
+        s.throttling.failures = FailureLimits::OFF;
+    })
+    .await;
     let (_, oldest) = app.create_user("alice").await;
     let _second = app.token_for("alice", PASSWORD).await;
     let _third = app.token_for("alice", PASSWORD).await;
@@ -296,6 +302,7 @@ async fn the_session_limit_can_deny_instead() {
     let app = TestApp::spawn_with(|s| {
         s.tokens.limit_per_user = 2;
         s.tokens.limit_policy = authd::config::LimitPolicy::Deny;
+        s.throttling.failures = FailureLimits::OFF;
     })
     .await;
     app.register("alice", PASSWORD).await;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use authd::throttle::FailureLimits;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -93,6 +94,7 @@ async fn waiting_for_a_hash_thread_has_a_deadline() {
         s.hashing.threads = 1;
         s.hashing.queue_limit = Some(100);
         s.hashing.queue_timeout = Duration::from_millis(20);
+        s.throttling.failures = FailureLimits::OFF;
     })
     .await;
     app.register("alice", PASSWORD).await;

@@ -18,5 +18,6 @@ mod passwords;
 mod register;
 mod routing;
 mod smtp;
+mod throttle;
 mod upgrade;
 mod users;
