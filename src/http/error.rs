@@ -207,6 +207,17 @@ pub fn from_poem_error(err: poem::Error, method: &str) -> Response {
     api_error.into_response()
 }
 
+/// `Retry-After` on 429s and 503s, in whole seconds.
+pub(super) fn retry_after_header() -> MetaHeader {
+    MetaHeader {
+        name: "Retry-After".into(),
+        description: Some("Seconds to wait before trying again".into()),
+        required: true,
+        deprecated: false,
+        schema: u32::schema_ref(),
+    }
+}
+
 fn detail_response(status: u16, description: &'static str) -> MetaResponse {
     MetaResponse {
         description,
@@ -243,13 +254,14 @@ impl ApiResponse for ApiError {
                 detail_response(404, "No such user, or hidden by HIDE_USERS"),
                 detail_response(415, "The body is not JSON, urlencoded or multipart"),
                 MetaResponse {
-                    headers: vec![MetaHeader {
-                        name: "Retry-After".into(),
-                        description: Some("Seconds to wait before trying again".into()),
-                        required: true,
-                        deprecated: false,
-                        schema: u32::schema_ref(),
-                    }],
+                    headers: vec![retry_after_header()],
+                    ..detail_response(
+                        429,
+                        "Throttled: too many failed password checks for this account or client (login and `current_password`), or over `AUTHD_THROTTLE_ANON`/`AUTHD_THROTTLE_USER`; `{\"detail\": \"Request was throttled. Expected available in N seconds.\"}`, and `Retry-After: N`",
+                    )
+                },
+                MetaResponse {
+                    headers: vec![retry_after_header()],
                     ..detail_response(
                         503,
                         "Too many requests are waiting to hash a password; try again after `Retry-After` seconds",

@@ -145,6 +145,9 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
         "403" => path.starts_with("/users/{") || id == "users_activation" || id == "token_login",
         "404" => detail_route,
         "503" => hashes,
+        // The failed-password limits (the password grant) and DRF's request-rate throttles
+        // (every DRF operation; OAuth2 is exempt).
+        "429" => !path.starts_with("/oauth/") || id == "oauth_token",
         _ => true,
     });
     // DRF's three error shapes: field errors, `{"detail": …}` for an unparsable body, and

@@ -9,7 +9,7 @@ use poem::web::Data;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
 use poem_openapi::auth::Basic;
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 
@@ -20,6 +20,7 @@ use crate::throttle::throttled_detail;
 
 use super::ApiTags;
 use super::body::DrfBody;
+use super::error::retry_after_header;
 
 /// Token requests are small; a larger body is refused before it is read whole.
 const MAX_OAUTH_BODY_BYTES: usize = 64 * 1024;
@@ -231,13 +232,14 @@ impl ApiResponse for OAuthReply {
                 ),
                 body(401, "`invalid_client`, with `WWW-Authenticate: Basic`"),
                 MetaResponse {
-                    headers: vec![MetaHeader {
-                        name: "Retry-After".into(),
-                        description: Some("Seconds to wait before trying again".into()),
-                        required: true,
-                        deprecated: false,
-                        schema: u32::schema_ref(),
-                    }],
+                    headers: vec![retry_after_header()],
+                    ..body(
+                        429,
+                        "`invalid_grant`: too many failed password checks for this account or client; retry after `Retry-After` seconds",
+                    )
+                },
+                MetaResponse {
+                    headers: vec![retry_after_header()],
                     ..body(
                         503,
                         "`temporarily_unavailable`: too many logins are waiting to hash a password; retry after `Retry-After` seconds",

@@ -203,6 +203,25 @@ fn shedding_is_documented_where_it_can_happen() {
     );
 }
 
+/// Every DRF operation documents the 429 of the request-rate throttles, with `Retry-After`;
+/// of OAuth2's, only the token endpoint (the password grant's failure limits).
+#[test]
+fn throttling_is_documented_where_it_can_happen() {
+    let document = authd::http::openapi_document("");
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            let throttles = !path.starts_with("/oauth/") || path == "/oauth/token";
+            match operation["responses"].get("429") {
+                Some(response) => {
+                    assert!(throttles, "{method} {path} cannot throttle");
+                    assert!(response["headers"].get("Retry-After").is_some());
+                }
+                None => assert!(!throttles, "{method} {path} does not document 429"),
+            }
+        }
+    }
+}
+
 /// resend_activation answers djoser's empty 400 (no body, no Content-Type) while activation
 /// emails are off: its 400 must not promise a JSON body, or a conformance fuzzer flags it.
 #[test]
