@@ -19,6 +19,7 @@ use crate::sessions;
 use crate::state::AppState;
 use crate::store::{self, users};
 use crate::tasks::Tasks;
+use crate::throttle::RequestThrottle;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const GRACE_PERIOD: Duration = Duration::from_secs(30);
@@ -72,12 +73,27 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
         settings.tokens.idle,
     ));
     let mailer = Arc::new(Mailer::new(&settings.mail)?);
+    let throttling = &settings.throttling;
+    let requests = RequestThrottle::new(
+        throttling.anon,
+        throttling.user,
+        throttling
+            .redis_url
+            .as_ref()
+            .map(|url| (url.expose(), throttling.redis_prefix.as_str())),
+    )
+    .context("AUTHD_THROTTLE_REDIS_URL is not a Redis URL")?
+    .map(Arc::new);
+    if let Some(requests) = &requests {
+        requests.connect().await;
+    }
     Ok(AppState {
         db,
         settings: Arc::new(settings),
         hasher,
         auth,
         mailer,
+        requests,
     })
 }
 

@@ -8,6 +8,7 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::crypto::PasswordHasher;
 use crate::mail::Mailer;
+use crate::throttle::RequestThrottle;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -16,4 +17,6 @@ pub struct AppState {
     pub hasher: Arc<PasswordHasher>,
     pub auth: Arc<Authenticator>,
     pub mailer: Arc<Mailer>,
+    /// DRF's request-rate throttles; `None` while both are off.
+    pub requests: Option<Arc<RequestThrottle>>,
 }

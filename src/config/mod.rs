@@ -246,6 +246,8 @@ pub struct Throttling {
     pub user: Option<Rate>,
     /// Shares the request-rate throttles across instances; `None`: each instance counts alone.
     pub redis_url: Option<DatabaseUrl>,
+    /// Begins every Redis key, so deployments can share one Redis.
+    pub redis_prefix: String,
 }
 
 impl Default for Throttling {
@@ -260,6 +262,7 @@ impl Default for Throttling {
             anon: None,
             user: None,
             redis_url: None,
+            redis_prefix: "authd:throttle:".to_owned(),
         }
     }
 }

@@ -277,6 +277,14 @@ fn redis_url(text: &str) -> Result<Option<DatabaseUrl>, String> {
     }
 }
 
+fn redis_prefix(text: &str) -> Result<String, String> {
+    match text.trim() {
+        "" => Err("expected a key prefix such as `authd:throttle:`".into()),
+        prefix if prefix.len() > 64 => Err("at most 64 bytes".into()),
+        prefix => Ok(prefix.to_owned()),
+    }
+}
+
 fn limit_policy(text: &str) -> Result<LimitPolicy, String> {
     match text.trim() {
         "evict_oldest" => Ok(LimitPolicy::EvictOldest),
@@ -439,6 +447,9 @@ pub static SETTINGS: &[Def] = &[
         Parsed(redis_url, |url: &Option<DatabaseUrl>| url.as_ref().map(|u| u.expose().to_owned()).unwrap_or_default()),
         |s| s.throttling.redis_url, example "redis://127.0.0.1:6379/2",
         "shares the request-rate throttles across instances; unset, each instance counts alone"),
+    setting!("throttle_redis_prefix", "AUTHD_THROTTLE_REDIS_PREFIX", Throttling, Text(redis_prefix),
+        |s| s.throttling.redis_prefix, example "auth-staging:",
+        "begins every Redis key authd writes, so deployments can share one Redis", default "`authd:throttle:`"),
     setting!("argon2_memory_kib", "AUTHD_ARGON2_MEMORY_KIB", Passwords,
         Int { min: 7168u32, max: 4_194_304 }, |s| s.hashing.cost.memory_kib, example "65536",
         "Argon2id memory cost; with the two below, never below OWASP's minimum; older hashes are upgraded at the next login"),

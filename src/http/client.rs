@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use ipnet::IpNet;
 use poem::http::header;
 use poem::{FromRequest, Request, RequestBody};
 
@@ -11,24 +12,28 @@ use crate::state::AppState;
 
 impl<'a> FromRequest<'a> for ClientInfo {
     async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let peer = request
-            .remote_addr()
-            .as_socket_addr()
-            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |addr| addr.ip());
-        let forwarded_for: Vec<&str> = request
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
         let trusted = request
             .data::<AppState>()
             .map(|state| state.settings.trusted_proxies.as_slice())
             .unwrap_or_default();
-        let user_agent = request
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|value| value.to_str().ok());
-        Ok(ClientInfo::new(peer, &forwarded_for, trusted, user_agent))
+        Ok(client_info(request, trusted))
     }
+}
+
+pub(super) fn client_info(request: &Request, trusted: &[IpNet]) -> ClientInfo {
+    let peer = request
+        .remote_addr()
+        .as_socket_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |addr| addr.ip());
+    let forwarded_for: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+    ClientInfo::new(peer, &forwarded_for, trusted, user_agent)
 }

@@ -7,8 +7,10 @@ use poem::http::{HeaderValue, Method, StatusCode, Uri, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::state::AppState;
+use crate::throttle::Requester;
 
 use super::body::MAX_BODY_BYTES;
+use super::client::client_info;
 use super::error::{ApiError, from_poem_error};
 use super::routes::{self, Access, ApiRoute};
 use super::security::parse_authorization;
@@ -53,7 +55,7 @@ impl<E: Endpoint> Endpoint for Gate<E> {
         let mut response = if method == Method::OPTIONS {
             Response::builder().status(StatusCode::OK).finish()
         } else {
-            match self.guard(&mut request).await {
+            match self.guard(&mut request, route).await {
                 Err(err) => err.into_response(),
                 Ok(anonymous) => {
                     strip_trailing_slash(&mut request);
@@ -90,8 +92,9 @@ impl<E: Endpoint> Endpoint for Gate<E> {
 }
 
 impl<E> Gate<E> {
-    /// Negotiation, size, then authentication. Returns whether the caller is anonymous.
-    async fn guard(&self, request: &mut Request) -> Result<bool, ApiError> {
+    /// Negotiation, size, authentication, then DRF's request-rate throttles. Returns whether
+    /// the caller is anonymous.
+    async fn guard(&self, request: &mut Request, route: &ApiRoute) -> Result<bool, ApiError> {
         if !accepts_json(request) {
             return Err(ApiError::NotAcceptable);
         }
@@ -106,10 +109,43 @@ impl<E> Gate<E> {
         let raw = authorization_bytes(request);
         let token = parse_authorization(&raw, &self.state.settings.token_keywords)
             .map_err(ApiError::AuthenticationFailed)?;
-        let Some(token) = token else { return Ok(true) };
-        let caller = self.state.auth.authenticate(token).await?;
-        request.extensions_mut().insert(caller);
-        Ok(false)
+        let user = match token {
+            None => None,
+            Some(token) => {
+                let caller = self.state.auth.authenticate(token).await?;
+                let id = caller.user.id;
+                request.extensions_mut().insert(caller);
+                Some(id)
+            }
+        };
+        self.throttle(request, route, user).await?;
+        Ok(user.is_none())
+    }
+
+    /// DRF checks permissions before throttles: an anonymous caller about to hear 401 is
+    /// neither counted nor refused.
+    async fn throttle(
+        &self,
+        request: &Request,
+        route: &ApiRoute,
+        user: Option<i64>,
+    ) -> Result<(), ApiError> {
+        let Some(throttle) = &self.state.requests else {
+            return Ok(());
+        };
+        let verdict = match user {
+            Some(id) => throttle.check(Requester::User { id }).await,
+            None if route.admits_anonymous(request.method().as_str()) => {
+                let client = client_info(request, &self.state.settings.trusted_proxies);
+                throttle
+                    .check(Requester::Anonymous {
+                        client: &client.throttle_key(),
+                    })
+                    .await
+            }
+            None => Ok(()),
+        };
+        verdict.map_err(ApiError::Throttled)
     }
 }
 

@@ -27,6 +27,9 @@ pub struct ApiRoute {
     /// Djoser's router URLs need the slash (301 otherwise); token URLs match with or without.
     pub slash_optional: bool,
     pub access: Access,
+    /// Methods djoser lets anyone call where the view as a whole needs authentication
+    /// (sign-up, activation, the reset flows).
+    pub anonymous_methods: &'static [&'static str],
     pub dialect: Dialect,
 }
 
@@ -36,6 +39,12 @@ impl ApiRoute {
         self.allow
             .split(", ")
             .filter(|method| !matches!(*method, "HEAD" | "OPTIONS"))
+    }
+
+    /// Whether an anonymous caller passes DRF's permission check, which runs before the
+    /// throttles (an anonymous caller refused with 401 is not counted).
+    pub fn admits_anonymous(&self, method: &str) -> bool {
+        self.access == Access::Anyone || self.anonymous_methods.contains(&method)
     }
 
     /// Whether a path (without its trailing slash) names this route.
@@ -64,6 +73,7 @@ const USER_ACTION: ApiRoute = ApiRoute {
     allow: "POST, OPTIONS",
     slash_optional: false,
     access: Access::Authenticated,
+    anonymous_methods: &[],
     dialect: Dialect::Drf,
 };
 
@@ -72,6 +82,7 @@ const OAUTH: ApiRoute = ApiRoute {
     allow: "POST, OPTIONS",
     slash_optional: true,
     access: Access::Anyone,
+    anonymous_methods: &[],
     dialect: Dialect::OAuth,
 };
 
@@ -81,6 +92,7 @@ pub static ROUTES: &[ApiRoute] = &[
     ApiRoute {
         path: "/users/",
         allow: "GET, POST, HEAD, OPTIONS",
+        anonymous_methods: &["POST"],
         ..USER_ACTION
     },
     ApiRoute {
@@ -90,10 +102,12 @@ pub static ROUTES: &[ApiRoute] = &[
     },
     ApiRoute {
         path: "/users/activation/",
+        anonymous_methods: &["POST"],
         ..USER_ACTION
     },
     ApiRoute {
         path: "/users/resend_activation/",
+        anonymous_methods: &["POST"],
         ..USER_ACTION
     },
     ApiRoute {
@@ -102,10 +116,12 @@ pub static ROUTES: &[ApiRoute] = &[
     },
     ApiRoute {
         path: "/users/reset_password/",
+        anonymous_methods: &["POST"],
         ..USER_ACTION
     },
     ApiRoute {
         path: "/users/reset_password_confirm/",
+        anonymous_methods: &["POST"],
         ..USER_ACTION
     },
     ApiRoute {
@@ -114,10 +130,12 @@ pub static ROUTES: &[ApiRoute] = &[
     },
     ApiRoute {
         path: "/users/reset_username/",
+        anonymous_methods: &["POST"],
         ..USER_ACTION
     },
     ApiRoute {
         path: "/users/reset_username_confirm/",
+        anonymous_methods: &["POST"],
         ..USER_ACTION
     },
     ApiRoute {
@@ -130,6 +148,7 @@ pub static ROUTES: &[ApiRoute] = &[
         allow: "POST, OPTIONS",
         slash_optional: true,
         access: Access::Anyone,
+        anonymous_methods: &[],
         dialect: Dialect::Drf,
     },
     ApiRoute {
@@ -137,6 +156,7 @@ pub static ROUTES: &[ApiRoute] = &[
         allow: "POST, OPTIONS",
         slash_optional: true,
         access: Access::Authenticated,
+        anonymous_methods: &[],
         dialect: Dialect::Drf,
     },
     ApiRoute {
@@ -144,6 +164,7 @@ pub static ROUTES: &[ApiRoute] = &[
         allow: "POST, OPTIONS",
         slash_optional: true,
         access: Access::Authenticated,
+        anonymous_methods: &[],
         dialect: Dialect::Drf,
     },
     ApiRoute {
@@ -151,6 +172,7 @@ pub static ROUTES: &[ApiRoute] = &[
         allow: "GET, HEAD, OPTIONS",
         slash_optional: true,
         access: Access::Authenticated,
+        anonymous_methods: &[],
         dialect: Dialect::Drf,
     },
     ApiRoute {
@@ -158,6 +180,7 @@ pub static ROUTES: &[ApiRoute] = &[
         allow: "DELETE, OPTIONS",
         slash_optional: true,
         access: Access::Authenticated,
+        anonymous_methods: &[],
         dialect: Dialect::Drf,
     },
     ApiRoute {

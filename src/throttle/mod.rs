@@ -3,6 +3,8 @@
 
 pub mod failures;
 pub mod rate;
+pub mod requests;
 
 pub use failures::{Attempt, FailureLimits, Refused, begin_attempt};
 pub use rate::{Rate, throttled_detail};
+pub use requests::{RequestThrottle, Requester};

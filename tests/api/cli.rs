@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::PASSWORD;
+use crate::helpers::{PASSWORD, free_port};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_authd");
 
@@ -183,14 +183,6 @@ fn stored_user(dir: &tempfile::TempDir, username: &str) -> authd::store::User {
             .expect("query")
             .expect("the user exists")
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// A child process that is killed if the test ends without stopping it (a failed assertion),

@@ -13,6 +13,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
 pub const POSTGRES_ENV: &str = "AUTHD_TEST_POSTGRES_URL";
+pub const REDIS_ENV: &str = "AUTHD_TEST_REDIS_URL";
 /// Passes Django's four validators.
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -68,6 +69,25 @@ pub fn on_postgres(why: &str) -> bool {
         eprintln!("skipped: {why} only on PostgreSQL ({POSTGRES_ENV} is not set)");
     }
     set
+}
+
+/// A port nothing listens on right now, for a server a test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The shared Redis for tests that need one (`.ci/run` sets it); `None` says why the calling
+/// test is skipped.
+pub fn redis_url(why: &str) -> Option<String> {
+    let url = std::env::var(REDIS_ENV).ok();
+    if url.is_none() {
+        eprintln!("skipped: {why} needs Redis ({REDIS_ENV} is not set)");
+    }
+    url
 }
 
 fn note_backend() {

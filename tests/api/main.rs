@@ -15,6 +15,7 @@ mod login;
 mod oauth;
 mod openapi;
 mod passwords;
+mod rates;
 mod register;
 mod routing;
 mod smtp;
