@@ -30,6 +30,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     let db = store::connect(
         settings.database_url.expose(),
         settings.database_max_connections,
+        settings.database_timeout,
     )
     .await
     .with_context(|| {

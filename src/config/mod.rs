@@ -349,6 +349,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     pub database_url: DatabaseUrl,
     pub database_max_connections: u32,
+    /// The longest wait for the database: a connection, or SQLite's lock.
+    pub database_timeout: Duration,
     /// Empty, or a path such as `/auth` that every route moves under.
     pub url_prefix: String,
     /// Proxies whose `X-Forwarded-For` is believed.
@@ -389,6 +391,7 @@ impl Settings {
                 DatabaseKind::Sqlite => 8,
                 DatabaseKind::Postgres => 10,
             },
+            database_timeout: Duration::from_secs(5),
             database_url,
             url_prefix: String::new(),
             trusted_proxies: Vec::new(),

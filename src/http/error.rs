@@ -9,7 +9,7 @@ use poem_openapi::types::Type;
 use crate::crypto::HashError;
 use crate::domain::{FieldErrors, messages};
 use crate::throttle::throttled_detail;
-use crate::{accounts, auth};
+use crate::{accounts, auth, store};
 
 use super::types::{Detail, ValidationErrors};
 
@@ -116,14 +116,22 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(error = %crate::telemetry::chain(cause.as_ref()), "request failed");
-        }
-        if let ApiError::EmptyBadRequest = self {
-            return Response::builder().status(StatusCode::BAD_REQUEST).finish();
-        }
-        let mut response = json_response(self.status(), &self.body());
-        let retry_after = match self {
+        let error = match self {
+            ApiError::Internal(cause) if store::unavailable(cause.as_ref()) => {
+                tracing::warn!(error = %crate::telemetry::chain(cause.as_ref()), "the database is unavailable");
+                ApiError::Unavailable
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %crate::telemetry::chain(cause.as_ref()), "request failed");
+                ApiError::Internal(cause)
+            }
+            ApiError::EmptyBadRequest => {
+                return Response::builder().status(StatusCode::BAD_REQUEST).finish();
+            }
+            other => other,
+        };
+        let mut response = json_response(error.status(), &error.body());
+        let retry_after = match error {
             ApiError::Unavailable => Some(1),
             ApiError::Throttled(wait) => Some(wait),
             _ => None,
@@ -264,7 +272,7 @@ impl ApiResponse for ApiError {
                     headers: vec![retry_after_header()],
                     ..detail_response(
                         503,
-                        "Too many requests are waiting to hash a password; try again after `Retry-After` seconds",
+                        "Too many requests are waiting to hash a password, or the database is unavailable (restarting, or SQLite's lock held past `AUTHD_DATABASE_TIMEOUT_MS`); try again after `Retry-After` seconds",
                     )
                 },
             ],

@@ -112,18 +112,6 @@ pub fn openapi_document(url_prefix: &str) -> serde_json::Value {
 
 /// Every operation shares one error type; keep only the answers it can really give, and
 /// document JSON as the bare `application/json` the server sends.
-/// Operations that hash a password, and so may be shed with 503.
-const HASHING_OPERATIONS: [&str; 8] = [
-    "oauth_token",
-    "users_create",
-    "token_login",
-    "users_set_password",
-    "users_set_username",
-    "users_me_destroy",
-    "users_destroy",
-    "users_reset_password_confirm",
-];
-
 fn prune_responses(path: &str, operation: &mut serde_json::Value) {
     let has_body = operation.get("requestBody").is_some();
     let detail_route = path.contains('{');
@@ -131,7 +119,6 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let hashes = HASHING_OPERATIONS.contains(&id.as_str());
     let Some(responses) = operation
         .get_mut("responses")
         .and_then(|r| r.as_object_mut())
@@ -144,7 +131,6 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
         // user."); a login over the token limit under the `deny` policy (knox's words).
         "403" => path.starts_with("/users/{") || id == "users_activation" || id == "token_login",
         "404" => detail_route,
-        "503" => hashes,
         // The failed-password limits (the password grant) and DRF's request-rate throttles
         // (every DRF operation; OAuth2 is exempt).
         "429" => !path.starts_with("/oauth/") || id == "oauth_token",

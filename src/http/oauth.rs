@@ -199,11 +199,19 @@ fn oauth_error_response(
 
 impl IntoResponse for OAuthReply {
     fn into_response(self) -> Response {
-        if let OAuthError::Internal(cause) = &self.0 {
-            tracing::error!(error = %crate::telemetry::chain(cause.as_ref()), "OAuth2 request failed");
-        }
-        let (status, error, description) = self.parts();
-        let retry_after = match self.0 {
+        let this = match self.0 {
+            OAuthError::Internal(cause) if crate::store::unavailable(cause.as_ref()) => {
+                tracing::warn!(error = %crate::telemetry::chain(cause.as_ref()), "the database is unavailable");
+                OAuthReply(OAuthError::Unavailable)
+            }
+            OAuthError::Internal(cause) => {
+                tracing::error!(error = %crate::telemetry::chain(cause.as_ref()), "OAuth2 request failed");
+                OAuthReply(OAuthError::Internal(cause))
+            }
+            other => OAuthReply(other),
+        };
+        let (status, error, description) = this.parts();
+        let retry_after = match this.0 {
             OAuthError::Throttled(wait) => Some(wait),
             OAuthError::Unavailable => Some(1),
             _ => None,
@@ -242,7 +250,7 @@ impl ApiResponse for OAuthReply {
                     headers: vec![retry_after_header()],
                     ..body(
                         503,
-                        "`temporarily_unavailable`: too many logins are waiting to hash a password; retry after `Retry-After` seconds",
+                        "`temporarily_unavailable`: too many logins are waiting to hash a password, or the database is unavailable; retry after `Retry-After` seconds",
                     )
                 },
             ],

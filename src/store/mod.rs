@@ -21,9 +21,6 @@ use sea_orm::{
 
 pub use entity::auth_user::Model as User;
 
-/// How long a SQLite writer waits for the write lock before giving up.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
     Sqlite,
@@ -52,20 +49,83 @@ impl DatabaseKind {
 /// Opens the pool. SQLite runs in WAL mode with a busy timeout and foreign keys on, and gets
 /// several connections so guarded reads do not queue behind one another; writers serialise
 /// on SQLite's lock, which every write transaction takes first (see [`begin_write`]).
-pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+/// `timeout` bounds each wait for the database: a connection from the pool, a new connection,
+/// SQLite's lock. Past it the query fails, and [`unavailable`] says so.
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    timeout: Duration,
+) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
         .max_connections(max_connections)
         .min_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
-        .map_sqlx_sqlite_opts(|opts| {
+        .acquire_timeout(timeout)
+        .connect_timeout(timeout)
+        .map_sqlx_sqlite_opts(move |opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .busy_timeout(timeout)
                 .foreign_keys(true)
         });
     Database::connect(options).await
+}
+
+/// Whether an error, or one of its causes, is the database being away rather than a fault:
+/// no connection within the timeout, a connection refused, cut or shut down by the server
+/// (PostgreSQL restarting), or SQLite's lock held by another process past the busy timeout.
+/// These are answered 503 and heal by themselves.
+pub fn unavailable(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if err.downcast_ref::<DbErr>().is_some_and(db_unavailable)
+            || err
+                .downcast_ref::<sea_orm::sqlx::Error>()
+                .is_some_and(sqlx_unavailable)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+fn db_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(err))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(err)) => sqlx_unavailable(err),
+        _ => false,
+    }
+}
+
+fn sqlx_unavailable(err: &sea_orm::sqlx::Error) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        Error::Io(_)
+        | Error::Tls(_)
+        | Error::PoolTimedOut
+        | Error::PoolClosed
+        | Error::WorkerCrashed => true,
+        Error::Database(err) => {
+            if let Some(err) = err.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>() {
+                // Class 08: connection exceptions; 57P01-57P03: the server shutting down,
+                // crashed or starting; 53300: too many connections.
+                let code = err.code();
+                code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+            } else if let Some(err) = err.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>() {
+                // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+                use sea_orm::sqlx::error::DatabaseError as _;
+                err.code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
@@ -113,8 +173,9 @@ pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> 
 }
 
 /// Calls `on_message` with each message sent with [`notify`] on `channel`, and with `None`
-/// whenever messages may have been missed: when the connection is lost, and again once
-/// listening resumed (what changed in between was never heard). Runs until dropped.
+/// whenever messages may have been missed: once listening (re)starts, since what changed
+/// while it was down was never heard. Not when the connection is lost: while the database
+/// is away nothing can change, and what the cache holds keeps answering. Runs until dropped.
 pub async fn listen(db: &DatabaseConnection, channel: &str, on_message: impl Fn(Option<&str>)) {
     if db.get_database_backend() != DbBackend::Postgres {
         return poll_sqlite(db, on_message).await;
@@ -137,7 +198,6 @@ pub async fn listen(db: &DatabaseConnection, channel: &str, on_message: impl Fn(
             .err()
             .map_or("disconnected".to_owned(), |e| e.to_string());
         tracing::warn!(error = %reason, "lost the PostgreSQL notification channel; retrying");
-        on_message(None);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -177,7 +177,9 @@ fn stored_user(dir: &tempfile::TempDir, username: &str) -> authd::store::User {
             "sqlite://{}?mode=rwc",
             dir.path().join("cli.sqlite3").display()
         );
-        let db = authd::store::connect(&url, 1).await.expect("connect");
+        let db = authd::store::connect(&url, 1, std::time::Duration::from_secs(5))
+            .await
+            .expect("connect");
         authd::store::users::find_by_username(&db, username)
             .await
             .expect("query")
@@ -624,7 +626,9 @@ async fn a_server_error_logs_its_cause() {
         "sqlite://{}?mode=rwc",
         dir.path().join("cli.sqlite3").display()
     );
-    let db = authd::store::connect(&url, 1).await.expect("connect");
+    let db = authd::store::connect(&url, 1, std::time::Duration::from_secs(5))
+        .await
+        .expect("connect");
     sea_orm::ConnectionTrait::execute_unprepared(&db, "DROP TABLE auth_token")
         .await
         .expect("drop");

@@ -27,7 +27,12 @@ pub struct TestApp {
 
 enum TestDatabase {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    /// A database the test made and removes itself (a private PostgreSQL cluster).
+    Owned,
 }
 
 impl Drop for TestDatabase {
@@ -165,7 +170,9 @@ impl TestApp {
         let (url, database) = fresh_database().await;
         if migrations > 0 {
             use migration::MigratorTrait;
-            let db = authd::store::connect(&url, 1).await.expect("connect");
+            let db = authd::store::connect(&url, 1, std::time::Duration::from_secs(5))
+                .await
+                .expect("connect");
             migration::Migrator::up(&db, Some(migrations))
                 .await
                 .expect("the old schema");
@@ -178,6 +185,15 @@ impl TestApp {
         settings.hashing.queue_timeout = std::time::Duration::from_secs(60);
         configure(&mut settings);
         Self::start(settings, std::sync::Arc::new(database)).await
+    }
+
+    /// Starts the app on a database the test owns (made, and removed, by the test itself).
+    pub async fn spawn_on_url(url: String, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings::for_database(url);
+        settings.bind = "127.0.0.1:0".parse().expect("address");
+        settings.hashing.queue_timeout = std::time::Duration::from_secs(60);
+        configure(&mut settings);
+        Self::start(settings, std::sync::Arc::new(TestDatabase::Owned)).await
     }
 
     /// A second instance of the service on the same database (a scaled-out deployment).

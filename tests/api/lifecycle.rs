@@ -52,14 +52,15 @@ async fn an_idle_token_dies_and_each_use_keeps_it_alive() {
 /// The expiry is fixed when the token is minted: an instance with another TTL honours it.
 #[tokio::test]
 async fn a_ttl_change_affects_only_new_tokens() {
-    let short = TestApp::spawn_with(|s| s.tokens.ttl = Duration::from_secs(2)).await;
+    // Long enough for the steps before the first check on a loaded machine.
+    let short = TestApp::spawn_with(|s| s.tokens.ttl = Duration::from_secs(6)).await;
     let (_, early) = short.create_user("alice").await;
     let mut settings = (*short.state.settings).clone();
     settings.tokens.ttl = Duration::from_secs(3600);
     let long = short.sibling_with(settings).await;
     let late = long.token_for("alice", PASSWORD).await;
     assert_eq!(me(&long, &early).await.status, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
     assert_invalid(&me(&long, &early).await);
     assert_eq!(me(&long, &late).await.status, StatusCode::OK);
 }

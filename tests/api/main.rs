@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod cors;
 mod email;
+mod faults;
 mod guard;
 mod layout;
 mod lifecycle;
