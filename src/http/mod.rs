@@ -137,10 +137,11 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
         _ => true,
     });
     // DRF's three error shapes: field errors, `{"detail": …}` for an unparsable body, and
-    // djoser's bare list (`["Unable to create account."]`).
+    // djoser's bare list (`["Unable to create account."]`). OAuth2 keeps RFC 6749's body.
     if let Some(content) = responses
         .get_mut("400")
         .and_then(|r| r.pointer_mut("/content"))
+        .filter(|_| !path.starts_with("/oauth/"))
     {
         let schema = serde_json::json!({ "anyOf": [
             { "type": "object", "additionalProperties": { "type": "array", "items": { "type": "string" } } },

@@ -64,9 +64,11 @@ pub struct Session {
     pub name: String,
     /// ISO 8601 UTC, such as `2026-11-23T08:15:00Z`.
     pub created: String,
-    /// Written at most once a minute.
+    /// `null` until the first use is recorded; recorded at most once a minute.
+    #[oai(nullable)]
     pub last_used: Option<String>,
     /// `null`: never expires.
+    #[oai(nullable)]
     pub expires: Option<String>,
     /// The session of the token that made this request.
     pub current: bool,

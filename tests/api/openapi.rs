@@ -1,6 +1,7 @@
 use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
-use crate::helpers::TestApp;
+use crate::helpers::{PASSWORD, Reply, TestApp};
 
 const SPEC_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
 
@@ -224,4 +225,145 @@ fn the_empty_400_of_resend_activation_is_documented() {
             .contains("empty"),
         "{response}"
     );
+}
+
+/// Whether the document allows `value` where it promises `schema`, for the part of OpenAPI
+/// 3.0's JSON Schema that authd's document uses (`$ref`, `anyOf`, `nullable`, `type`,
+/// `required`, `properties`, `additionalProperties`, `items`): the check `.ci/fuzz` makes,
+/// here for the answers it once found undocumented.
+fn conformance(document: &Value, schema: &Value, value: &Value) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let target = reference
+            .strip_prefix('#')
+            .and_then(|pointer| document.pointer(pointer))
+            .ok_or_else(|| format!("unresolvable $ref {reference}"))?;
+        return conformance(document, target, value);
+    }
+    if let Some(choices) = schema["anyOf"].as_array() {
+        return match choices
+            .iter()
+            .any(|choice| conformance(document, choice, value).is_ok())
+        {
+            true => Ok(()),
+            false => Err(format!("{value} matches none of {schema}")),
+        };
+    }
+    if value.is_null() {
+        return match schema["nullable"] == true {
+            true => Ok(()),
+            false => Err(format!("null where {schema} is not nullable")),
+        };
+    }
+    let typed = match schema["type"].as_str() {
+        None => true,
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("number") => value.is_number(),
+        Some("boolean") => value.is_boolean(),
+        Some(other) => return Err(format!("type {other} is not handled here")),
+    };
+    if !typed {
+        return Err(format!("{value} is not of type {}", schema["type"]));
+    }
+    if let Some(object) = value.as_object() {
+        for name in schema["required"].as_array().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            if !object.contains_key(name) {
+                return Err(format!("{name} is missing from {value}"));
+            }
+        }
+        for (name, field) in object {
+            let property = schema["properties"]
+                .get(name)
+                .unwrap_or(&schema["additionalProperties"]);
+            if *property == false {
+                return Err(format!("{name} is not a documented property"));
+            }
+            conformance(document, property, field).map_err(|err| format!("{name}: {err}"))?;
+        }
+    }
+    for item in value.as_array().into_iter().flatten() {
+        conformance(document, &schema["items"], item)?;
+    }
+    Ok(())
+}
+
+/// The reply's status is documented for the operation, and its JSON body is one the document
+/// allows.
+#[track_caller]
+fn assert_documented(document: &Value, method: &str, path: &str, reply: &Reply) {
+    let response = &document["paths"][path][method]["responses"][reply.status.as_str()];
+    assert!(
+        response.is_object(),
+        "{method} {path} does not document {}",
+        reply.status
+    );
+    reply.assert_media_json();
+    let schema = &response["content"]["application/json"]["schema"];
+    if let Err(err) = conformance(document, schema, &reply.json()) {
+        panic!("{method} {path} {}: {err}", reply.status);
+    }
+}
+
+/// OAuth2's 400s are RFC 6749's `{"error", "error_description"}`, and so is what the
+/// document promises for them (it once promised DRF's shapes, which the fuzzer flagged).
+#[tokio::test]
+async fn oauth2_errors_are_the_documented_ones() {
+    let app = TestApp::spawn().await;
+    let document = authd::http::openapi_document("");
+    let created = app.command(&["client", "create", "Orders service"]).await;
+    assert!(created.status.success(), "{created:?}");
+    let client: Value = serde_json::from_slice(&created.stdout).expect("one JSON line");
+    let (id, secret) = (
+        client["client_id"].as_str().expect("client_id"),
+        client["client_secret"].as_str().expect("client_secret"),
+    );
+    let requests = [
+        ("/oauth/token", app.request(Method::POST, "/oauth/token")),
+        ("/oauth/revoke", app.request(Method::POST, "/oauth/revoke")),
+        (
+            "/oauth/introspect",
+            app.request(Method::POST, "/oauth/introspect")
+                .basic_auth(id, Some(secret)),
+        ),
+    ];
+    for (path, request) in requests {
+        let reply = app.send(request.form(&[("token_type_hint", "")])).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            reply.text
+        );
+        assert_eq!(reply.json()["error"], "invalid_request", "{path}");
+        assert_documented(&document, "post", path, &reply);
+    }
+}
+
+/// A session not used since its login has `"last_used": null`, and one that never expires
+/// `"expires": null`; the document allows both (the fuzzer found that it did not).
+#[tokio::test]
+async fn unused_and_unexpiring_sessions_are_documented() {
+    let app = TestApp::spawn_with(|s| s.tokens.ttl = std::time::Duration::ZERO).await;
+    let document = authd::http::openapi_document("");
+    let (_, token) = app.create_user("alice").await;
+    app.token_for("alice", PASSWORD).await;
+    let reply = app
+        .call(Method::GET, "/token/sessions/", &token, None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let sessions = reply.json();
+    let unused = sessions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|session| session["current"] == false)
+        .expect("the second login's session");
+    assert!(
+        unused["last_used"].is_null() && unused["expires"].is_null(),
+        "{unused}"
+    );
+    assert_documented(&document, "get", "/token/sessions/", &reply);
 }
