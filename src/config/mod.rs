@@ -267,6 +267,34 @@ impl Default for Throttling {
     }
 }
 
+/// What a connection may cost the server: how long each part of a request may take to arrive,
+/// how large a head may be, and how many connections may be open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connections {
+    /// From a request's first byte to the end of its head, however the bytes trickle in.
+    pub header_read_timeout: Duration,
+    /// The time, in all, that the server may spend waiting for a request body's bytes.
+    pub body_read_timeout: Duration,
+    /// Between requests: from the end of an answer (or the opening) to the next first byte.
+    pub keep_alive_timeout: Duration,
+    /// Request line and header fields together; beyond, 431.
+    pub max_header_bytes: usize,
+    /// Open connections, all clients together; beyond, new ones wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(60),
+            max_header_bytes: 16 * 1024,
+            max_connections: 4096,
+        }
+    }
+}
+
 /// Password hashing: the Argon2id cost and the pool that runs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hashing {
@@ -362,6 +390,7 @@ pub struct Settings {
     pub tokens: Tokens,
     /// Browser origins (`https://app.example.com`) allowed to call the API from another origin.
     pub cors_allowed_origins: Vec<String>,
+    pub connections: Connections,
     pub throttling: Throttling,
     pub hashing: Hashing,
     pub djoser: Djoser,
@@ -399,6 +428,7 @@ impl Settings {
             token_cache_ttl: Duration::from_secs(10),
             tokens: Tokens::default(),
             cors_allowed_origins: Vec::new(),
+            connections: Connections::default(),
             throttling: Throttling::default(),
             hashing: Hashing {
                 cost: HashCost::OWASP_MINIMUM,
