@@ -14,6 +14,7 @@ use crate::auth::Authenticator;
 use crate::config::{EmailBackend, LoginField, Settings};
 use crate::crypto::PasswordHasher;
 use crate::domain::{email, password};
+use crate::http::connection::GuardedAcceptor;
 use crate::mail::Mailer;
 use crate::sessions;
 use crate::state::AppState;
@@ -99,7 +100,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
 }
 
 pub struct Application {
-    acceptor: TcpAcceptor,
+    acceptor: GuardedAcceptor<TcpAcceptor>,
     state: AppState,
     address: SocketAddr,
 }
@@ -107,6 +108,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let bind = settings.bind;
+        let limits = settings.connections;
         let state = open_state(settings).await?;
         let acceptor = TcpListener::bind(bind)
             .into_acceptor()
@@ -117,6 +119,7 @@ impl Application {
             .first()
             .and_then(|addr| addr.as_socket_addr().copied())
             .unwrap_or(bind);
+        let acceptor = GuardedAcceptor::new(acceptor, limits);
         Ok(Self {
             acceptor,
             state,

@@ -5,6 +5,9 @@
 mod body;
 /// Who is calling from where: the `ClientInfo` extractor.
 mod client;
+/// Limits on what each connection may cost: head and body deadlines, header size, idleness,
+/// and the cap on open connections.
+pub mod connection;
 /// CORS for the origins AUTHD_CORS_ALLOWED_ORIGINS names.
 mod cors;
 /// `ApiError`: every failure as a DRF-shaped response.
