@@ -19,6 +19,7 @@ mod passwords;
 mod rates;
 mod register;
 mod routing;
+mod slow_clients;
 mod smtp;
 mod throttle;
 mod upgrade;
