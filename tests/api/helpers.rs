@@ -131,6 +131,36 @@ async fn fresh_database() -> (String, TestDatabase) {
     }
 }
 
+/// A fresh database for a test that runs the `authd` binary on it rather than an app in this
+/// process: its URL, and the database itself, dropped with this value.
+pub struct FreshDatabase {
+    pub url: String,
+    _database: TestDatabase,
+}
+
+impl FreshDatabase {
+    pub async fn new() -> Self {
+        let (url, database) = fresh_database().await;
+        Self {
+            url,
+            _database: database,
+        }
+    }
+}
+
+/// Rows in `from`: a table, optionally followed by a `WHERE` clause.
+pub async fn count_rows(db: &DatabaseConnection, from: &str) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {from}"),
+        ))
+        .await
+        .expect("count")
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("n")
+}
+
 fn hex_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -336,17 +366,7 @@ impl TestApp {
 
     /// Rows in `from`: a table, optionally followed by a `WHERE` clause.
     pub async fn count(&self, from: &str) -> i64 {
-        let backend = self.db().get_database_backend();
-        let row = self
-            .db()
-            .query_one_raw(Statement::from_string(
-                backend,
-                format!("SELECT COUNT(*) AS n FROM {from}"),
-            ))
-            .await
-            .expect("count")
-            .expect("a row");
-        row.try_get::<i64>("", "n").expect("n")
+        count_rows(self.db(), from).await
     }
 
     pub async fn snapshot(&self) -> Snapshot {

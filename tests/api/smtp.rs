@@ -41,9 +41,19 @@ impl Received {
     }
 
     pub fn subject(&self) -> String {
+        self.header("Subject")
+    }
+
+    /// The `Message-ID` header, which stays the same when a message is sent again.
+    pub fn message_id(&self) -> String {
+        self.header("Message-ID")
+    }
+
+    fn header(&self, name: &str) -> String {
         self.raw
             .lines()
-            .find_map(|line| line.strip_prefix("Subject: "))
+            .take_while(|line| !line.is_empty())
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
             .unwrap_or_default()
             .to_owned()
     }
@@ -68,6 +78,16 @@ impl SmtpServer {
     }
 
     pub async fn start_on(port: u16) -> Self {
+        Self::listen(port, Duration::ZERO).await
+    }
+
+    /// A server that holds each message `delay` before accepting it, as a busy relay does:
+    /// mail queues up behind it, and a sender is usually waiting on it.
+    pub async fn start_slow(delay: Duration) -> Self {
+        Self::listen(0, delay).await
+    }
+
+    async fn listen(port: u16, delay: Duration) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind SMTP");
@@ -79,7 +99,7 @@ impl SmtpServer {
             while let Ok((stream, _)) = listener.accept().await {
                 let (store, notify) = (store.clone(), notify.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, store, notify).await;
+                    let _ = serve(stream, store, notify, delay).await;
                 });
             }
         });
@@ -124,6 +144,7 @@ async fn serve(
     stream: tokio::net::TcpStream,
     store: Arc<Mutex<Vec<Received>>>,
     notify: Arc<Notify>,
+    delay: Duration,
 ) -> std::io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
@@ -167,6 +188,7 @@ async fn serve(
                 raw: data,
             });
             notify.notify_waiters();
+            tokio::time::sleep(delay).await;
             b"250 queued\r\n"
         } else if command == "QUIT" {
             writer.write_all(b"221 bye\r\n").await?;
