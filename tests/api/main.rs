@@ -6,6 +6,7 @@ mod bodies;
 mod cli;
 mod concurrency;
 mod cors;
+mod crash;
 mod email;
 mod faults;
 mod guard;
