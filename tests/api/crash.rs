@@ -29,7 +29,8 @@ use sea_orm::sqlx;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::cli::{BIN, free_port};
+use crate::cli::BIN;
+use crate::helpers::free_port;
 use crate::helpers::{FreshDatabase, PASSWORD, count_rows};
 use crate::smtp::{Received, SmtpServer};
 
@@ -63,7 +64,7 @@ async fn answered_requests_survive_sigkill_and_pending_mail_is_delivered() {
 
         // The SMTP server may still be reading what the dead process wrote to it.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let db = authd::store::connect(&database.url, 1)
+        let db = authd::store::connect(&database.url, 1, Duration::from_secs(5))
             .await
             .expect("connect");
         let pending = unsent_messages(&db).await;
@@ -500,7 +501,9 @@ async fn login(server: &Server, username: &str, password: &str) -> (StatusCode, 
 /// Finds out, through the API, which way each cut-off request went; returns how many of them
 /// had committed.
 async fn resolve_unanswered(server: &Server, url: &str, workers: &mut [Vec<Account>]) -> usize {
-    let db = authd::store::connect(url, 1).await.expect("connect");
+    let db = authd::store::connect(url, 1, Duration::from_secs(5))
+        .await
+        .expect("connect");
     let mut committed = 0;
     for account in workers.iter_mut().flatten() {
         let Some(unanswered) = account.unanswered.take() else {
@@ -604,7 +607,9 @@ async fn check_account(server: &Server, client: &reqwest::Client, account: &Acco
 /// confirmation and one message per change. (Foreign keys with cascades already rule out
 /// tokens and sessions without a user.)
 async fn check_no_half_writes(url: &str, workers: &[Vec<Account>]) {
-    let db = authd::store::connect(url, 1).await.expect("connect");
+    let db = authd::store::connect(url, 1, Duration::from_secs(5))
+        .await
+        .expect("connect");
     for (what, from) in [
         (
             "users without a password hash",
@@ -709,7 +714,9 @@ async fn wait_for_messages(smtp: &SmtpServer, ids: &[String]) {
 }
 
 async fn wait_until_outbox_empty(url: &str) {
-    let db = authd::store::connect(url, 1).await.expect("connect");
+    let db = authd::store::connect(url, 1, Duration::from_secs(5))
+        .await
+        .expect("connect");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !unsent_messages(&db).await.is_empty() {
         assert!(Instant::now() < deadline, "the outbox never emptied");
