@@ -123,7 +123,7 @@ def flood(port, clients=FLOOD_CLIENTS, size=FLOOD_BODY_BYTES):
 
 
 class Server:
-    def __init__(self, database_url):
+    def __init__(self, database_url, **settings):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         # Expiry is on by default; the idle limit turns last-use tracking on too. The login
@@ -133,7 +133,7 @@ class Server:
                         RUST_LOG="info", AUTHD_TOKEN_IDLE_SECONDS="3600",
                         AUTHD_THROTTLE_FAILURES_PER_IP_ACCOUNT="off",
                         AUTHD_THROTTLE_FAILURES_PER_ACCOUNT="off",
-                        AUTHD_THROTTLE_FAILURES_PER_IP="off")
+                        AUTHD_THROTTLE_FAILURES_PER_IP="off", **settings)
         env = self.env
         self.log = open(os.devnull, "w")
         self.process = subprocess.Popen([BINARY, "serve"], env=env, stdout=self.log, stderr=self.log)
