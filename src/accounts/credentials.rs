@@ -93,13 +93,7 @@ pub async fn log_in(
     {
         return Ok(None);
     }
-    let attempt = throttle::begin_attempt(
-        &state.db,
-        &state.settings.throttling.failures,
-        &client.throttle_key(),
-        &account_key(state, identifier),
-    )
-    .await?;
+    let attempt = begin_attempt(state, client, identifier).await?;
     let checked = check_login(state, hashing, identifier, password.clone()).await;
     let (user, outdated) = match checked {
         Err(err) => {
@@ -136,13 +130,27 @@ pub async fn log_in(
     Ok(Some(issued))
 }
 
-/// What the failed-login limits count a login value as: its canonical form, whether or not
-/// such an account exists (a 429 must not tell).
-fn account_key(state: &AppState, identifier: &str) -> String {
-    match login_field(state) {
-        LoginField::Username => username::canonical(identifier),
-        LoginField::Email => email::canonical(identifier).unwrap_or_else(|| identifier.to_owned()),
-    }
+/// A password check of the account `login_value` names, from `client`, under the failed-login
+/// limits. The account counts as its canonical login value, whether or not such an account
+/// exists (a 429 must not tell).
+async fn begin_attempt(
+    state: &AppState,
+    client: &ClientInfo,
+    login_value: &str,
+) -> Result<throttle::Attempt> {
+    let account = match login_field(state) {
+        LoginField::Username => username::canonical(login_value),
+        LoginField::Email => {
+            email::canonical(login_value).unwrap_or_else(|| login_value.to_owned())
+        }
+    };
+    Ok(throttle::begin_attempt(
+        &state.db,
+        &state.settings.throttling.failures,
+        &client.throttle_key(),
+        &account,
+    )
+    .await?)
 }
 
 /// The active account `identifier` names, if `password` is its password, and whether its hash
@@ -210,13 +218,7 @@ pub(super) async fn current_password_problems(
         LoginField::Username => &caller.user.username,
         LoginField::Email => &caller.user.email,
     };
-    let attempt = throttle::begin_attempt(
-        &state.db,
-        &state.settings.throttling.failures,
-        &client.throttle_key(),
-        &account_key(state, login_value),
-    )
-    .await?;
+    let attempt = begin_attempt(state, client, login_value).await?;
     match hashing.verify(current, caller.user.password.clone()).await {
         Err(err) => {
             attempt.abandon(&state.db).await;

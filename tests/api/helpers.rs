@@ -176,6 +176,40 @@ fn hex_id() -> String {
     )
 }
 
+/// A throttle rate in the settings' syntax.
+pub fn rate(text: &str) -> Option<authd::throttle::Rate> {
+    authd::throttle::Rate::parse(text).expect("a rate")
+}
+
+/// Behind a trusted proxy at 127.0.0.1, so each request can say which client it comes from.
+pub fn behind_proxy(settings: &mut Settings) {
+    settings.trusted_proxies = vec!["127.0.0.1/32".parse().expect("CIDR")];
+}
+
+/// DRF's body and a `Retry-After` that says the same number of seconds, within `most`.
+#[track_caller]
+pub fn assert_throttled(reply: &Reply, most: u64) -> u64 {
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.text
+    );
+    reply.assert_media_json();
+    let wait: u64 = reply
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("whole seconds");
+    assert!((1..=most).contains(&wait), "Retry-After {wait}");
+    let unit = if wait == 1 { "second" } else { "seconds" };
+    reply.assert(
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({"detail": format!("Request was throttled. Expected available in {wait} {unit}.")}),
+    );
+    wait
+}
+
 /// Everything a test can read back: users and tokens, row by row.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Snapshot(Vec<String>);

@@ -6,19 +6,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use authd::config::Settings;
-use authd::throttle::Rate;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, Reply, TestApp, free_port, redis_url};
-
-fn rate(text: &str) -> Option<Rate> {
-    Rate::parse(text).expect("a rate")
-}
-
-fn behind_proxy(settings: &mut Settings) {
-    settings.trusted_proxies = vec!["127.0.0.1/32".parse().expect("CIDR")];
-}
+use crate::helpers::{
+    PASSWORD, Reply, TestApp, assert_throttled, behind_proxy, free_port, rate, redis_url,
+};
 
 /// An anonymous request every anonymous caller may make, and that hashes nothing.
 async fn anonymous(app: &TestApp, ip: &str) -> Reply {
@@ -34,28 +27,6 @@ async fn me(app: &TestApp, token: &str) -> StatusCode {
     app.call(Method::GET, "/users/me/", token, None)
         .await
         .status
-}
-
-#[track_caller]
-fn assert_throttled(reply: &Reply, most: u64) -> u64 {
-    assert_eq!(
-        reply.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        reply.text
-    );
-    let wait: u64 = reply
-        .header("retry-after")
-        .expect("Retry-After")
-        .parse()
-        .expect("whole seconds");
-    assert!((1..=most).contains(&wait), "Retry-After {wait}");
-    let unit = if wait == 1 { "second" } else { "seconds" };
-    reply.assert(
-        StatusCode::TOO_MANY_REQUESTS,
-        json!({"detail": format!("Request was throttled. Expected available in {wait} {unit}.")}),
-    );
-    wait
 }
 
 /// Users made before the throttles are on (on a sibling instance with them off), so making

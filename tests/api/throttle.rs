@@ -3,23 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use authd::config::Settings;
-use authd::throttle::{FailureLimits, Rate};
+use authd::throttle::FailureLimits;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, Reply, TestApp};
+use crate::helpers::{PASSWORD, Reply, TestApp, assert_throttled, behind_proxy, rate};
 
 const WRONG: &str = "not the password at all";
-
-fn rate(text: &str) -> Option<Rate> {
-    Rate::parse(text).expect("a rate")
-}
-
-/// Behind a trusted proxy at 127.0.0.1, so each request can say which client it comes from.
-fn behind_proxy(settings: &mut Settings) {
-    settings.trusted_proxies = vec!["127.0.0.1/32".parse().expect("CIDR")];
-}
 
 async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> Reply {
     app.send(
@@ -36,30 +26,6 @@ fn assert_wrong(reply: &Reply) {
         StatusCode::BAD_REQUEST,
         json!({"non_field_errors": ["Unable to log in with provided credentials."]}),
     );
-}
-
-/// DRF's body and a `Retry-After` that says the same number of seconds, within `most`.
-#[track_caller]
-fn assert_throttled(reply: &Reply, most: u64) -> u64 {
-    assert_eq!(
-        reply.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        reply.text
-    );
-    reply.assert_media_json();
-    let wait: u64 = reply
-        .header("retry-after")
-        .expect("Retry-After")
-        .parse()
-        .expect("whole seconds");
-    assert!((1..=most).contains(&wait), "Retry-After {wait}");
-    let unit = if wait == 1 { "second" } else { "seconds" };
-    reply.assert(
-        StatusCode::TOO_MANY_REQUESTS,
-        json!({"detail": format!("Request was throttled. Expected available in {wait} {unit}.")}),
-    );
-    wait
 }
 
 /// The defaults: the 11th attempt on one account from one address within 15 minutes is refused
