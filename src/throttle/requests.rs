@@ -300,3 +300,67 @@ fn member() -> String {
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    /// Counts the warnings that say Redis is unreachable.
+    struct Outages(Arc<AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Outages {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _context: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// No Redis at the URL: every request is admitted, quickly, and the outage is logged once
+    /// however often Redis is tried again.
+    #[test]
+    fn an_unreachable_redis_admits_everything_and_is_logged_once() {
+        let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let warnings = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Outages(warnings.clone()));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                let throttle = RequestThrottle::new(
+                    None,
+                    Rate::parse("1/h").expect("rate"),
+                    Some((&format!("redis://127.0.0.1:{nobody}"), "test:")),
+                )
+                .expect("a Redis URL")
+                .expect("a throttle");
+                throttle.connect().await;
+                for round in 0..2 {
+                    for _ in 0..5 {
+                        let started = Instant::now();
+                        assert_eq!(throttle.check(Requester::User { id: 1 }).await, Ok(()));
+                        assert!(started.elapsed() < REDIS_TIMEOUT);
+                    }
+                    if round == 0 {
+                        tokio::time::sleep(REDIS_BACKOFF + Duration::from_millis(200)).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            })
+        });
+        assert_eq!(warnings.load(Ordering::SeqCst), 1);
+    }
+}
