@@ -26,7 +26,9 @@ use super::email::{Purpose, addresses, awaits_activation, fingerprint, send};
 
 /// How long a claimed row stays ours; a crashed instance's rows come back after it.
 const LEASE_SECONDS: i64 = 120;
-const BATCH: u64 = 20;
+/// Rows are claimed one at a time: a crash then strands only the row in hand for the lease,
+/// not a batch behind it. A claim is one short query; the worker loops while there is work.
+const BATCH: u64 = 1;
 const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 /// How long a send already under way may go on after a stop was asked for.
 const SEND_GRACE: Duration = Duration::from_secs(5);

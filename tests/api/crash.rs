@@ -11,8 +11,8 @@
 //! across two transactions would be cut in half; a kill at a random moment almost never lands
 //! between two commits.
 //!
-//! The dead process's mail leases are ended by hand before the restart, standing for the two
-//! minutes a real restart would wait for them.
+//! The dead process's mail lease (at most one message) is ended by hand before the restart,
+//! standing for the two minutes a real restart would wait for it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -77,6 +77,10 @@ async fn answered_requests_survive_sigkill_and_pending_mail_is_delivered() {
         );
         taken_before_kill.extend(taken.iter().map(|id| (*id).clone()));
         let leased = expire_leases(&db).await;
+        assert!(
+            leased <= 1,
+            "a crash strands only the message in hand for the lease, yet {leased} were leased"
+        );
         db.close().await.expect("close");
 
         server = Server::start(&database.url, smtp.port, logs.path()).await;
