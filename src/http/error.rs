@@ -117,14 +117,10 @@ pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let error = match self {
-            ApiError::Internal(cause) if store::unavailable(cause.as_ref()) => {
-                tracing::warn!(error = %crate::telemetry::chain(cause.as_ref()), "the database is unavailable");
-                ApiError::Unavailable
-            }
-            ApiError::Internal(cause) => {
-                tracing::error!(error = %crate::telemetry::chain(cause.as_ref()), "request failed");
-                ApiError::Internal(cause)
-            }
+            ApiError::Internal(cause) => match database_away(cause.as_ref(), "request failed") {
+                true => ApiError::Unavailable,
+                false => ApiError::Internal(cause),
+            },
             ApiError::EmptyBadRequest => {
                 return Response::builder().status(StatusCode::BAD_REQUEST).finish();
             }
@@ -213,6 +209,18 @@ pub fn from_poem_error(err: poem::Error, method: &str) -> Response {
         }
     };
     api_error.into_response()
+}
+
+/// Logs an internal error and says whether it is the database being away (a warning; the
+/// answer is 503, and it heals by itself) rather than a fault (an error; the answer is 500).
+pub(super) fn database_away(cause: &(dyn std::error::Error + 'static), failed: &str) -> bool {
+    let chain = crate::telemetry::chain(cause);
+    let away = store::unavailable(cause);
+    match away {
+        true => tracing::warn!(error = %chain, "the database is unavailable"),
+        false => tracing::error!(error = %chain, "{failed}"),
+    }
+    away
 }
 
 /// `Retry-After` on 429s and 503s, in whole seconds.

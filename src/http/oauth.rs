@@ -20,7 +20,7 @@ use crate::throttle::throttled_detail;
 
 use super::ApiTags;
 use super::body::DrfBody;
-use super::error::retry_after_header;
+use super::error::{database_away, retry_after_header};
 
 /// Token requests are small; a larger body is refused before it is read whole.
 const MAX_OAUTH_BODY_BYTES: usize = 64 * 1024;
@@ -200,13 +200,11 @@ fn oauth_error_response(
 impl IntoResponse for OAuthReply {
     fn into_response(self) -> Response {
         let this = match self.0 {
-            OAuthError::Internal(cause) if crate::store::unavailable(cause.as_ref()) => {
-                tracing::warn!(error = %crate::telemetry::chain(cause.as_ref()), "the database is unavailable");
-                OAuthReply(OAuthError::Unavailable)
-            }
             OAuthError::Internal(cause) => {
-                tracing::error!(error = %crate::telemetry::chain(cause.as_ref()), "OAuth2 request failed");
-                OAuthReply(OAuthError::Internal(cause))
+                match database_away(cause.as_ref(), "OAuth2 request failed") {
+                    true => OAuthReply(OAuthError::Unavailable),
+                    false => OAuthReply(OAuthError::Internal(cause)),
+                }
             }
             other => OAuthReply(other),
         };

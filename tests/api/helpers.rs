@@ -108,7 +108,7 @@ async fn fresh_database() -> (String, TestDatabase) {
     note_backend();
     match std::env::var(POSTGRES_ENV) {
         Ok(admin_url) => {
-            let name = format!("authd_test_{}", hex_id());
+            let name = format!("authd_test_{}", unique_id());
             let admin = Database::connect(admin_url.as_str())
                 .await
                 .expect("connect to PostgreSQL");
@@ -161,7 +161,8 @@ pub async fn count_rows(db: &DatabaseConnection, from: &str) -> i64 {
     row.try_get::<i64>("", "n").expect("n")
 }
 
-fn hex_id() -> String {
+/// Unique within this machine: names for databases and key prefixes tests make.
+pub fn unique_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()

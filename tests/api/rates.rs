@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{
-    PASSWORD, Reply, TestApp, assert_throttled, behind_proxy, free_port, rate, redis_url,
+    PASSWORD, Reply, TestApp, assert_throttled, behind_proxy, free_port, rate, redis_url, unique_id,
 };
 
 /// An anonymous request every anonymous caller may make, and that hashes nothing.
@@ -157,7 +157,7 @@ async fn redis_shares_the_rates_across_instances() {
     let Some(url) = redis_url("sharing rates across instances") else {
         return;
     };
-    let prefix = format!("authd-test-{}:", unique());
+    let prefix = format!("authd-test-{}:", unique_id());
     let (first, alice, _) = with_users(|s| {
         s.throttling.user = rate("4/m");
         s.throttling.redis_url = Some(authd::config::DatabaseUrl::new(url));
@@ -238,14 +238,6 @@ async fn requests_go_on_while_redis_is_away() {
     }
     assert_throttled(&app.call(Method::GET, "/users/me/", &alice, None).await, 60);
     drop(redis);
-}
-
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{nanos:x}-{}", std::process::id())
 }
 
 /// `redis-server` on a free port, keeping nothing on disk, killed when dropped.
