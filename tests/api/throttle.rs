@@ -365,3 +365,33 @@ async fn limits_can_be_switched_off() {
     assert_eq!(app.login("alice", PASSWORD).await.status, StatusCode::OK);
     assert_eq!(app.count("login_failure").await, 0, "nothing recorded");
 }
+
+/// Failures older than every window count against nothing, and the purge removes them.
+#[tokio::test]
+async fn failures_past_every_window_are_purged() {
+    let app = TestApp::spawn_with(|s| {
+        s.maintenance.purge_interval = Duration::from_millis(300);
+        s.throttling.failures = FailureLimits {
+            per_ip_account: rate("5/2s"),
+            ..FailureLimits::OFF
+        };
+    })
+    .await;
+    app.register("alice", PASSWORD).await;
+    let first = Instant::now();
+    assert_wrong(&app.login("alice", WRONG).await);
+    assert_wrong(&app.login("alice", WRONG).await);
+    assert_eq!(
+        app.count("login_failure").await,
+        2,
+        "kept within the window"
+    );
+    while app.count("login_failure").await > 0 {
+        assert!(first.elapsed() < Duration::from_secs(10), "not purged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        first.elapsed() >= Duration::from_secs(2),
+        "purged inside the window"
+    );
+}
