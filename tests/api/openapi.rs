@@ -105,6 +105,30 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
     }
 }
 
+/// The route table's idea of what anonymous callers may call (which decides what the
+/// request-rate throttles count before DRF's 401) is exactly the operations documented without
+/// a token.
+#[test]
+fn the_route_table_admits_anonymous_callers_where_no_token_is_documented() {
+    let document = authd::http::openapi_document("");
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        let Some(route) = authd::http::routes::find(path) else {
+            assert!(
+                path.starts_with("/oauth/"),
+                "{path} is not in the route table"
+            );
+            continue;
+        };
+        for (method, operation) in item.as_object().expect("path item") {
+            assert_eq!(
+                route.admits_anonymous(&method.to_uppercase()),
+                operation.get("security").is_none(),
+                "{method} {path}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn served_documents_match_the_committed_one() {
     let app = TestApp::spawn().await;
