@@ -181,6 +181,46 @@ async fn a_postgresql_restart_under_load_answers_503_and_heals() {
     assert!(tally.count("login", 200) > 0 && tally.count("register", 201) > 0);
 }
 
+/// While PostgreSQL is stopped, `/readyz` answers 503 within its own one-second deadline,
+/// although requests may wait the database timeout (5 s, the default) for a connection; and
+/// 200 again once PostgreSQL is back.
+#[tokio::test]
+async fn readiness_answers_within_a_second_while_postgresql_is_stopped() {
+    if !on_postgres("stopping PostgreSQL") {
+        return;
+    }
+    let Some(cluster) = PrivatePostgres::new() else {
+        return;
+    };
+    let app = TestApp::spawn_on_url(cluster.url(), |s| {
+        s.database_timeout = Duration::from_secs(5);
+    })
+    .await;
+    assert_eq!(readyz(&app).await, StatusCode::OK);
+    cluster.stop();
+    for _ in 0..3 {
+        let started = Instant::now();
+        app.send(app.request(Method::GET, "/readyz")).await.assert(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unavailable"}),
+        );
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(1500),
+            "answered after {took:?}"
+        );
+    }
+    cluster.start();
+    let back = Instant::now();
+    while readyz(&app).await != StatusCode::OK {
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "never ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Another process holds SQLite's write lock past the busy timeout: writes answer 503 in
 /// bounded time, cached token checks and reads go on, and once the lock is gone all is well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

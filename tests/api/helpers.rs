@@ -271,23 +271,56 @@ impl TestApp {
         Self::start(settings, self.database.clone()).await
     }
 
+    /// The app, and the switch that begins its shutdown as SIGTERM would; the task ends when
+    /// the server has stopped.
+    pub async fn spawn_stoppable(
+        configure: impl FnOnce(&mut Settings),
+    ) -> (
+        Self,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let (url, database) = fresh_database().await;
+        let mut settings = Settings::for_database(url);
+        settings.bind = "127.0.0.1:0".parse().expect("address");
+        configure(&mut settings);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let (app, served) =
+            Self::start_until(settings, std::sync::Arc::new(database), shutdown).await;
+        (app, stop, served)
+    }
+
     async fn start(settings: Settings, database: std::sync::Arc<TestDatabase>) -> Self {
+        Self::start_until(settings, database, std::future::pending())
+            .await
+            .0
+    }
+
+    async fn start_until(
+        settings: Settings,
+        database: std::sync::Arc<TestDatabase>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> (Self, tokio::task::JoinHandle<std::io::Result<()>>) {
         let prefix = settings.url_prefix.clone();
         let app = Application::build(settings).await.expect("the app starts");
         let address = format!("http://{}", app.address());
         let state = app.state().clone();
-        tokio::spawn(app.run(std::future::pending()));
+        let served = tokio::spawn(app.run(shutdown));
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Self {
+        let app = Self {
             address,
             client,
             state,
             prefix,
             database,
-        }
+        };
+        (app, served)
     }
 
     pub fn db(&self) -> &DatabaseConnection {
