@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use poem::Server;
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
 use crate::config::{EmailBackend, LoginField, Settings};
 use crate::crypto::PasswordHasher;
 use crate::domain::{email, password};
-use crate::http::connection::GuardedAcceptor;
+use crate::http::health::Readiness;
+use crate::http::server::{self, Limits};
 use crate::mail::Mailer;
 use crate::sessions;
 use crate::state::AppState;
@@ -100,7 +100,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
 }
 
 pub struct Application {
-    acceptor: GuardedAcceptor<TcpAcceptor>,
+    listener: TcpListener,
     state: AppState,
     address: SocketAddr,
 }
@@ -108,20 +108,15 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let bind = settings.bind;
-        let limits = settings.connections;
         let state = open_state(settings).await?;
-        let acceptor = TcpListener::bind(bind)
-            .into_acceptor()
+        let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
-        let address = acceptor
+        let address = listener
             .local_addr()
-            .first()
-            .and_then(|addr| addr.as_socket_addr().copied())
-            .unwrap_or(bind);
-        let acceptor = GuardedAcceptor::new(acceptor, limits);
+            .with_context(|| format!("cannot listen on {bind}"))?;
         Ok(Self {
-            acceptor,
+            listener,
             state,
             address,
         })
@@ -153,11 +148,28 @@ impl Application {
                 "AUTHD_EMAIL_URL=console: emails are printed to stdout; this is for development only"
             );
         }
+        let connections = &settings.connections;
+        if connections.keep_alive_timeout > connections.header_read_timeout {
+            tracing::warn!(
+                keep_alive_seconds = connections.keep_alive_timeout.as_secs(),
+                header_read_seconds = connections.header_read_timeout.as_secs(),
+                "AUTHD_KEEP_ALIVE_TIMEOUT_SECONDS is longer than AUTHD_HEADER_READ_TIMEOUT_SECONDS, \
+                 which also bounds the wait between requests: idle connections close after the shorter"
+            );
+        }
+        let limits = Limits {
+            connections: *connections,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            grace_period: GRACE_PERIOD,
+        };
         let tasks = Tasks::start(&self.state);
-        let app = crate::http::build_app(self.state.clone());
-        let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app, shutdown, Some(GRACE_PERIOD))
-            .await;
+        let readiness = Readiness::new(settings.database_url.expose());
+        let app = crate::http::build_app(self.state.clone(), Arc::clone(&readiness));
+        let shutdown = async move {
+            shutdown.await;
+            readiness.drain();
+        };
+        let served = server::serve(self.listener, app, limits, shutdown).await;
         tasks.stop().await;
         served
     }

@@ -271,9 +271,9 @@ impl Default for Throttling {
 /// how large a head may be, and how many connections may be open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Connections {
-    /// From a request's first byte to the end of its head, however the bytes trickle in.
+    /// From the moment a connection can take a request to the end of its head.
     pub header_read_timeout: Duration,
-    /// The time, in all, that the server may spend waiting for a request body's bytes.
+    /// From a request's head to the end of its body; also the write-progress window.
     pub body_read_timeout: Duration,
     /// Between requests: from the end of an answer (or the opening) to the next first byte.
     pub keep_alive_timeout: Duration,
@@ -281,6 +281,8 @@ pub struct Connections {
     pub max_header_bytes: usize,
     /// Open connections, all clients together; beyond, new ones wait to be accepted.
     pub max_connections: usize,
+    /// Memory for request bodies being read or waiting for a hash thread.
+    pub body_memory_bytes: usize,
 }
 
 impl Default for Connections {
@@ -288,9 +290,10 @@ impl Default for Connections {
         Self {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
-            keep_alive_timeout: Duration::from_secs(60),
+            keep_alive_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             max_connections: 4096,
+            body_memory_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -300,7 +303,7 @@ impl Default for Connections {
 pub struct Hashing {
     pub cost: HashCost,
     pub threads: usize,
-    /// Requests that may wait for or hold a hash thread; `None`: 16 per thread.
+    /// Requests that may wait for or hold a hash thread; `None`: 64 per thread.
     pub queue_limit: Option<usize>,
     /// The longest wait for a hash thread.
     pub queue_timeout: Duration,
@@ -308,7 +311,7 @@ pub struct Hashing {
 
 impl Hashing {
     pub fn queue_limit(&self) -> usize {
-        self.queue_limit.unwrap_or(16 * self.threads)
+        self.queue_limit.unwrap_or(64 * self.threads)
     }
 }
 

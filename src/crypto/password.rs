@@ -2,8 +2,9 @@
 //! runtime, behind a bounded queue.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
@@ -47,18 +48,29 @@ type Job = Box<dyn FnOnce() + Send>;
 /// class, away from the async runtime.
 ///
 /// Admission control: a request that will hash first takes a place in a bounded queue
-/// ([`PasswordHasher::admit`]), before its body is even read; with no place left it is shed at
-/// once. Each job then waits for a thread at most `queue_timeout`. At most `threads` jobs run;
-/// the others wait asynchronously, so no 19 MiB buffers pile up and memory stays bounded.
+/// ([`PasswordHasher::admit`]), once its body is in memory. It is shed at once, with no wait,
+/// when no place is left (`queue_limit`, the hard cap), or when the wait it can expect (the
+/// requests ahead of it × the recent time of one hash ÷ threads) is longer than
+/// `queue_timeout`: a burst that the threads will clear in time is served whole, and only
+/// what could not be is refused. Each job then waits for a thread at most `queue_timeout`. At
+/// most `threads` jobs run; the others wait asynchronously, so no 19 MiB buffers pile up and
+/// memory stays bounded.
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     cost: HashCost,
     dummy_hash: String,
     threads: Arc<Semaphore>,
+    thread_count: usize,
     places: Arc<Semaphore>,
+    queue_limit: usize,
     queue_timeout: Duration,
+    /// A moving average of one job's time on a thread, in nanoseconds.
+    recent_hash_nanos: Arc<AtomicU64>,
     jobs: mpsc::Sender<Job>,
 }
+
+/// The weight of the newest job in the moving average of hash times, as 1 / this.
+const HASH_TIME_SMOOTHING: u64 = 8;
 
 /// A place in the hashing queue, held for as long as the request may hash; the only way to
 /// hash or verify.
@@ -82,9 +94,9 @@ impl fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A pool with the default queue: 16 places per thread, 2 s to wait for a thread.
+    /// A pool with the default queue: 64 places per thread, 2 s to wait for a thread.
     pub fn new(cost: HashCost, threads: usize) -> Result<Arc<Self>, HashError> {
-        Self::with_queue(cost, threads, 16 * threads.max(1), Duration::from_secs(2))
+        Self::with_queue(cost, threads, 64 * threads.max(1), Duration::from_secs(2))
     }
 
     pub fn with_queue(
@@ -97,7 +109,10 @@ impl PasswordHasher {
             .params()
             .map_err(|e| HashError::Argon2(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        // Before any request has hashed, the expected wait assumes what this one costs.
+        let started = Instant::now();
         let dummy_hash = hash_now(&argon2, "authd dummy password for timing")?;
+        let one_hash = started.elapsed();
         let (jobs, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         let threads = threads.max(1);
@@ -125,14 +140,22 @@ impl PasswordHasher {
             cost,
             dummy_hash,
             threads: Arc::new(Semaphore::new(threads)),
+            thread_count: threads,
             places: Arc::new(Semaphore::new(queue_limit.max(1))),
+            queue_limit: queue_limit.max(1),
             queue_timeout,
+            recent_hash_nanos: Arc::new(AtomicU64::new(nanos(one_hash))),
             jobs,
         }))
     }
 
-    /// A place in the queue, or `Overloaded` at once when there is none.
+    /// A place in the queue, or `Overloaded` at once when there is none or the wait it can
+    /// expect is longer than the queue timeout.
     pub fn admit(self: &Arc<Self>) -> Result<Admission, HashError> {
+        let ahead = self.queue_limit - self.places.available_permits();
+        if self.expected_wait(ahead) > self.queue_timeout {
+            return Err(HashError::Overloaded);
+        }
         let place = Arc::clone(&self.places)
             .try_acquire_owned()
             .map_err(|_| HashError::Overloaded)?;
@@ -140,6 +163,14 @@ impl PasswordHasher {
             hasher: Arc::clone(self),
             _place: place,
         })
+    }
+
+    /// How long a request that finds `ahead` requests in the queue can expect to wait.
+    fn expected_wait(&self, ahead: usize) -> Duration {
+        let one_hash = self.recent_hash_nanos.load(Ordering::Relaxed);
+        let ahead = u64::try_from(ahead).unwrap_or(u64::MAX);
+        let threads = u64::try_from(self.thread_count).unwrap_or(1);
+        Duration::from_nanos(ahead.saturating_mul(one_hash) / threads)
     }
 
     async fn run<T: Send + 'static>(
@@ -154,13 +185,17 @@ impl PasswordHasher {
         let (done, result) = oneshot::channel();
         let argon2 = self.argon2.clone();
         let span = tracing::Span::current();
+        let recent = Arc::clone(&self.recent_hash_nanos);
         self.jobs
             .send(Box::new(move || {
                 // The thread's permit goes with the job: a caller that gave up (a client that
                 // disconnected) cannot make room for more jobs than there are threads.
                 let _thread = thread;
                 let _entered = span.enter();
-                let _ = done.send(work(&argon2));
+                let started = Instant::now();
+                let output = work(&argon2);
+                record_hash_time(&recent, started.elapsed());
+                let _ = done.send(output);
             }))
             .map_err(|_| HashError::PoolGone)?;
         result.await.map_err(|_| HashError::PoolGone)
@@ -190,6 +225,18 @@ impl Admission {
             .await
             .map(|_| ())
     }
+}
+
+fn nanos(time: Duration) -> u64 {
+    u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Folds one job's time into the moving average; racing updates may lose one sample, which an
+/// average can afford.
+fn record_hash_time(recent: &AtomicU64, time: Duration) {
+    let old = recent.load(Ordering::Relaxed);
+    let new = old - old / HASH_TIME_SMOOTHING + nanos(time) / HASH_TIME_SMOOTHING;
+    recent.store(new, Ordering::Relaxed);
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -388,6 +435,43 @@ mod tests {
                 .expect("verify");
             assert!(!verified.matches, "{never}");
         }
+    }
+
+    /// Below the hard cap, a request is shed only when the wait it can expect is longer than the
+    /// queue timeout: with one hash taking ~t and two threads, the queue admits about
+    /// 2 × timeout ÷ t requests at once.
+    #[tokio::test]
+    async fn admission_sheds_only_what_the_threads_cannot_clear_in_time() {
+        let hasher = PasswordHasher::with_queue(
+            HashCost::OWASP_MINIMUM,
+            2,
+            1000,
+            Duration::from_millis(400),
+        )
+        .expect("pool");
+        hasher
+            .recent_hash_nanos
+            .store(nanos(Duration::from_millis(20)), Ordering::Relaxed);
+        let mut admitted = Vec::new();
+        while let Ok(place) = hasher.admit() {
+            admitted.push(place);
+            assert!(admitted.len() <= 1000, "never past the hard cap");
+        }
+        // 40 ahead × 20 ms ÷ 2 threads = 400 ms: the 41st would wait longer than the timeout.
+        assert_eq!(admitted.len(), 41);
+        admitted.truncate(10);
+        assert!(
+            hasher.admit().is_ok(),
+            "room again once the queue is shorter"
+        );
+        let capped =
+            PasswordHasher::with_queue(HashCost::OWASP_MINIMUM, 2, 3, Duration::from_secs(60))
+                .expect("pool");
+        let places: Vec<_> = (0..3).map(|_| capped.admit().expect("room")).collect();
+        assert!(
+            matches!(capped.admit(), Err(HashError::Overloaded)),
+            "{places:?}"
+        );
     }
 
     /// A caller that gives up (its client disconnected) while its job runs must not free the

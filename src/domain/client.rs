@@ -1,7 +1,7 @@
 //! Who is on the other end of a request, as far as authd can tell: what sessions, throttling
 //! and audit will key on.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
@@ -58,6 +58,18 @@ impl ClientInfo {
                 })
                 .filter(|agent| !agent.is_empty()),
         }
+    }
+}
+
+/// The address that stands for one host: an IPv4 address as it is, an IPv6 address by its
+/// /64 (one host's usual allocation, which it can otherwise rotate through freely).
+pub fn host_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(ip) => {
+            let [a, b, c, d, ..] = ip.segments();
+            IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        ip => ip,
     }
 }
 

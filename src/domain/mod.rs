@@ -45,6 +45,10 @@ pub mod messages {
     /// knox's words for AUTHD_TOKEN_LIMIT_POLICY=deny.
     pub const TOKEN_LIMIT: &str = "Maximum amount of tokens allowed per user exceeded.";
     pub const SERVICE_UNAVAILABLE: &str = "Service temporarily unavailable, try again later.";
+    /// A body not whole by AUTHD_BODY_READ_TIMEOUT_SECONDS (nginx's `client_body_timeout` is 408).
+    pub const BODY_TIMEOUT: &str = "Request body was not received in time.";
+    /// A body hyper cannot decode (a malformed chunk).
+    pub const MALFORMED_REQUEST: &str = "Malformed request.";
 
     pub fn max_length(limit: usize) -> String {
         format!("Ensure this field has no more than {limit} characters.")

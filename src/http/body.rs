@@ -1,6 +1,12 @@
 //! Request bodies as DRF reads them: JSON, urlencoded or multipart, into one set of fields.
 
 use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
 
 use poem::web::Multipart;
 use poem::{FromRequest, Request, RequestBody, http::header};
@@ -10,9 +16,15 @@ use poem_openapi::ExtractParamOptions;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
 use poem_openapi::types::Type;
 
+use tokio::time::Instant;
+
+use crate::domain::client::host_of;
 use crate::domain::{FieldErrors, Input, RawFields};
 
+use super::client::request_client;
 use super::error::ApiError;
+use super::memory::{BodyMemory, Room};
+use super::server::{BodyDeadline, BodyTimedOut};
 
 /// Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`.
 pub const MAX_BODY_BYTES: usize = 2_621_440;
@@ -24,29 +36,94 @@ const MEDIA_TYPES: [&str; 3] = [
 ];
 
 /// The body of a request, read (at most [`MAX_BODY_BYTES`]) and parsed only when the handler
-/// asks for it, at the step where DRF would parse it: a bad body never hides a 401, 403 or 404,
-/// and a request shed for load is answered before its body is read. `T` only documents the
-/// fields.
+/// asks for it, at the step where DRF would parse it: a bad body never hides a 401, 403 or 404.
+/// Handlers that hash read it before they take a place in the hashing queue, so a place is only
+/// ever held for a body already in memory. `T` only documents the fields.
 pub struct DrfBody<T> {
     body: poem::Body,
     content_type: String,
+    declared_length: Option<usize>,
+    deadline: Instant,
+    room: Option<Room>,
     _schema: PhantomData<fn() -> T>,
 }
 
+/// A parsed body, holding its bytes' room in the body memory until the request ends.
+pub struct Fields {
+    fields: RawFields,
+    _room: Option<Room>,
+}
+
+impl Deref for Fields {
+    type Target = RawFields;
+
+    fn deref(&self) -> &RawFields {
+        &self.fields
+    }
+}
+
 impl<T> DrfBody<T> {
-    pub async fn fields(self) -> Result<RawFields, ApiError> {
+    pub async fn fields(self) -> Result<Fields, ApiError> {
         self.fields_within(MAX_BODY_BYTES).await
     }
 
-    /// The fields of a body of at most `limit` bytes (413 beyond).
-    pub async fn fields_within(self, limit: usize) -> Result<RawFields, ApiError> {
-        let bytes = self
-            .body
-            .into_bytes_limit(limit)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
-        parse(&self.content_type, bytes).await
+    /// The fields of a body of at most `limit` bytes (413 beyond, before reading when its
+    /// `Content-Length` says so). A body not whole by its deadline gets 408; one that finds no
+    /// room in the body memory by then, 503; one hyper cannot decode (a malformed chunk), 400.
+    pub async fn fields_within(mut self, limit: usize) -> Result<Fields, ApiError> {
+        if self.declared_length.is_some_and(|length| length > limit) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let mut room = self.room.take();
+        let bytes = read(
+            self.body,
+            self.declared_length,
+            limit,
+            self.deadline,
+            &mut room,
+        )
+        .await?;
+        Ok(Fields {
+            fields: parse(&self.content_type, bytes).await?,
+            _room: room,
+        })
     }
+}
+
+async fn read(
+    body: poem::Body,
+    declared_length: Option<usize>,
+    limit: usize,
+    deadline: Instant,
+    room: &mut Option<Room>,
+) -> Result<Bytes, ApiError> {
+    let mut fit = async |size: usize| match room {
+        Some(room) => room
+            .fit(size, deadline)
+            .await
+            .map_err(|_| ApiError::Unavailable),
+        None => Ok(()),
+    };
+    let declared_length = declared_length.unwrap_or(0);
+    fit(declared_length).await?;
+    let mut body: BoxBody<Bytes, std::io::Error> = body.into();
+    let mut data = BytesMut::with_capacity(declared_length);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| match BodyTimedOut::caused(&err) {
+            true => ApiError::RequestTimeout,
+            false => ApiError::Malformed,
+        })?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        let size = data.len() + chunk.len();
+        if size > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        fit(size).await?;
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data.freeze())
 }
 
 impl<'a, T: Type> ApiExtractor<'a> for DrfBody<T> {
@@ -84,15 +161,29 @@ impl<'a, T: Type> ApiExtractor<'a> for DrfBody<T> {
             .get(header::CONTENT_TYPE)
             .map(|value| value.as_bytes().iter().map(|&b| char::from(b)).collect())
             .unwrap_or_default();
+        let declared_length = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse().ok());
+        let deadline = request
+            .extensions()
+            .get::<BodyDeadline>()
+            .map_or_else(Instant::now, |deadline| deadline.0);
+        let room = request
+            .data::<Arc<BodyMemory>>()
+            .map(|memory| memory.room(host_of(request_client(request).ip)));
         Ok(Self {
             body: body.take()?,
             content_type,
+            declared_length,
+            deadline,
+            room,
             _schema: PhantomData,
         })
     }
 }
 
-async fn parse(content_type: &str, bytes: bytes::Bytes) -> Result<RawFields, ApiError> {
+async fn parse(content_type: &str, bytes: Bytes) -> Result<RawFields, ApiError> {
     if bytes.is_empty() {
         return Ok(RawFields::default());
     }
@@ -147,7 +238,7 @@ fn parse_urlencoded(bytes: &[u8]) -> RawFields {
 }
 
 /// Text parts become fields; file parts are not data (Django puts them in `FILES`).
-async fn parse_multipart(content_type: &str, bytes: bytes::Bytes) -> Result<RawFields, ApiError> {
+async fn parse_multipart(content_type: &str, bytes: Bytes) -> Result<RawFields, ApiError> {
     let bad = |e: poem::Error| ApiError::Unparsable(format!("Multipart form parse error - {e}"));
     // poem's multipart reader finds the boundary in the request's Content-Type.
     let request = Request::builder()

@@ -12,12 +12,17 @@ use crate::state::AppState;
 
 impl<'a> FromRequest<'a> for ClientInfo {
     async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        let trusted = request
-            .data::<AppState>()
-            .map(|state| state.settings.trusted_proxies.as_slice())
-            .unwrap_or_default();
-        Ok(client_info(request, trusted))
+        Ok(request_client(request))
     }
+}
+
+/// The client of a request, behind the app's trusted proxies.
+pub(super) fn request_client(request: &Request) -> ClientInfo {
+    let trusted = request
+        .data::<AppState>()
+        .map(|state| state.settings.trusted_proxies.as_slice())
+        .unwrap_or_default();
+    client_info(request, trusted)
 }
 
 pub(super) fn client_info(request: &Request, trusted: &[IpNet]) -> ClientInfo {

@@ -41,6 +41,12 @@ pub enum ApiError {
     NotAcceptable,
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body did not arrive whole by its deadline: 408, and the connection closes.
+    #[error("request body not received in time")]
+    RequestTimeout,
+    /// The body's framing cannot be decoded (a malformed chunk).
+    #[error("malformed request")]
+    Malformed,
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
     /// A throttle: DRF's 429, with `Retry-After` (seconds).
@@ -59,7 +65,8 @@ impl ApiError {
             ApiError::Invalid(_)
             | ApiError::BareList(_)
             | ApiError::Unparsable(_)
-            | ApiError::EmptyBadRequest => StatusCode::BAD_REQUEST,
+            | ApiError::EmptyBadRequest
+            | ApiError::Malformed => StatusCode::BAD_REQUEST,
             ApiError::NotAuthenticated | ApiError::AuthenticationFailed(_) => {
                 StatusCode::UNAUTHORIZED
             }
@@ -68,6 +75,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -96,6 +104,8 @@ impl ApiError {
             }
             ApiError::NotAcceptable => detail("Could not satisfy the request Accept header."),
             ApiError::PayloadTooLarge => detail("Request body is too large."),
+            ApiError::RequestTimeout => detail(messages::BODY_TIMEOUT),
+            ApiError::Malformed => detail(messages::MALFORMED_REQUEST),
             ApiError::UnsupportedMediaType(media_type) => detail(&format!(
                 "Unsupported media type \"{media_type}\" in request."
             )),
@@ -136,6 +146,13 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, poem::http::HeaderValue::from(seconds));
+        }
+        if let ApiError::RequestTimeout = error {
+            // The rest of the body may still come; hyper closes rather than read it as a request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                poem::http::HeaderValue::from_static("close"),
+            );
         }
         response
     }
@@ -268,6 +285,10 @@ impl ApiResponse for ApiError {
                 ),
                 detail_response(403, "Authenticated, but not allowed"),
                 detail_response(404, "No such user, or hidden by HIDE_USERS"),
+                detail_response(
+                    408,
+                    "The body did not arrive whole within `AUTHD_BODY_READ_TIMEOUT_SECONDS` (`Connection: close`)",
+                ),
                 detail_response(415, "The body is not JSON, urlencoded or multipart"),
                 MetaResponse {
                     headers: vec![retry_after_header()],
@@ -280,7 +301,7 @@ impl ApiResponse for ApiError {
                     headers: vec![retry_after_header()],
                     ..detail_response(
                         503,
-                        "Too many requests are waiting to hash a password, or the database is unavailable (restarting, or SQLite's lock held past `AUTHD_DATABASE_TIMEOUT_MS`); try again after `Retry-After` seconds",
+                        "Too many requests are waiting to hash a password, or request bodies fill `AUTHD_BODY_MEMORY_BYTES`, or the database is unavailable (restarting, or SQLite's lock held past `AUTHD_DATABASE_TIMEOUT_MS`); try again after `Retry-After` seconds",
                     )
                 },
             ],

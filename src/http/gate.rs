@@ -201,10 +201,14 @@ fn method_not_allowed(route: &ApiRoute, anonymous: bool, method: &Method) -> Api
     }
 }
 
+/// Django's `APPEND_SLASH` 301. The target is always a path on this host: a run of leading
+/// slashes or backslashes, which a browser reads as the start of another host's address
+/// (`//evil.example/…`, `/\evil.example/…`), collapses to one slash.
 fn redirect_with_slash(original: &Uri) -> Response {
+    let path = original.path().trim_start_matches(['/', '\\']);
     let location = match original.query() {
-        Some(query) => format!("{}/?{query}", original.path()),
-        None => format!("{}/", original.path()),
+        Some(query) => format!("/{path}/?{query}"),
+        None => format!("/{path}/"),
     };
     Response::builder()
         .status(StatusCode::MOVED_PERMANENTLY)

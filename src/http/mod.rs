@@ -5,21 +5,24 @@
 mod body;
 /// Who is calling from where: the `ClientInfo` extractor.
 mod client;
-/// Limits on what each connection may cost: head and body deadlines, header size, idleness,
-/// and the cap on open connections.
-pub mod connection;
 /// CORS for the origins AUTHD_CORS_ALLOWED_ORIGINS names.
 mod cors;
 /// `ApiError`: every failure as a DRF-shaped response.
 pub mod error;
 /// DRF's per-request steps around the views: slash redirect, auth, 405, headers.
 mod gate;
+/// `/healthz` and `/readyz`.
+pub mod health;
+/// The memory request bodies may hold at once, and each client's share of it.
+mod memory;
 /// `/oauth/*`: OAuth2 beside the DRF gate, in RFC 6749's error dialect.
 mod oauth;
 /// The route table the gate, the `Allow` headers and the OpenAPI paths read.
 pub mod routes;
 /// `Authorization: Token …` parsing and the documented security scheme.
 pub mod security;
+/// Serving HTTP/1.1 through hyper, with the limits that need no second reading of the bytes.
+pub mod server;
 /// `/token/sessions/` and `/token/logoutall/`.
 mod sessions;
 /// `/token/login/` and `/token/logout/`.
@@ -29,19 +32,20 @@ mod types;
 /// `/users/…`.
 mod users;
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::StatusCode;
 use poem::middleware::RequestId;
-use poem::web::{Data, Html};
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, get, handler};
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route, get};
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::state::AppState;
-use crate::store;
 
-use error::{from_poem_error, json_response};
+use error::from_poem_error;
 use gate::Gate;
+use health::Readiness;
+use memory::BodyMemory;
 
 #[derive(Tags)]
 enum ApiTags {
@@ -129,7 +133,7 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
         return;
     };
     responses.retain(|status, _| match status.as_str() {
-        "400" | "415" => has_body,
+        "400" | "408" | "415" => has_body,
         // Another user's record; activation's reused link (djoser's "Stale token for given
         // user."); a login over the token limit under the `deny` policy (knox's words).
         "403" => path.starts_with("/users/{") || id == "users_activation" || id == "token_login",
@@ -210,34 +214,15 @@ impl Docs {
     }
 }
 
-#[handler]
-fn healthz() -> Response {
-    json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
-}
-
-#[handler]
-async fn readyz(Data(state): Data<&AppState>) -> Response {
-    match store::ping(&state.db).await {
-        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
-        Err(err) => {
-            tracing::warn!(error = %err, "readiness check failed");
-            json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &serde_json::json!({ "status": "unavailable" }),
-            )
-        }
-    }
-}
-
 /// The whole application: API routes behind the gate, docs and health checks, all under the
 /// URL prefix; DRF-shaped errors everywhere; one log line per request.
-pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
+pub fn build_app(state: AppState, readiness: Arc<Readiness>) -> impl Endpoint<Output = Response> {
     let prefix = state.settings.url_prefix.clone();
-    let docs = std::sync::Arc::new(Docs::new(&prefix));
+    let docs = Arc::new(Docs::new(&prefix));
     let (html, json, yaml) = (docs.clone(), docs.clone(), docs);
     let routes = Route::new()
-        .at("/healthz", get(healthz))
-        .at("/readyz", get(readyz))
+        .at("/healthz", get(health::healthz))
+        .at("/readyz", get(health::readyz))
         .at(
             "/docs",
             get(poem::endpoint::make_sync(move |_| Html(html.html.clone()))),
@@ -281,16 +266,19 @@ pub fn build_app(state: AppState) -> impl Endpoint<Output = Response> {
             Err(err) => from_poem_error(err, &method),
         })
     });
+    let body_memory = BodyMemory::new(state.settings.connections.body_memory_bytes);
     cors::with_cors(app, state.settings.cors_allowed_origins.clone())
         .around(log_request)
         .with(RequestId::default())
+        .data(body_memory)
+        .data(readiness)
         .data(state)
 }
 
 /// One line per request: method, path (never the query), status, latency; the request id
 /// comes from the `RequestId` span around it. Headers are never logged.
 async fn log_request<E: Endpoint<Output = Response>>(
-    endpoint: std::sync::Arc<E>,
+    endpoint: Arc<E>,
     request: Request,
 ) -> poem::Result<Response> {
     let started = Instant::now();

@@ -13,14 +13,14 @@ use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registr
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 
-use crate::domain::{ClientInfo, RawFields};
+use crate::domain::{ClientInfo, RawFields, messages};
 use crate::oauth::{self, OAuthError, Presented};
 use crate::state::AppState;
 use crate::throttle::throttled_detail;
 
 use super::ApiTags;
-use super::body::DrfBody;
-use super::error::{database_away, retry_after_header};
+use super::body::{DrfBody, Fields};
+use super::error::{ApiError, database_away, retry_after_header};
 
 /// Token requests are small; a larger body is refused before it is read whole.
 const MAX_OAUTH_BODY_BYTES: usize = 64 * 1024;
@@ -118,19 +118,36 @@ pub enum Introspected {
     Answer(Json<Introspection>),
 }
 
-/// An RFC 6749 error as a response.
+/// An RFC 6749 error as a response; or a body that did not arrive in time, which is no
+/// OAuth2 matter: 408 (in RFC 6749's error shape), and the connection closes.
 #[derive(Debug)]
-pub struct OAuthReply(OAuthError);
+pub enum OAuthReply {
+    Error(OAuthError),
+    BodyTimeout,
+}
 
 impl From<OAuthError> for OAuthReply {
     fn from(err: OAuthError) -> Self {
-        Self(err)
+        Self::Error(err)
+    }
+}
+
+/// What reading a token request's body failed on.
+impl From<ApiError> for OAuthReply {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::RequestTimeout => Self::BodyTimeout,
+            ApiError::Unavailable => Self::Error(OAuthError::Unavailable),
+            err => Self::Error(OAuthError::InvalidRequest(format!(
+                "The request body cannot be read: {err}."
+            ))),
+        }
     }
 }
 
 impl OAuthReply {
-    fn parts(&self) -> (StatusCode, &'static str, Option<String>) {
-        match &self.0 {
+    fn parts(err: &OAuthError) -> (StatusCode, &'static str, Option<String>) {
+        match err {
             OAuthError::InvalidRequest(why) => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -199,17 +216,29 @@ fn oauth_error_response(
 
 impl IntoResponse for OAuthReply {
     fn into_response(self) -> Response {
-        let this = match self.0 {
-            OAuthError::Internal(cause) => {
+        let err = match self {
+            OAuthReply::BodyTimeout => {
+                let mut response = oauth_error_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request",
+                    Some(messages::BODY_TIMEOUT.into()),
+                    None,
+                );
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return response;
+            }
+            OAuthReply::Error(OAuthError::Internal(cause)) => {
                 match database_away(cause.as_ref(), "OAuth2 request failed") {
-                    true => OAuthReply(OAuthError::Unavailable),
-                    false => OAuthReply(OAuthError::Internal(cause)),
+                    true => OAuthError::Unavailable,
+                    false => OAuthError::Internal(cause),
                 }
             }
-            other => OAuthReply(other),
+            OAuthReply::Error(other) => other,
         };
-        let (status, error, description) = this.parts();
-        let retry_after = match this.0 {
+        let (status, error, description) = OAuthReply::parts(&err);
+        let retry_after = match err {
             OAuthError::Throttled(wait) => Some(wait),
             OAuthError::Unavailable => Some(1),
             _ => None,
@@ -237,6 +266,10 @@ impl ApiResponse for OAuthReply {
                     "`invalid_request`, `invalid_grant` or `unsupported_grant_type` (RFC 6749 §5.2)",
                 ),
                 body(401, "`invalid_client`, with `WWW-Authenticate: Basic`"),
+                body(
+                    408,
+                    "`invalid_request`: the body did not arrive whole within `AUTHD_BODY_READ_TIMEOUT_SECONDS` (`Connection: close`)",
+                ),
                 MetaResponse {
                     headers: vec![retry_after_header()],
                     ..body(
@@ -317,12 +350,8 @@ fn credentials(request: &Request, fields: &RawFields) -> Result<Option<Presented
     }
 }
 
-async fn fields_of<T>(body: DrfBody<T>) -> Result<RawFields, OAuthError> {
-    body.fields_within(MAX_OAUTH_BODY_BYTES)
-        .await
-        .map_err(|err| {
-            OAuthError::InvalidRequest(format!("The request body cannot be read: {err}."))
-        })
+async fn fields_of<T>(body: DrfBody<T>) -> Result<Fields, OAuthReply> {
+    Ok(body.fields_within(MAX_OAUTH_BODY_BYTES).await?)
 }
 
 pub struct OAuthApi;
@@ -456,7 +485,7 @@ pub fn endpoint(inner: impl Endpoint + 'static) -> impl Endpoint<Output = Respon
             }
             Err(err) if err.is_from_response() => err.into_response(),
             Err(err) if err.is::<poem_openapi::error::AuthorizationError>() => {
-                OAuthReply(OAuthError::InvalidClient).into_response()
+                OAuthReply::Error(OAuthError::InvalidClient).into_response()
             }
             Err(err) => match err.status() {
                 StatusCode::METHOD_NOT_ALLOWED => {

@@ -30,9 +30,10 @@ impl TokenApi {
         client: ClientInfo,
         body: DrfBody<LoginRequest>,
     ) -> Result<Json<AuthToken>, ApiError> {
-        // A place in the hashing queue comes first: a shed login's body is never read.
-        let hashing = state.hasher.admit()?;
-        let auth_token = accounts::login(&state, &hashing, &client, &body.fields().await?).await?;
+        // The body is read before a place in the hashing queue is taken, so a place is never
+        // held by a body that is still arriving.
+        let fields = body.fields().await?;
+        let auth_token = accounts::login(&state, &state.hasher.admit()?, &client, &fields).await?;
         Ok(Json(AuthToken { auth_token }))
     }
 

@@ -48,8 +48,8 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<RegisterRequest>,
     ) -> ApiResult<Registered> {
-        let user =
-            accounts::register(&state, &state.hasher.admit()?, &body.fields().await?).await?;
+        let fields = body.fields().await?;
+        let user = accounts::register(&state, &state.hasher.admit()?, &fields).await?;
         Ok(Registered::Created(Json(user.into())))
     }
 
@@ -133,12 +133,13 @@ impl UsersApi {
         client: ClientInfo,
         body: DrfBody<SetPasswordRequest>,
     ) -> ApiResult<NoContent> {
+        let fields = body.fields().await?;
         accounts::set_password(
             &state,
             &state.hasher.admit()?,
             &client,
             auth.caller(),
-            &body.fields().await?,
+            &fields,
         )
         .await?;
         Ok(NoContent::Done)
@@ -157,12 +158,13 @@ impl UsersApi {
         client: ClientInfo,
         body: DrfBody<SetUsernameRequest>,
     ) -> ApiResult<NoContent> {
+        let fields = body.fields().await?;
         accounts::set_username(
             &state,
             &state.hasher.admit()?,
             &client,
             auth.caller(),
-            &body.fields().await?,
+            &fields,
         )
         .await?;
         Ok(NoContent::Done)
@@ -182,7 +184,8 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<ActivationRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::activate(&state, &body.fields().await?).await?;
+        let fields = body.fields().await?;
+        email_flows::activate(&state, &fields).await?;
         Ok(NoContent::Done)
     }
 
@@ -199,7 +202,8 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<EmailRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::request_link(&state, &body.fields().await?, Purpose::Activation).await?;
+        let fields = body.fields().await?;
+        email_flows::request_link(&state, &fields, Purpose::Activation).await?;
         Ok(NoContent::Done)
     }
 
@@ -216,7 +220,8 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<EmailRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::request_link(&state, &body.fields().await?, Purpose::PasswordReset).await?;
+        let fields = body.fields().await?;
+        email_flows::request_link(&state, &fields, Purpose::PasswordReset).await?;
         Ok(NoContent::Done)
     }
 
@@ -233,8 +238,8 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<PasswordResetConfirmRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::reset_password_confirm(&state, &state.hasher.admit()?, &body.fields().await?)
-            .await?;
+        let fields = body.fields().await?;
+        email_flows::reset_password_confirm(&state, &state.hasher.admit()?, &fields).await?;
         Ok(NoContent::Done)
     }
 
@@ -251,7 +256,8 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<EmailRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::request_link(&state, &body.fields().await?, Purpose::UsernameReset).await?;
+        let fields = body.fields().await?;
+        email_flows::request_link(&state, &fields, Purpose::UsernameReset).await?;
         Ok(NoContent::Done)
     }
 
@@ -266,7 +272,8 @@ impl UsersApi {
         state: Data<&AppState>,
         body: DrfBody<UsernameResetConfirmRequest>,
     ) -> ApiResult<NoContent> {
-        email_flows::reset_username_confirm(&state, &body.fields().await?).await?;
+        let fields = body.fields().await?;
+        email_flows::reset_username_confirm(&state, &fields).await?;
         Ok(NoContent::Done)
     }
 
@@ -337,7 +344,8 @@ async fn update(
     body: DrfBody<UpdateUserRequest>,
 ) -> ApiResult<Json<UserView>> {
     let user = accounts::user_to_update(state, auth.caller(), target).await?;
-    let user = accounts::update_user(state, user, &body.fields().await?).await?;
+    let fields = body.fields().await?;
+    let user = accounts::update_user(state, user, &fields).await?;
     Ok(Json(user.into()))
 }
 
@@ -349,14 +357,14 @@ async fn destroy(
     body: DrfBody<DeleteUserRequest>,
 ) -> ApiResult<NoContent> {
     let user = accounts::user_to_delete(state, auth.caller(), target).await?;
-    let hashing = state.hasher.admit()?;
+    let fields = body.fields().await?;
     accounts::delete_user(
         state,
-        &hashing,
+        &state.hasher.admit()?,
         &client,
         auth.caller(),
         user,
-        &body.fields().await?,
+        &fields,
     )
     .await?;
     Ok(NoContent::Done)

@@ -5,6 +5,7 @@ pub mod email_tokens;
 pub mod entity;
 pub mod failures;
 pub mod outbox;
+pub mod probe;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -143,7 +144,7 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
     .await
 }
 
-pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())
 }
 
