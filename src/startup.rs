@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
-use crate::config::{EmailBackend, LoginField, Settings};
+use crate::config::{EmailBackend, LoginField, MIN_HEADER_BYTES, Settings};
 use crate::crypto::PasswordHasher;
 use crate::domain::{email, password};
 use crate::http::health::Readiness;
@@ -107,6 +107,12 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // hyper panics on a smaller buffer; settings read from the environment are already
+        // bounded, settings built in code are checked here.
+        anyhow::ensure!(
+            settings.connections.max_header_bytes >= MIN_HEADER_BYTES,
+            "AUTHD_MAX_HEADER_BYTES must be at least {MIN_HEADER_BYTES}"
+        );
         let bind = settings.bind;
         let state = open_state(settings).await?;
         let listener = TcpListener::bind(bind)

@@ -267,6 +267,9 @@ impl Default for Throttling {
     }
 }
 
+/// hyper's smallest read buffer, which is what bounds a request head (`AUTHD_MAX_HEADER_BYTES`).
+pub const MIN_HEADER_BYTES: usize = 8192;
+
 /// What a connection may cost the server: how long each part of a request may take to arrive,
 /// how large a head may be, and how many connections may be open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

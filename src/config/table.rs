@@ -407,7 +407,7 @@ pub static SETTINGS: &[Def] = &[
         Span::seconds(1, 3600), |s| s.connections.keep_alive_timeout, example "5",
         "a connection on which no request begins within this time of the last answer (or of opening) closes; the header read timeout bounds this wait too, so the smaller of the two applies (a larger value logs a warning)"),
     setting!("max_header_bytes", "AUTHD_MAX_HEADER_BYTES", Server,
-        Int { min: 8192usize, max: 262_144 }, |s| s.connections.max_header_bytes, example "8192",
+        Int { min: super::MIN_HEADER_BYTES, max: 262_144 }, |s| s.connections.max_header_bytes, example "8192",
         "largest request head (request line and header fields); beyond it, 431 and the connection closes"),
     setting!("max_connections", "AUTHD_MAX_CONNECTIONS", Server,
         Int { min: 1usize, max: 1_000_000 }, |s| s.connections.max_connections, example "512",

@@ -603,3 +603,15 @@ async fn large_bodies_withholding_their_last_byte_starve_no_login() {
         writing.abort();
     }
 }
+
+/// hyper cannot read heads into less than 8192 bytes (it panics): a smaller cap stops start-up
+/// with a message naming the setting, from the environment and from code alike.
+#[tokio::test]
+async fn a_header_cap_below_hypers_smallest_buffer_stops_start_up() {
+    let mut settings = authd::config::Settings::for_database("sqlite::memory:");
+    settings.bind = "127.0.0.1:0".parse().expect("address");
+    settings.connections.max_header_bytes = 4096;
+    let refused = authd::startup::Application::build(settings).await;
+    let message = refused.err().map(|err| err.to_string()).unwrap_or_default();
+    assert!(message.contains("AUTHD_MAX_HEADER_BYTES"), "{message:?}");
+}
