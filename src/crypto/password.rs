@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier, Version,
-};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+use rand::TryRng as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 /// Argon2id cost. The defaults are OWASP's minimum, which is also the floor settings accept.
@@ -42,7 +42,7 @@ pub enum HashError {
     Overloaded,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
 /// Hashing and verification, run on `threads` dedicated OS threads in the batch scheduling
 /// class, away from the async runtime.
@@ -108,10 +108,15 @@ impl PasswordHasher {
         let params = cost
             .params()
             .map_err(|e| HashError::Argon2(e.to_string()))?;
+        let kept_blocks = params.block_count();
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         // Before any request has hashed, the expected wait assumes what this one costs.
         let started = Instant::now();
-        let dummy_hash = hash_now(&argon2, "authd dummy password for timing")?;
+        let dummy_hash = hash_now(
+            &argon2,
+            &mut Memory::new(kept_blocks),
+            "authd dummy password for timing",
+        )?;
         let one_hash = started.elapsed();
         let (jobs, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -122,13 +127,14 @@ impl PasswordHasher {
                 .name(format!("authd-hash-{index}"))
                 .spawn(move || {
                     lower_thread_priority();
+                    let mut memory = Memory::new(kept_blocks);
                     loop {
                         let job = match receiver.lock() {
                             Ok(guard) => guard.recv(),
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(),
+                            Ok(job) => job(&mut memory),
                             Err(_) => return,
                         }
                     }
@@ -175,7 +181,7 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Argon2<'static>) -> T + Send + 'static,
+        work: impl FnOnce(&Argon2<'static>, &mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let thread = Arc::clone(&self.threads).acquire_owned();
         let thread = tokio::time::timeout(self.queue_timeout, thread)
@@ -187,13 +193,13 @@ impl PasswordHasher {
         let span = tracing::Span::current();
         let recent = Arc::clone(&self.recent_hash_nanos);
         self.jobs
-            .send(Box::new(move || {
+            .send(Box::new(move |memory: &mut Memory| {
                 // The thread's permit goes with the job: a caller that gave up (a client that
                 // disconnected) cannot make room for more jobs than there are threads.
                 let _thread = thread;
                 let _entered = span.enter();
                 let started = Instant::now();
-                let output = work(&argon2);
+                let output = work(&argon2, memory);
                 record_hash_time(&recent, started.elapsed());
                 let _ = done.send(output);
             }))
@@ -205,7 +211,7 @@ impl PasswordHasher {
 impl Admission {
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
         self.hasher
-            .run(move |argon2| hash_now(argon2, &password))
+            .run(move |argon2, memory| hash_now(argon2, memory, &password))
             .await?
     }
 
@@ -214,7 +220,7 @@ impl Admission {
     pub async fn verify(&self, password: String, stored: String) -> Result<Verified, HashError> {
         let cost = self.hasher.cost;
         self.hasher
-            .run(move |argon2| StoredHash::parse(&stored).verify(argon2, cost, &password))
+            .run(move |_, memory| StoredHash::parse(&stored).verify(memory, cost, &password))
             .await
     }
 
@@ -252,11 +258,98 @@ impl Verified {
     };
 }
 
-fn hash_now(argon2: &Argon2<'static>, password: &str) -> Result<String, HashError> {
-    argon2
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|e| HashError::Argon2(e.to_string()))
+/// A hash thread's Argon2 memory, kept from job to job. Allocating 19 MiB afresh for every hash
+/// costs the page faults of zeroed memory each time, and once freed, glibc keeps such blocks in
+/// its arenas; kept here, the memory is faulted in once and is all a thread ever holds.
+struct Memory {
+    blocks: Vec<Block>,
+    /// Blocks of today's cost: the most this memory grows to.
+    kept: usize,
+}
+
+impl Memory {
+    fn new(kept: usize) -> Self {
+        Self {
+            blocks: Vec::new(),
+            kept,
+        }
+    }
+
+    /// `argon2` over `password` and `salt`, into `out`. A stored hash of a larger cost than
+    /// today's (before a settings change) gets memory of its own, for that once.
+    fn hash_into(
+        &mut self,
+        argon2: &Argon2<'_>,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), argon2::Error> {
+        let count = argon2.params().block_count();
+        if count > self.kept {
+            return argon2.hash_password_into(password, salt, out);
+        }
+        if self.blocks.len() < count {
+            self.blocks.resize(count, Block::new());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut self.blocks[..count])
+    }
+}
+
+/// A new PHC string for `password` at today's cost, as `argon2::PasswordHasher::hash_password`
+/// writes it, computed in the thread's kept memory.
+fn hash_now(
+    argon2: &Argon2<'static>,
+    memory: &mut Memory,
+    password: &str,
+) -> Result<String, HashError> {
+    let error = |e: &dyn fmt::Display| HashError::Argon2(e.to_string());
+    let mut random = [0; Salt::RECOMMENDED_LENGTH];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut random)
+        .map_err(|e| error(&e))?;
+    let salt = Salt::new(&random).map_err(|e| error(&e))?;
+    let mut output = [0; Params::DEFAULT_OUTPUT_LEN];
+    memory
+        .hash_into(argon2, password.as_bytes(), &salt, &mut output)
+        .map_err(|e| error(&e))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(|e| error(&e))?,
+        salt: Some(salt),
+        hash: Some(Output::new(&output).map_err(|e| error(&e))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches a PHC hash, as `argon2::PasswordVerifier` decides it (the
+/// hash's own algorithm, version and parameters; outputs compared in constant time), computed
+/// in the thread's kept memory.
+fn matches_phc(memory: &mut Memory, password: &str, phc: &PasswordHash) -> bool {
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(phc.algorithm.as_str()),
+        Params::try_from(phc),
+    ) else {
+        return false;
+    };
+    let Ok(version) = phc
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut buffer = [0; Output::MAX_LENGTH];
+    let Some(out) = buffer.get_mut(..expected.len()) else {
+        return false;
+    };
+    memory
+        .hash_into(&argon2, password.as_bytes(), salt, out)
+        .is_ok()
+        && Output::new(out).is_ok_and(|computed| computed == *expected)
 }
 
 /// A stored password hash in one of the formats the verifier understands. Django's formats
@@ -294,8 +387,8 @@ impl<'a> StoredHash<'a> {
         }
     }
 
-    fn verify(&self, argon2: &Argon2<'static>, cost: HashCost, password: &str) -> Verified {
-        let check = |phc: &PasswordHash| argon2.verify_password(password.as_bytes(), phc).is_ok();
+    fn verify(&self, memory: &mut Memory, cost: HashCost, password: &str) -> Verified {
+        let mut check = |phc: &PasswordHash| matches_phc(memory, password, phc);
         match self {
             StoredHash::Phc(phc) => Verified {
                 matches: check(phc),
@@ -389,6 +482,40 @@ mod tests {
                 .expect("verify")
                 .outdated
         );
+    }
+
+    /// Hashes made in a thread's kept memory are argon2's own, both ways; a stored hash of a
+    /// larger cost than today's verifies in memory of its own, and the kept memory stays small.
+    #[test]
+    fn kept_memory_hashes_are_argon2s_own() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let params = HashCost::OWASP_MINIMUM.params().expect("params");
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut memory = Memory::new(argon2.params().block_count());
+        let ours = hash_now(&argon2, &mut memory, "correct horse").expect("hash");
+        assert!(
+            argon2
+                .verify_password(b"correct horse", ours.as_str())
+                .is_ok()
+        );
+        assert!(argon2.verify_password(b"wrong", ours.as_str()).is_err());
+
+        let theirs = argon2
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string();
+        let theirs = PasswordHash::new(&theirs).expect("PHC");
+        assert!(matches_phc(&mut memory, "correct horse", &theirs));
+        assert!(!matches_phc(&mut memory, "wrong", &theirs));
+
+        let larger = Params::new(40_000, 1, 1, None).expect("params");
+        let stronger = Argon2::new(Algorithm::Argon2id, Version::V0x13, larger)
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string();
+        let stronger = PasswordHash::new(&stronger).expect("PHC");
+        assert!(matches_phc(&mut memory, "correct horse", &stronger));
+        assert_eq!(memory.blocks.len(), memory.kept);
     }
 
     #[tokio::test]
