@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use http_body_util::combinators::BoxBody;
 
@@ -40,9 +41,8 @@ const MEDIA_TYPES: [&str; 3] = [
 /// Handlers that hash read it before they take a place in the hashing queue, so a place is only
 /// ever held for a body already in memory. `T` only documents the fields.
 pub struct DrfBody<T> {
-    body: poem::Body,
+    body: BoxBody<Bytes, std::io::Error>,
     content_type: String,
-    declared_length: Option<usize>,
     deadline: Instant,
     room: Option<Room>,
     _schema: PhantomData<fn() -> T>,
@@ -71,18 +71,8 @@ impl<T> DrfBody<T> {
     /// `Content-Length` says so). A body not whole by its deadline gets 408; one that finds no
     /// room in the body memory by then, 503; one hyper cannot decode (a malformed chunk), 400.
     pub async fn fields_within(mut self, limit: usize) -> Result<Fields, ApiError> {
-        if self.declared_length.is_some_and(|length| length > limit) {
-            return Err(ApiError::PayloadTooLarge);
-        }
         let mut room = self.room.take();
-        let bytes = read(
-            self.body,
-            self.declared_length,
-            limit,
-            self.deadline,
-            &mut room,
-        )
-        .await?;
+        let bytes = read(self.body, limit, self.deadline, &mut room).await?;
         Ok(Fields {
             fields: parse(&self.content_type, bytes).await?,
             _room: room,
@@ -91,12 +81,19 @@ impl<T> DrfBody<T> {
 }
 
 async fn read(
-    body: poem::Body,
-    declared_length: Option<usize>,
+    mut body: BoxBody<Bytes, std::io::Error>,
     limit: usize,
     deadline: Instant,
     room: &mut Option<Room>,
 ) -> Result<Bytes, ApiError> {
+    // hyper's own reading of `Content-Length` (a chunked body has none).
+    let declared_length = body
+        .size_hint()
+        .exact()
+        .map_or(0, |length| usize::try_from(length).unwrap_or(usize::MAX));
+    if declared_length > limit {
+        return Err(ApiError::PayloadTooLarge);
+    }
     let mut fit = async |size: usize| match room {
         Some(room) => room
             .fit(size, deadline)
@@ -104,9 +101,7 @@ async fn read(
             .map_err(|_| ApiError::Unavailable),
         None => Ok(()),
     };
-    let declared_length = declared_length.unwrap_or(0);
     fit(declared_length).await?;
-    let mut body: BoxBody<Bytes, std::io::Error> = body.into();
     let mut data = BytesMut::with_capacity(declared_length);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| match BodyTimedOut::caused(&err) {
@@ -161,10 +156,6 @@ impl<'a, T: Type> ApiExtractor<'a> for DrfBody<T> {
             .get(header::CONTENT_TYPE)
             .map(|value| value.as_bytes().iter().map(|&b| char::from(b)).collect())
             .unwrap_or_default();
-        let declared_length = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok()?.parse().ok());
         let deadline = request
             .extensions()
             .get::<BodyDeadline>()
@@ -173,9 +164,8 @@ impl<'a, T: Type> ApiExtractor<'a> for DrfBody<T> {
             .data::<Arc<BodyMemory>>()
             .map(|memory| memory.room(host_of(request_client(request).ip)));
         Ok(Self {
-            body: body.take()?,
+            body: body.take()?.into(),
             content_type,
-            declared_length,
             deadline,
             room,
             _schema: PhantomData,

@@ -1,16 +1,17 @@
 //! One connection's byte stream, with the two limits hyper does not offer, kept without
 //! reading a byte of what flows through:
 //! - **write progress**: a connection whose answers are waiting to be sent must take at least
-//!   [`MIN_PROGRESS`] bytes per `AUTHD_BODY_READ_TIMEOUT_SECONDS`, else it is closed; hyper runs
+//!   [`MIN_PROGRESS`] bytes per `AUTHD_BODY_READ_TIMEOUT_SECONDS`, else it is closed. hyper runs
 //!   no deadline while it writes (hyperium/hyper#3852, "Configurable read and write timeout",
-//!   closed without one), so a client
-//!   that pipelines requests and never reads, or reads a byte at a time, would hold its
-//!   connection forever;
-//! - **keep-alive**: hyper's `header_read_timeout` also bounds the wait between requests; when
-//!   `AUTHD_KEEP_ALIVE_TIMEOUT_SECONDS` is the shorter, a connection with no request inside the
-//!   endpoint, nothing read since its last answer and nothing waiting to be written closes
-//!   once it has been quiet that long. The endpoint says when a request arrives and when its
-//!   answer is ready ([`Activity`]); the bytes themselves are never looked at.
+//!   closed without one), so a client that pipelines requests and never reads, or reads a byte
+//!   at a time, would hold its connection forever;
+//! - **keep-alive**: hyper's `header_read_timeout` also bounds the wait between requests, and
+//!   hyper has no idle timeout of its own (hyperium/hyper#1628; the h1 `idle_timeout` of
+//!   hyperium/hyper#3743 was closed unmerged). When `AUTHD_KEEP_ALIVE_TIMEOUT_SECONDS` is the
+//!   shorter, a connection with no request inside the endpoint, nothing read since its last
+//!   answer and nothing waiting to be written closes once it has been quiet that long. The
+//!   endpoint says when a request arrives and when its answer is ready ([`Activity`]); the bytes
+//!   themselves are never looked at.
 
 use std::io;
 use std::pin::Pin;

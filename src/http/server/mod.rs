@@ -117,7 +117,7 @@ where
     {
         tracing::warn!(
             grace_seconds = limits.grace_period.as_secs(),
-            "requests still in flight at the end of the grace period were cut"
+            "stopped waiting for requests still in flight at the end of the grace period"
         );
     }
     Ok(())
