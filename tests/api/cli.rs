@@ -62,6 +62,8 @@ fn a_bad_setting_stops_start_up_naming_it() {
         ("AUTHD_HIDE_USERS", "perhaps"),
         ("AUTHD_BIND", "nowhere"),
         ("AUTHD_LOGIN_FIELD", "phone"),
+        // hyper's smallest buffer is 8192 bytes.
+        ("AUTHD_MAX_HEADER_BYTES", "4096"),
     ] {
         let output = authd(&dir)
             .env(name, value)
@@ -271,6 +273,26 @@ impl Served {
             self.stderr.join().expect("stderr"),
         )
     }
+}
+
+/// The header read timeout also ends idle connections, so a longer keep-alive cannot hold: it
+/// is accepted, with a warning at start-up. The defaults give none.
+#[tokio::test]
+async fn a_keep_alive_longer_than_the_header_timeout_logs_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(&dir, &[("AUTHD_KEEP_ALIVE_TIMEOUT_SECONDS", "60")]).await;
+    let (status, _, stderr) = served.stop();
+    assert!(status.success());
+    assert!(
+        stderr.contains("AUTHD_KEEP_ALIVE_TIMEOUT_SECONDS is longer"),
+        "{stderr}"
+    );
+    let served = Served::start(&dir, &[]).await;
+    let (_, _, stderr) = served.stop();
+    assert!(
+        !stderr.contains("AUTHD_KEEP_ALIVE_TIMEOUT_SECONDS"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
