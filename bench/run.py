@@ -87,9 +87,9 @@ def peak_memory_kib(pid):
         return int(re.search(r"VmHWM:\s+(\d+) kB", status.read()).group(1))
 
 
-def flood(port, clients=FLOOD_CLIENTS, size=FLOOD_BODY_BYTES):
-    """`clients` logins at once, each with a `size`-byte JSON body (one huge unknown field);
-    returns how many got each status."""
+def flood(port, clients=FLOOD_CLIENTS, size=FLOOD_BODY_BYTES, hosts=1):
+    """`clients` logins at once, each with a `size`-byte JSON body (one huge unknown field),
+    from `hosts` loopback addresses (127.0.1.1, …) in turn; returns how many got each status."""
     body = json.dumps({"username": "bench", "password": PASSWORD, "padding": "x" * size}).encode()
     head = (f"POST /token/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
@@ -97,10 +97,11 @@ def flood(port, clients=FLOOD_CLIENTS, size=FLOOD_BODY_BYTES):
     lock = threading.Lock()
     start = threading.Barrier(clients)
 
-    def one():
+    def one(index):
         status = "error"
+        source = (f"127.0.{1 + index % hosts // 250}.{1 + index % hosts % 250}", 0) if hosts > 1 else None
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=60, source_address=source) as s:
                 start.wait()
                 s.sendall(head)
                 try:
@@ -114,7 +115,7 @@ def flood(port, clients=FLOOD_CLIENTS, size=FLOOD_BODY_BYTES):
         with lock:
             statuses[status] = statuses.get(status, 0) + 1
 
-    threads = [threading.Thread(target=one) for _ in range(clients)]
+    threads = [threading.Thread(target=one, args=(index,)) for index in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -123,7 +124,7 @@ def flood(port, clients=FLOOD_CLIENTS, size=FLOOD_BODY_BYTES):
 
 
 class Server:
-    def __init__(self, database_url, **settings):
+    def __init__(self, database_url, binary=BINARY, **settings):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         # Expiry is on by default; the idle limit turns last-use tracking on too. The login
@@ -136,7 +137,8 @@ class Server:
                         AUTHD_THROTTLE_FAILURES_PER_IP="off", **settings)
         env = self.env
         self.log = open(os.devnull, "w")
-        self.process = subprocess.Popen([BINARY, "serve"], env=env, stdout=self.log, stderr=self.log)
+        self.binary = binary
+        self.process = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)
         self.pid = self.process.pid
         for _ in range(200):
             try:
@@ -148,7 +150,7 @@ class Server:
 
     def command(self, *args):
         """An `authd` command against the server's database; its stdout."""
-        return subprocess.run([BINARY, *args], env=self.env, check=True, capture_output=True, text=True).stdout
+        return subprocess.run([self.binary, *args], env=self.env, check=True, capture_output=True, text=True).stdout
 
     def stop(self):
         self.process.terminate()
