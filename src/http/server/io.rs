@@ -130,6 +130,26 @@ impl<S> GuardedIo<S> {
         }
     }
 
+    /// Counts what a write took; a write that found no room fails once a whole window passed
+    /// without enough progress.
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(written)) => {
+                self.wrote(written);
+                Poll::Ready(Ok(written))
+            }
+            Poll::Pending if self.stalled(cx) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading its answers",
+            ))),
+            other => other,
+        }
+    }
+
     /// A write found no room: true once a whole window passed without enough progress.
     fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
         let window = self.progress_window;
@@ -148,10 +168,6 @@ fn poll_deadline(timer: &mut Option<Pin<Box<Sleep>>>, at: Instant, cx: &mut Cont
         timer.as_mut().reset(at);
     }
     timer.as_mut().poll(cx).is_ready()
-}
-
-fn timed_out(what: &'static str) -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, what)
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
@@ -195,16 +211,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(written)) => {
-                this.wrote(written);
-                Poll::Ready(Ok(written))
-            }
-            Poll::Pending if this.stalled(cx) => {
-                Poll::Ready(Err(timed_out("the client stopped reading its answers")))
-            }
-            other => other,
-        }
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.after_write(cx, written)
     }
 
     fn poll_write_vectored(
@@ -213,16 +221,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(written)) => {
-                this.wrote(written);
-                Poll::Ready(Ok(written))
-            }
-            Poll::Pending if this.stalled(cx) => {
-                Poll::Ready(Err(timed_out("the client stopped reading its answers")))
-            }
-            other => other,
-        }
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.after_write(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
