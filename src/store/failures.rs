@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Select, Set,
 };
 
 use super::entity::login_failure::{ActiveModel, Column, Entity};
@@ -28,6 +28,18 @@ pub async fn recent(
     except: i64,
     limit: u64,
 ) -> Result<Vec<DateTime<Utc>>, DbErr> {
+    recent_query(key, since, except, limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+pub(super) fn recent_query(
+    key: &str,
+    since: DateTime<Utc>,
+    except: i64,
+    limit: u64,
+) -> Select<Entity> {
     Entity::find()
         .select_only()
         .column(Column::At)
@@ -36,9 +48,6 @@ pub async fn recent(
         .filter(Column::Id.ne(except))
         .order_by_desc(Column::At)
         .limit(limit)
-        .into_tuple()
-        .all(db)
-        .await
 }
 
 pub async fn delete_ids(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<(), DbErr> {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Set, sea_query::Expr,
+    QuerySelect, Select, SelectThree, Set, TopologyStar, sea_query::Expr,
 };
 
 use super::entity::auth_token::{ActiveModel, Column, Entity, Model};
@@ -36,26 +36,30 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewToken) -> Result<Model, D
     .await
 }
 
+pub(super) fn by_digest(digest: &str) -> Select<Entity> {
+    Entity::find().filter(Column::Digest.eq(digest))
+}
+
+pub(super) fn live_by_digest(
+    digest: &str,
+) -> SelectThree<Entity, auth_user::Entity, auth_session::Entity, TopologyStar> {
+    by_digest(digest)
+        .find_also_related(auth_user::Entity)
+        .find_also_related(auth_session::Entity)
+}
+
 /// The guard's one query on a cache miss: the token joined to its user and its session, by
 /// unique index. Expiry is the caller's to judge.
 pub async fn find_live(
     db: &impl ConnectionTrait,
     digest: &str,
 ) -> Result<Option<(Model, auth_user::Model, auth_session::Model)>, DbErr> {
-    let found = Entity::find()
-        .filter(Column::Digest.eq(digest))
-        .find_also_related(auth_user::Entity)
-        .find_also_related(auth_session::Entity)
-        .one(db)
-        .await?;
+    let found = live_by_digest(digest).one(db).await?;
     Ok(found.and_then(|(token, user, session)| Some((token, user?, session?))))
 }
 
 pub async fn find(db: &impl ConnectionTrait, digest: &str) -> Result<Option<Model>, DbErr> {
-    Entity::find()
-        .filter(Column::Digest.eq(digest))
-        .one(db)
-        .await
+    by_digest(digest).one(db).await
 }
 
 /// Retires a refresh token that rotation replaced; `false` if it was retired already (the

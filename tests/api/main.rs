@@ -10,6 +10,7 @@ mod crash;
 mod email;
 mod faults;
 mod guard;
+mod indexes;
 mod layout;
 mod lifecycle;
 mod load;
