@@ -9,6 +9,7 @@ mod m20261123_000005_activation_and_mail_at_delivery;
 mod m20261123_000006_sessions_and_oauth;
 mod m20261123_000007_login_failures;
 mod m20261207_000008_digests_as_varchar;
+mod m20261207_000009_superseded_refresh_tokens;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_sessions_and_oauth::Migration),
             Box::new(m20261123_000007_login_failures::Migration),
             Box::new(m20261207_000008_digests_as_varchar::Migration),
+            Box::new(m20261207_000009_superseded_refresh_tokens::Migration),
         ]
     }
 }

@@ -438,7 +438,7 @@ pub static SETTINGS: &[Def] = &[
         "lifetime of an OAuth2 refresh family from its password grant; rotation never extends it"),
     setting!("refresh_reuse_grace_seconds", "AUTHD_REFRESH_REUSE_GRACE_SECONDS", Tokens,
         Span::seconds(0, 3600), |s| s.tokens.refresh_reuse_grace, example "0",
-        "a retired refresh token presented again within this time gets a new pair (a retry after a lost answer); after it, the whole family is revoked"),
+        "a retired refresh token presented again within this time gets a new pair (a retry after a lost answer), and the pair its first rotation returned is retired with no grace of its own (presented, it revokes the family); after this time, the whole family is revoked"),
     setting!("cors_allowed_origins", "AUTHD_CORS_ALLOWED_ORIGINS", Server,
         Parsed(origins, |list: &Vec<String>| list.join(",")), |s| s.cors_allowed_origins,
         example "https://app.example.com,http://localhost:3000",

@@ -30,6 +30,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewToken) -> Result<Model, D
         expires_at: Set(new.expires_at),
         expiry_pending: Set(false),
         retired_at: Set(None),
+        superseded: Set(false),
         ..Default::default()
     }
     .insert(db)
@@ -74,17 +75,34 @@ pub async fn retire(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
     Ok(result.rows_affected == 1)
 }
 
-/// The tokens of a session that still work: its access tokens and its unretired refresh
-/// token. A refresh retried within the grace period replaces them.
-pub async fn active_in_session(
+/// The tokens of a session that still work and were minted after `after` (a refresh token):
+/// what the rotations since it handed out.
+pub async fn minted_after(
     db: &impl ConnectionTrait,
     session_id: i64,
+    after: i64,
 ) -> Result<Vec<Model>, DbErr> {
     Entity::find()
         .filter(Column::SessionId.eq(session_id))
+        .filter(Column::Id.gt(after))
         .filter(Column::RetiredAt.is_null())
         .all(db)
         .await
+}
+
+/// Retires tokens that a grace re-rotation replaced: they stop working at once, and a
+/// superseded refresh token presented again is a reuse, without grace.
+pub async fn supersede(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    Entity::update_many()
+        .col_expr(Column::RetiredAt, Expr::value(Utc::now()))
+        .col_expr(Column::Superseded, Expr::value(true))
+        .filter(Column::Id.is_in(ids))
+        .exec(db)
+        .await
+        .map(|_| ())
 }
 
 pub async fn delete_ids(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<(), DbErr> {

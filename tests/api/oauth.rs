@@ -152,18 +152,15 @@ async fn the_oauth2_loop_login_use_refresh_and_reuse() {
     assert_eq!(app.count("auth_session").await, 0);
 }
 
-/// Within the grace period, a retried refresh gets a new pair and retires what the first one
-/// minted.
+/// Within the grace period, a retried refresh (the client lost the first answer) gets a new pair
+/// that works and rotates on; what the first rotation minted is retired.
 #[tokio::test]
 async fn a_refresh_retried_within_the_grace_period_gets_a_new_pair() {
     let app = TestApp::spawn().await;
     app.register("alice", PASSWORD).await;
     let r0 = field(&password_grant(&app).await, "refresh_token");
     let first = refresh(&app, &r0).await.json();
-    let (a1, r1) = (
-        field(&first, "access_token"),
-        field(&first, "refresh_token"),
-    );
+    let a1 = field(&first, "access_token");
     let retried = refresh(&app, &r0).await;
     assert_eq!(retried.status, StatusCode::OK, "{}", retried.text);
     let second = retried.json();
@@ -172,11 +169,6 @@ async fn a_refresh_retried_within_the_grace_period_gets_a_new_pair() {
         field(&second, "refresh_token"),
     );
     assert_eq!(me_bearer(&app, &a1).await, StatusCode::UNAUTHORIZED);
-    assert_error(
-        &refresh(&app, &r1).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-    );
     assert_eq!(
         me_bearer(&app, &a2).await,
         StatusCode::OK,
@@ -184,6 +176,133 @@ async fn a_refresh_retried_within_the_grace_period_gets_a_new_pair() {
     );
     let third = refresh(&app, &r2).await;
     assert_eq!(third.status, StatusCode::OK, "{}", third.text);
+    let a3 = field(&third.json(), "access_token");
+    assert_eq!(me_bearer(&app, &a3).await, StatusCode::OK);
+}
+
+/// A thief replays a stolen refresh token just after its owner rotated it, inside the grace
+/// window: the thief gets a pair, and the owner's pair is retired, not deleted. The owner's next
+/// refresh is then a reuse: the whole family dies, the thief's tokens with it.
+#[tokio::test]
+async fn a_replay_inside_the_grace_window_then_the_owners_refresh_kills_the_family() {
+    let app = TestApp::spawn().await;
+    app.register("alice", PASSWORD).await;
+    let grant = password_grant(&app).await;
+    let (a0, r0) = (
+        field(&grant, "access_token"),
+        field(&grant, "refresh_token"),
+    );
+    let owner = refresh(&app, &r0).await.json();
+    let (a1, r1) = (
+        field(&owner, "access_token"),
+        field(&owner, "refresh_token"),
+    );
+    let thief = refresh(&app, &r0).await;
+    assert_eq!(thief.status, StatusCode::OK, "{}", thief.text);
+    let (a2, r2) = (
+        field(&thief.json(), "access_token"),
+        field(&thief.json(), "refresh_token"),
+    );
+    assert_eq!(me_bearer(&app, &a2).await, StatusCode::OK, "for now");
+    assert_eq!(
+        me_bearer(&app, &a1).await,
+        StatusCode::UNAUTHORIZED,
+        "the owner's pair is retired"
+    );
+    assert_error(
+        &refresh(&app, &r1).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    for access in [&a0, &a1, &a2] {
+        assert_eq!(
+            me_bearer(&app, access).await,
+            StatusCode::UNAUTHORIZED,
+            "the family is revoked"
+        );
+    }
+    assert_error(
+        &refresh(&app, &r2).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    assert_eq!(app.count("auth_session").await, 0);
+}
+
+/// The owner and the thief cannot take turns: a token retired by a grace re-rotation gets no
+/// grace of its own, even presented at once, so neither side can win the family back inside
+/// successive windows; the first to try revokes it.
+#[tokio::test]
+async fn a_token_retired_by_a_grace_rotation_has_no_grace_of_its_own() {
+    let app = TestApp::spawn_with(|s| s.tokens.refresh_reuse_grace = Duration::from_secs(60)).await;
+    app.register("alice", PASSWORD).await;
+    let r0 = field(&password_grant(&app).await, "refresh_token");
+    let thief = refresh(&app, &r0).await.json();
+    let owner = refresh(&app, &r0).await.json();
+    assert_eq!(
+        me_bearer(&app, &field(&owner, "access_token")).await,
+        StatusCode::OK
+    );
+    assert_error(
+        &refresh(&app, &field(&thief, "refresh_token")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+    assert_eq!(
+        me_bearer(&app, &field(&owner, "access_token")).await,
+        StatusCode::UNAUTHORIZED,
+        "the family is revoked"
+    );
+    assert_error(
+        &refresh(&app, &r0).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+}
+
+/// Two tabs of one browser refresh with the same token at once: both get a pair, and exactly one
+/// pair works (the later rotation retired the earlier). When the tab holding the retired pair
+/// refreshes, that is a reuse: the family ends for both tabs, and the user logs in again. Tabs
+/// that share one token store and refresh one at a time never get there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_tabs_refreshing_at_once_keep_one_pair_and_lose_the_family_on_the_others_refresh() {
+    let app = TestApp::spawn().await;
+    app.register("alice", PASSWORD).await;
+    for _ in 0..5 {
+        let r0 = field(&password_grant(&app).await, "refresh_token");
+        let (left, right) = tokio::join!(refresh(&app, &r0), refresh(&app, &r0));
+        assert_eq!(
+            (left.status, right.status),
+            (StatusCode::OK, StatusCode::OK),
+            "{} {}",
+            left.text,
+            right.text
+        );
+        let mut working = Vec::new();
+        let mut retired = Vec::new();
+        for pair in [left.json(), right.json()] {
+            match me_bearer(&app, &field(&pair, "access_token")).await {
+                StatusCode::OK => working.push(pair),
+                _ => retired.push(pair),
+            }
+        }
+        assert_eq!(
+            (working.len(), retired.len()),
+            (1, 1),
+            "one pair works: {working:?} {retired:?}"
+        );
+        assert_error(
+            &refresh(&app, &field(&retired[0], "refresh_token")).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        );
+        assert_eq!(
+            me_bearer(&app, &field(&working[0], "access_token")).await,
+            StatusCode::UNAUTHORIZED,
+            "the family is revoked"
+        );
+    }
+    assert_eq!(app.count("auth_session").await, 0);
 }
 
 /// With no grace, one of several concurrent refreshes with one token wins; the others are
