@@ -196,19 +196,16 @@ impl Authenticator {
         }
     }
 
-    /// Any live token, of any kind, of an active user: what introspection answers about. It
-    /// counts as a use, recorded in memory (nothing is written on the request path).
+    /// Any live token, of any kind, of an active user: what introspection answers about. Being
+    /// asked about is not a use: a resource server polling authd must not keep an idle token
+    /// alive.
     pub async fn inspect(&self, token: &str) -> Result<Option<Arc<Caller>>, DbErr> {
         let found = match self.find(token).await {
             Ok(found) => found,
             Err(TokenRejected::Database(err)) => return Err(err),
             Err(_) => None,
         };
-        Ok(found
-            .filter(|caller| caller.user.is_active)
-            .inspect(|caller| {
-                self.record_use(caller);
-            }))
+        Ok(found.filter(|caller| caller.user.is_active))
     }
 
     /// A live token: from memory, or with one indexed query joining its user and session.

@@ -632,8 +632,18 @@ async fn introspect(app: &TestApp, client: Option<(&str, &str)>, token: &str) ->
     app.send(request).await
 }
 
-/// Introspection: for confidential clients; every kind of authd token; inactive is just
-/// `{"active": false}`.
+#[track_caller]
+fn assert_uncached(reply: &Reply) {
+    assert_eq!(
+        (reply.header("cache-control"), reply.header("pragma")),
+        (Some("no-store"), Some("no-cache")),
+        "{reply:?}"
+    );
+}
+
+/// Introspection: for confidential clients; access and Djoser tokens are `Bearer` tokens
+/// (RFC 6749 §7.1), `token_use` tells which kind; inactive is just `{"active": false}`; no
+/// answer may be cached.
 #[tokio::test]
 async fn introspection_answers_registered_resource_servers() {
     let app = TestApp::spawn().await;
@@ -654,11 +664,13 @@ async fn introspection_answers_registered_resource_servers() {
 
     let access = introspect(&app, rs, &field(&pair, "access_token")).await;
     assert_eq!(access.status, StatusCode::OK, "{}", access.text);
+    assert_uncached(&access);
     let body = access.json();
     assert_eq!(body["active"], true);
     assert_eq!(body["sub"], id.to_string());
     assert_eq!(body["username"], "alice");
-    assert_eq!(body["token_type"], "access_token");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["token_use"], "access_token");
     assert_eq!(body["client_id"], field(&public, "client_id"));
     assert_eq!(body["is_staff"], false);
     let (iat, exp) = (
@@ -666,18 +678,14 @@ async fn introspection_answers_registered_resource_servers() {
         body["exp"].as_i64().expect("exp"),
     );
     assert_eq!(exp - iat, 900);
-    let refresh_answer = introspect(&app, rs, &field(&pair, "refresh_token"))
-        .await
-        .json();
+    let djoser_answer = introspect(&app, rs, &djoser).await.json();
     assert_eq!(
         (
-            refresh_answer["active"].clone(),
-            refresh_answer["token_type"].clone()
+            djoser_answer["token_type"].clone(),
+            djoser_answer["token_use"].clone()
         ),
-        (json!(true), json!("refresh_token"))
+        (json!("Bearer"), json!("token"))
     );
-    let djoser_answer = introspect(&app, rs, &djoser).await.json();
-    assert_eq!(djoser_answer["token_type"], "token");
     assert!(djoser_answer.get("client_id").is_none(), "{djoser_answer}");
     for inactive in ["authd_unknown", "garbage", ""] {
         let reply = introspect(&app, rs, inactive).await;
@@ -685,6 +693,7 @@ async fn introspection_answers_registered_resource_servers() {
             assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
         } else {
             reply.assert(StatusCode::OK, json!({"active": false}));
+            assert_uncached(&reply);
         }
     }
     app.call(Method::POST, "/token/logout/", &djoser, None)
@@ -715,6 +724,81 @@ async fn introspection_answers_registered_resource_servers() {
                 .is_some_and(|h| h.starts_with("Basic"))
         );
     }
+}
+
+/// A refresh token is never vouched for to a resource server: resource servers that check
+/// only `active` (mod_auth_openidc with `Require valid-user`) would take it as a Bearer token.
+/// It is inactive to every client but the one it was issued to, and to all when it was issued
+/// to none; its own client learns it is a refresh token, with no `token_type`.
+#[tokio::test]
+async fn a_refresh_token_is_inactive_to_every_client_but_its_own() {
+    let app = TestApp::spawn().await;
+    app.register("alice", PASSWORD).await;
+    let server = create_client(&app, &["Orders service"]).await;
+    let backend = create_client(&app, &["Web backend"]).await;
+    let public = create_client(&app, &["Phone", "--public"]).await;
+    let rs = (field(&server, "client_id"), field(&server, "client_secret"));
+    let web = (
+        field(&backend, "client_id"),
+        field(&backend, "client_secret"),
+    );
+    let grant = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+    let through_public = token(
+        &app,
+        &[
+            grant.as_slice(),
+            &[("client_id", &field(&public, "client_id"))],
+        ]
+        .concat(),
+    )
+    .await
+    .json();
+    let through_web = app
+        .send(
+            app.request(Method::POST, "/oauth/token")
+                .basic_auth(&web.0, Some(&web.1))
+                .form(&grant),
+        )
+        .await
+        .json();
+    let through_none = password_grant(&app).await;
+    for (refresh_token, asker) in [
+        (field(&through_public, "refresh_token"), &rs),
+        (field(&through_web, "refresh_token"), &rs),
+        (field(&through_none, "refresh_token"), &rs),
+        (field(&through_none, "refresh_token"), &web),
+    ] {
+        let reply = introspect(&app, Some((&asker.0, &asker.1)), &refresh_token).await;
+        reply.assert(StatusCode::OK, json!({"active": false}));
+        assert_uncached(&reply);
+    }
+    let own = introspect(
+        &app,
+        Some((&web.0, &web.1)),
+        &field(&through_web, "refresh_token"),
+    )
+    .await
+    .json();
+    assert_eq!(own["active"], true, "{own}");
+    assert_eq!(own["token_use"], "refresh_token");
+    assert!(own.get("token_type").is_none(), "{own}");
+    assert_eq!(own["client_id"], web.0);
+    let access = introspect(
+        &app,
+        Some((&rs.0, &rs.1)),
+        &field(&through_web, "access_token"),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (access["active"].clone(), access["token_use"].clone()),
+        (json!(true), json!("access_token")),
+        "access tokens are for every resource server"
+    );
 }
 
 /// Deleting a client ends the sessions minted through it; listing shows what is left.
@@ -798,29 +882,32 @@ async fn a_revocation_reaches_the_other_instance_within_500_ms() {
     }
 }
 
-/// An introspection that answers active counts as a use for the idle limit.
+/// Introspection is not a use of the token: a resource server polling authd must not keep an
+/// idle token alive against the idle limit; only the token's own requests do.
 #[tokio::test]
-async fn introspection_keeps_an_idle_limited_token_alive() {
+async fn introspection_does_not_keep_an_idle_token_alive() {
     let app = TestApp::spawn_with(|s| s.tokens.idle = Duration::from_secs(3)).await;
     let (_, djoser) = app.create_user("alice").await;
     let server = create_client(&app, &["Orders service"]).await;
     let (id, secret) = (field(&server, "client_id"), field(&server, "client_secret"));
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let answer = introspect(&app, Some((&id, &secret)), &djoser).await.json();
-        assert_eq!(answer["active"], true, "{answer}");
+        let answer = introspect(&app, Some((&id, &secret)), &djoser).await;
+        if answer.json()["active"] == false {
+            break;
+        }
     }
+    // Idleness is counted in whole seconds: more than 3 means at least 4.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    introspect(&app, Some((&id, &secret)), &djoser)
+        .await
+        .assert(StatusCode::OK, json!({"active": false}));
     assert_eq!(
         app.call(Method::GET, "/users/me/", &djoser, None)
             .await
             .status,
-        StatusCode::OK
+        StatusCode::UNAUTHORIZED
     );
-    // Idleness is counted in whole seconds: more than 3 means at least 4.
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    introspect(&app, Some((&id, &secret)), &djoser)
-        .await
-        .assert(StatusCode::OK, json!({"active": false}));
 }
 
 /// The purge deletes expired tokens and families, and keeps retired refresh tokens as long
