@@ -369,9 +369,13 @@ impl OAuthApi {
 
     /// Revoke a token (RFC 7009)
     ///
-    /// Ends the session of any authd token: a Djoser token, an access token or a refresh
-    /// token. No client authentication is needed (public clients have none); credentials that
-    /// are sent must be valid. 200 whether or not the token was known.
+    /// Ends the session of an authd token: a Djoser token, an access token or a refresh token.
+    /// Credentials that are sent are checked first, known token or not (401 `invalid_client`).
+    /// A token issued to a confidential client is revoked only with that client's credentials
+    /// (HTTP Basic), one issued to a public client only with its `client_id` (missing: 400
+    /// `invalid_request`; another: 401 `invalid_client`); a refused revocation changes nothing.
+    /// A token issued to no client (a Djoser token, a password grant without a client) is
+    /// revocable by whoever holds it. 200 whether or not the token was known.
     #[oai(path = "/oauth/revoke", method = "post", operation_id = "oauth_revoke")]
     async fn revoke(
         &self,
@@ -380,8 +384,8 @@ impl OAuthApi {
         body: DrfBody<TokenQuery>,
     ) -> OAuthResult<Revoked> {
         let fields = fields_of(body).await?;
-        oauth::identify(&state, credentials(request, &fields)?).await?;
-        oauth::revoke(&state, &fields).await?;
+        let client = oauth::identify(&state, credentials(request, &fields)?).await?;
+        oauth::revoke(&state, client, &fields).await?;
         Ok(Revoked::Done)
     }
 

@@ -187,11 +187,37 @@ pub async fn token(
     }
 }
 
-/// `POST /oauth/revoke` (RFC 7009): ends the session of any authd token; an unknown one is
-/// fine (the answer is the same).
-pub async fn revoke(state: &AppState, fields: &RawFields) -> Result<(), OAuthError> {
+/// `POST /oauth/revoke` (RFC 7009 §2.1): ends the session of an authd token, for the client it
+/// was issued to. `client` is the client the request authenticated as (its credentials were
+/// checked already, known token or not). A token issued to a confidential client needs that
+/// client's credentials, one issued to a public client that client's `client_id`; a token
+/// issued to no client is revocable by whoever holds it. An unknown token is fine (the answer
+/// is the same as for a revoked one).
+pub async fn revoke(
+    state: &AppState,
+    client: Option<Arc<Client>>,
+    fields: &RawFields,
+) -> Result<(), OAuthError> {
     let token = required(fields, "token")?;
-    sessions::revoke(state, &token).await?;
+    let Some(holder) = sessions::holder(state, &token).await? else {
+        return Ok(());
+    };
+    if let Some(issuer) = holder.client
+        && client.as_ref().map(|client| client.id) != Some(issuer)
+    {
+        let public = state
+            .auth
+            .client_by_row(issuer)
+            .await?
+            .is_some_and(|issuer| issuer.secret_digest.is_none());
+        return Err(match (client, public) {
+            (None, true) => OAuthError::InvalidRequest(
+                "The client_id parameter is missing: the token was issued to a client.".into(),
+            ),
+            _ => OAuthError::InvalidClient,
+        });
+    }
+    sessions::end(state, holder.session_id).await?;
     Ok(())
 }
 

@@ -242,16 +242,29 @@ pub async fn end_all(state: &AppState, caller: &Caller) -> Result<u64, DbErr> {
     Ok(ended)
 }
 
-/// Ends the session of any authd token (RFC 7009 revocation): unknown tokens are fine.
-pub async fn revoke(state: &AppState, secret: &str) -> Result<(), DbErr> {
+/// The session an authd token belongs to, as revocation needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    pub session_id: i64,
+    /// The registered client the session was minted through (its row id), if any.
+    pub client: Option<i64>,
+}
+
+/// The session of any authd token, of any kind; `None` for an unknown token.
+pub async fn holder(state: &AppState, secret: &str) -> Result<Option<Holder>, DbErr> {
     let digest = crypto::token_digest(secret.trim());
-    if let Some(session_id) = tokens::find(&state.db, &digest)
+    let Some(session_id) = tokens::find(&state.db, &digest)
         .await?
         .and_then(|token| token.session_id)
-    {
-        end(state, session_id).await?;
-    }
-    Ok(())
+    else {
+        return Ok(None);
+    };
+    Ok(sessions::find(&state.db, session_id)
+        .await?
+        .map(|session| Holder {
+            session_id,
+            client: session.client_id,
+        }))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -801,6 +801,203 @@ async fn a_refresh_token_is_inactive_to_every_client_but_its_own() {
     );
 }
 
+async fn revoke(
+    app: &TestApp,
+    client: Option<(&str, Option<&str>)>,
+    body: &[(&str, &str)],
+) -> Reply {
+    let mut request = app.request(Method::POST, "/oauth/revoke").form(body);
+    if let Some((id, secret)) = client {
+        request = request.basic_auth(id, secret);
+    }
+    app.send(request).await
+}
+
+/// RFC 7009 §2.1: credentials that are sent are checked first, known token or not; a token
+/// issued to a confidential client is revoked only with that client's credentials, one issued
+/// to a public client only with its `client_id`; a refused revocation changes nothing. Tokens
+/// issued to no client stay revocable by whoever holds them.
+#[tokio::test]
+async fn revocation_needs_the_client_the_token_was_issued_to() {
+    let app = TestApp::spawn().await;
+    let (_, djoser) = app.create_user("alice").await;
+    let web = create_client(&app, &["Web backend"]).await;
+    let other = create_client(&app, &["Orders service"]).await;
+    let phone = create_client(&app, &["Phone", "--public"]).await;
+    let tablet = create_client(&app, &["Tablet", "--public"]).await;
+    let (web_id, web_secret) = (field(&web, "client_id"), field(&web, "client_secret"));
+    let (other_id, other_secret) = (field(&other, "client_id"), field(&other, "client_secret"));
+    let (phone_id, tablet_id) = (field(&phone, "client_id"), field(&tablet, "client_id"));
+    let grant = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", PASSWORD),
+    ];
+    let through_web = app
+        .send(
+            app.request(Method::POST, "/oauth/token")
+                .basic_auth(&web_id, Some(&web_secret))
+                .form(&grant),
+        )
+        .await
+        .json();
+    let through_phone = token(
+        &app,
+        &[grant.as_slice(), &[("client_id", &phone_id)]].concat(),
+    )
+    .await
+    .json();
+    let sessions = app.count("auth_session").await;
+
+    for bad in [
+        revoke(
+            &app,
+            Some((&web_id, Some("wrong"))),
+            &[("token", "authd_unknown")],
+        )
+        .await,
+        revoke(
+            &app,
+            Some(("authd-client-nobody", Some("x"))),
+            &[("token", &djoser)],
+        )
+        .await,
+        revoke(
+            &app,
+            Some((&phone_id, Some("a secret it has not"))),
+            &[("token", &djoser)],
+        )
+        .await,
+        revoke(
+            &app,
+            None,
+            &[
+                ("token", djoser.as_str()),
+                ("client_id", "authd-client-nobody"),
+            ],
+        )
+        .await,
+    ] {
+        assert_error(&bad, StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let web_refresh = field(&through_web, "refresh_token");
+    let web_access = field(&through_web, "access_token");
+    for refused in [
+        revoke(&app, None, &[("token", &web_refresh)]).await,
+        revoke(&app, None, &[("token", &web_access)]).await,
+        revoke(
+            &app,
+            Some((&other_id, Some(&other_secret))),
+            &[("token", &web_refresh)],
+        )
+        .await,
+        revoke(
+            &app,
+            None,
+            &[("token", web_refresh.as_str()), ("client_id", &phone_id)],
+        )
+        .await,
+    ] {
+        assert_error(&refused, StatusCode::UNAUTHORIZED, "invalid_client");
+        assert!(
+            refused
+                .header("www-authenticate")
+                .is_some_and(|h| h == "Basic realm=\"authd\"")
+        );
+    }
+    let phone_refresh = field(&through_phone, "refresh_token");
+    assert_error(
+        &revoke(&app, None, &[("token", &phone_refresh)]).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    for refused in [
+        revoke(
+            &app,
+            None,
+            &[("token", phone_refresh.as_str()), ("client_id", &tablet_id)],
+        )
+        .await,
+        revoke(
+            &app,
+            Some((&web_id, Some(&web_secret))),
+            &[("token", &phone_refresh)],
+        )
+        .await,
+    ] {
+        assert_error(&refused, StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    assert_eq!(
+        app.count("auth_session").await,
+        sessions,
+        "nothing was revoked"
+    );
+    assert_eq!(me_bearer(&app, &web_access).await, StatusCode::OK);
+
+    let revoked = revoke(
+        &app,
+        Some((&web_id, Some(&web_secret))),
+        &[("token", &web_access)],
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_eq!(me_bearer(&app, &web_access).await, StatusCode::UNAUTHORIZED);
+    let revoked = revoke(
+        &app,
+        None,
+        &[("token", phone_refresh.as_str()), ("client_id", &phone_id)],
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text);
+    assert_error(
+        &token(
+            &app,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &phone_refresh),
+                ("client_id", &phone_id),
+            ],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+
+    let plain = password_grant(&app).await;
+    let by_anyone = revoke(&app, None, &[("token", &field(&plain, "refresh_token"))]).await;
+    assert_eq!(by_anyone.status, StatusCode::OK, "{}", by_anyone.text);
+    let with_a_client = revoke(
+        &app,
+        Some((&other_id, Some(&other_secret))),
+        &[("token", &djoser)],
+    )
+    .await;
+    assert_eq!(
+        with_a_client.status,
+        StatusCode::OK,
+        "{}",
+        with_a_client.text
+    );
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &djoser, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    for unknown in [
+        revoke(&app, None, &[("token", "authd_unknown")]).await,
+        revoke(
+            &app,
+            Some((&web_id, Some(&web_secret))),
+            &[("token", "authd_unknown")],
+        )
+        .await,
+    ] {
+        assert_eq!(unknown.status, StatusCode::OK, "{}", unknown.text);
+    }
+    assert_eq!(app.count("auth_session").await, 0);
+}
+
 /// Deleting a client ends the sessions minted through it; listing shows what is left.
 #[tokio::test]
 async fn deleting_a_client_ends_its_sessions() {
