@@ -399,9 +399,13 @@ pub(crate) async fn rename(
         }
         Err(err) => Err(err.into()),
         Ok(()) => {
+            let mut notified = false;
             if login_field(state) == LoginField::Email {
-                // Links sent to the old address die with it.
+                // Links sent to the old address die with it, and it is told.
                 email_tokens::revoke_live(&txn, user.id, None).await?;
+                notified =
+                    super::email::send_email_change_notice(&txn, &state.mailer, &user, &value)
+                        .await?;
             }
             let renamed = match login_field(state) {
                 LoginField::Username => User {
@@ -416,7 +420,11 @@ pub(crate) async fn rename(
             let confirmation = (state.settings.djoser)
                 .username_changed_email_confirmation
                 .then_some(Kind::UsernameChangedConfirmation);
-            commit_change(state, txn, &renamed, confirmation).await
+            commit_change(state, txn, &renamed, confirmation).await?;
+            if notified {
+                state.mailer.wake();
+            }
+            Ok(())
         }
     }
 }

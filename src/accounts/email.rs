@@ -57,7 +57,8 @@ impl Purpose {
             Kind::UsernameReset => Some(Purpose::UsernameReset),
             Kind::Confirmation
             | Kind::PasswordChangedConfirmation
-            | Kind::UsernameChangedConfirmation => None,
+            | Kind::UsernameChangedConfirmation
+            | Kind::EmailChangedNotice => None,
         }
     }
 
@@ -138,6 +139,32 @@ pub(crate) async fn send(
         }
     }
     Ok(())
+}
+
+/// Tells the previous address of an account that its email changed (to `new_address`, shown
+/// masked), inside the caller's transaction: the address that recovers the account must never
+/// move unnoticed. `before` is the account as it was. The notice carries no link. Returns
+/// whether a message was queued (an account without an address gets none).
+pub(super) async fn send_email_change_notice(
+    db: &impl ConnectionTrait,
+    mailer: &Mailer,
+    before: &User,
+    new_address: &str,
+) -> Result<bool> {
+    let change = crate::mail::EmailChange {
+        new_address_masked: email::masked(new_address),
+        at: Utc::now(),
+    };
+    match mailer
+        .compose_email_change(before, &change)
+        .map_err(Error::Mail)?
+    {
+        Some(message) => {
+            outbox::enqueue(db, message).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// The `email` field of the reset and resend serializers: required, a valid address.

@@ -396,6 +396,9 @@ pub struct Settings {
     pub djoser: Djoser,
     pub mail: Mail,
     pub maintenance: Maintenance,
+    /// Changing an email through `PUT`/`PATCH` needs `current_password` (staff changing a
+    /// non-staff user excepted); `false` is Djoser's behaviour.
+    pub email_change_requires_password: bool,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
@@ -444,6 +447,7 @@ impl Settings {
                 purge_interval: Duration::from_secs(3600),
                 email_retention: Duration::from_secs(7 * 24 * 3600),
             },
+            email_change_requires_password: true,
         }
     }
 

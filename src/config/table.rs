@@ -610,6 +610,9 @@ pub static SETTINGS: &[Def] = &[
     setting!("email_retention_seconds", "AUTHD_EMAIL_RETENTION_SECONDS", Maintenance,
         Span::seconds(1, 31_536_000), |s| s.maintenance.email_retention, example "86400",
         "how long delivered or given-up messages are kept (their bodies are blanked at once)"),
+    setting!("email_change_requires_password", "AUTHD_EMAIL_CHANGE_REQUIRES_PASSWORD", Passwords,
+        Bool, |s| s.email_change_requires_password, example "false",
+        "changing an email with `PUT`/`PATCH` needs the caller's `current_password` (staff changing a non-staff user excepted): the email recovers the account, so a stolen token must not move it; `false` restores Djoser's behaviour. The previous address is told of every change either way"),
 ];
 
 /// Names read from the environment that are not settings but are expected there.

@@ -82,9 +82,10 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
-        update(&state, auth, Target::Me, body).await
+        update(&state, auth, client, Target::Me, body).await
     }
 
     /// Change my email
@@ -97,9 +98,10 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
-        update(&state, auth, Target::Me, body).await
+        update(&state, auth, client, Target::Me, body).await
     }
 
     /// Delete my account
@@ -291,10 +293,11 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         id: Path<String>,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
-        update(&state, auth, Target::Id(&id.0), body).await
+        update(&state, auth, client, Target::Id(&id.0), body).await
     }
 
     /// Change a user's email
@@ -307,10 +310,11 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         id: Path<String>,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
-        update(&state, auth, Target::Id(&id.0), body).await
+        update(&state, auth, client, Target::Id(&id.0), body).await
     }
 
     /// Delete a user
@@ -333,11 +337,13 @@ impl UsersApi {
 async fn update(
     state: &AppState,
     auth: Authenticated,
+    client: ClientInfo,
     target: Target<'_>,
     body: DrfBody<UpdateUserRequest>,
 ) -> ApiResult<Json<UserView>> {
     let user = accounts::user_to_update(state, auth.caller(), target).await?;
-    let user = accounts::update_user(state, user, &body.fields().await?).await?;
+    let user =
+        accounts::update_user(state, &client, auth.caller(), user, &body.fields().await?).await?;
     Ok(Json(user.into()))
 }
 

@@ -599,9 +599,15 @@ async fn every_account_sharing_an_address_gets_its_own_message() {
     assert_ne!(messages[0].uid_and_token(), messages[1].uid_and_token());
 }
 
+/// Djoser's `test_user_me.py` with activation on (Djoser's rule: no password), plus the notice
+/// to the old address.
 #[tokio::test]
 async fn changing_the_email_under_activation_deactivates_and_resends() {
-    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    let (app, smtp) = spawn(|s| {
+        s.djoser.send_activation_email = true;
+        s.email_change_requires_password = false;
+    })
+    .await;
     register(&app, "alice", "alice@example.com").await;
     let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
     app.post_json(
@@ -628,8 +634,16 @@ async fn changing_the_email_under_activation_deactivates_and_resends() {
             StatusCode::UNAUTHORIZED,
             json!({"detail": "User inactive or deleted."}),
         );
-    let message = &smtp.wait_for(2).await[1];
-    assert_eq!(message.recipients, ["new@example.com"]);
+    let messages = smtp.wait_for(3).await;
+    let notice = messages
+        .iter()
+        .find(|m| m.recipients == ["alice@example.com"] && m.subject().contains("email address"))
+        .expect("the notice to the old address");
+    assert!(notice.raw.contains("n***@e***.com"), "{}", notice.raw);
+    let message = messages
+        .iter()
+        .find(|m| m.recipients == ["new@example.com"])
+        .expect("the activation to the new address");
     let (uid, token) = message.uid_and_token();
     assert_eq!(
         app.post_json(
@@ -1118,4 +1132,214 @@ async fn spent_rows_are_purged() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A stolen token alone cannot change the recovery address: changing the email needs
+/// `current_password` (missing and wrong are field errors beside the email's own), the same
+/// address or no address needs none, and the old address is told, with the new one masked and
+/// no link that acts.
+#[tokio::test]
+async fn changing_the_email_needs_the_current_password_and_tells_the_old_address() {
+    let (app, smtp) = spawn(|_| {}).await;
+    register(&app, "alice", "alice@example.com").await;
+    let token = app.token_for("alice", PASSWORD).await;
+    let before = app.snapshot().await;
+    let patch = |body: serde_json::Value| app.call(Method::PATCH, "/users/me/", &token, Some(body));
+    patch(json!({"email": "mallory@evil.example"}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"current_password": ["This field is required."]}),
+        );
+    patch(json!({"email": "mallory@evil.example", "current_password": "not the password"}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"current_password": ["Invalid password."]}),
+        );
+    patch(json!({"email": "not-an-email", "current_password": ""}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"email": ["Enter a valid email address."], "current_password": ["This field may not be blank."]}),
+        );
+    app.call(
+        Method::PUT,
+        "/users/1/",
+        &token,
+        Some(json!({"email": "mallory@evil.example", "current_password": null})),
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"current_password": ["This field may not be null."]}),
+    );
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+    for unchanged in [json!({}), json!({"email": "alice@example.com"})] {
+        patch(unchanged).await.assert(
+            StatusCode::OK,
+            json!({"email": "alice@example.com", "id": 1, "username": "alice"}),
+        );
+    }
+    patch(json!({"email": "alice.new@mail.example", "current_password": PASSWORD}))
+        .await
+        .assert(
+            StatusCode::OK,
+            json!({"email": "alice.new@mail.example", "id": 1, "username": "alice"}),
+        );
+    let notice = &smtp.wait_for(1).await[0];
+    assert_eq!(notice.recipients, ["alice@example.com"]);
+    assert_eq!(
+        notice.subject(),
+        "Example - The email address of your account has been changed"
+    );
+    assert!(notice.raw.contains("a***@m***.example"), "{}", notice.raw);
+    assert!(
+        !notice.raw.contains("alice.new"),
+        "the new address is masked"
+    );
+    assert!(
+        !notice.raw.contains("http://") && !notice.raw.contains("https://"),
+        "no link: {}",
+        notice.raw
+    );
+    assert_eq!(
+        smtp.settle().await.len(),
+        1,
+        "one message, to the old address"
+    );
+}
+
+/// Staff change a non-staff user's email without a password (as in Djoser), but a staff or
+/// superuser account's only with the caller's own `current_password`; the old address is told
+/// either way.
+#[tokio::test]
+async fn staff_need_their_password_to_change_a_staff_accounts_email() {
+    let (app, smtp) = spawn(|_| {}).await;
+    for name in ["admin", "bob", "carol", "root"] {
+        register(&app, name, &format!("{name}@example.com")).await;
+    }
+    app.make_staff(1).await;
+    app.make_staff(3).await;
+    app.exec("UPDATE auth_user SET is_superuser = TRUE WHERE id = 4")
+        .await;
+    app.state.auth.forget(&authd::auth::Invalidation::User(4));
+    let admin = app.token_for("admin", PASSWORD).await;
+    let app = &app;
+    let change = |id: i64, body: serde_json::Value| {
+        let path = format!("/users/{id}/");
+        let admin = admin.clone();
+        async move { app.call(Method::PATCH, &path, &admin, Some(body)).await }
+    };
+    let bob = change(2, json!({"email": "bob2@example.com"})).await;
+    assert_eq!(bob.status, StatusCode::OK, "{}", bob.text);
+    for staff in [3, 4] {
+        change(staff, json!({"email": "new@example.com"}))
+            .await
+            .assert(
+                StatusCode::BAD_REQUEST,
+                json!({"current_password": ["This field is required."]}),
+            );
+    }
+    let carol = change(
+        3,
+        json!({"email": "carol2@example.com", "current_password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(carol.status, StatusCode::OK, "{}", carol.text);
+    let mut told: Vec<String> = smtp
+        .wait_for(2)
+        .await
+        .iter()
+        .flat_map(|m| m.recipients.clone())
+        .collect();
+    told.sort();
+    assert_eq!(told, ["bob@example.com", "carol@example.com"]);
+}
+
+/// `AUTHD_EMAIL_CHANGE_REQUIRES_PASSWORD=false` restores Djoser's behaviour; the old address is
+/// still told.
+#[tokio::test]
+async fn without_the_password_rule_the_old_address_is_still_told() {
+    let (app, smtp) = spawn(|s| s.email_change_requires_password = false).await;
+    register(&app, "alice", "alice@example.com").await;
+    let token = app.token_for("alice", PASSWORD).await;
+    app.call(
+        Method::PATCH,
+        "/users/me/",
+        &token,
+        Some(json!({"email": "alice@elsewhere.example"})),
+    )
+    .await
+    .assert(
+        StatusCode::OK,
+        json!({"email": "alice@elsewhere.example", "id": 1, "username": "alice"}),
+    );
+    assert_eq!(smtp.wait_for(1).await[0].recipients, ["alice@example.com"]);
+}
+
+/// Under `LOGIN_FIELD=email` the address changes through set_username (and a username reset
+/// link); the old address is told there too.
+#[tokio::test]
+async fn the_email_login_path_tells_the_old_address() {
+    let (app, smtp) = spawn(|s| s.djoser.login_field = authd::config::LoginField::Email).await;
+    register(&app, "alice", "alice@example.com").await;
+    let token = app
+        .post_json(
+            "/token/login/",
+            json!({"email": "alice@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await
+        .json()["auth_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let changed = app
+        .call(
+            Method::POST,
+            "/users/set_username/",
+            &token,
+            Some(json!({"new_email": "alice@new.example", "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
+    let notice = &smtp.wait_for(1).await[0];
+    assert_eq!(notice.recipients, ["alice@example.com"]);
+    assert!(notice.raw.contains("a***@n***.example"), "{}", notice.raw);
+}
+
+/// Wrong passwords on email changes count against the failure limits like any other
+/// `current_password` check: past the limit, even the right one gets 429.
+#[tokio::test]
+async fn email_change_passwords_are_under_the_failure_limits() {
+    let (app, _smtp) = spawn(|_| {}).await;
+    register(&app, "alice", "alice@example.com").await;
+    let token = app.token_for("alice", PASSWORD).await;
+    for _ in 0..10 {
+        let reply = app
+            .call(
+                Method::PATCH,
+                "/users/me/",
+                &token,
+                Some(json!({"email": "mallory@evil.example", "current_password": "a guess"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    }
+    let refused = app
+        .call(
+            Method::PATCH,
+            "/users/me/",
+            &token,
+            Some(json!({"email": "mallory@evil.example", "current_password": PASSWORD})),
+        )
+        .await;
+    crate::helpers::assert_throttled(&refused, 15 * 60);
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &token, None)
+            .await
+            .json()["email"],
+        "alice@example.com"
+    );
 }
