@@ -155,7 +155,7 @@ impl Purge {
     /// Deletes what can never be used again, in bounded batches: expired or idle sessions (with
     /// their tokens), expired access tokens, used or expired links, mail delivered or given up
     /// longer ago than the retention, closed send windows, old cache invalidations, failed
-    /// logins past every throttle window. Retired refresh tokens stay until their family ends:
+    /// logins past every throttle window, login addresses no longer known. Retired refresh tokens stay until their family ends:
     /// reuse detection needs them.
     async fn run(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let now = Utc::now();
@@ -187,7 +187,10 @@ impl Purge {
         // Failures older than every window count against nothing.
         let failures =
             store::failures::purge(db, ago(self.failures.longest().unwrap_or_default())).await?;
-        if sessions + tokens + links + messages + windows + invalidations + failures > 0 {
+        let addresses =
+            store::known_addresses::purge(db, ago(crate::throttle::KNOWN_ADDRESS_LIFETIME)).await?;
+        if sessions + tokens + links + messages + windows + invalidations + failures + addresses > 0
+        {
             tracing::info!(
                 sessions,
                 tokens,
@@ -196,6 +199,7 @@ impl Purge {
                 windows,
                 invalidations,
                 failures,
+                addresses,
                 "purged spent rows"
             );
         }

@@ -10,6 +10,7 @@ mod m20261123_000006_sessions_and_oauth;
 mod m20261123_000007_login_failures;
 mod m20261207_000008_digests_as_varchar;
 mod m20261207_000009_superseded_refresh_tokens;
+mod m20261207_000010_owner_exemptions;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_login_failures::Migration),
             Box::new(m20261207_000008_digests_as_varchar::Migration),
             Box::new(m20261207_000009_superseded_refresh_tokens::Migration),
+            Box::new(m20261207_000010_owner_exemptions::Migration),
         ]
     }
 }

@@ -12,7 +12,7 @@ use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, ui
 use crate::mail::{Kind, Mailer};
 use crate::state::AppState;
 use crate::store::entity::email_token;
-use crate::store::{self, User, email_tokens, outbox, sessions, users};
+use crate::store::{self, User, email_tokens, known_addresses, outbox, sessions, users};
 
 use super::{Error, Result, collect, credentials};
 
@@ -349,6 +349,10 @@ pub async fn reset_password_confirm(
     };
     users::set_password(&txn, user.id, &hash).await?;
     let revoked = sessions::delete_for_user(&txn, user.id, None).await?;
+    // The owner proved the mailbox: guesses counted against the account are forgotten, and so
+    // are its known addresses, one of which a thief who knew the old password may have added.
+    crate::throttle::clear_account(&txn, &credentials::account_of(state, &user)).await?;
+    known_addresses::forget(&txn, user.id).await?;
     let confirmation = (state.settings.djoser)
         .password_changed_email_confirmation
         .then_some(Kind::PasswordChangedConfirmation);

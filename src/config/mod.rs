@@ -258,6 +258,7 @@ impl Default for Throttling {
                 per_ip_account: rate("10/15m"),
                 per_account: rate("100/h"),
                 per_ip: rate("100/h"),
+                per_session: rate("10/15m"),
             },
             anon: None,
             user: None,

@@ -396,7 +396,7 @@ pub static SETTINGS: &[Def] = &[
     setting!("trusted_proxies", "AUTHD_TRUSTED_PROXIES", Server,
         Parsed(cidr_list, |list: &Vec<IpNet>| list.iter().map(IpNet::to_string).collect::<Vec<_>>().join(",")),
         |s| s.trusted_proxies, example "10.0.0.0/8,192.168.1.7/32",
-        "reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` is believed: the client is the rightmost hop that is not one of them"),
+        "reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` is believed: the client is the rightmost hop that is not one of them. Name only your own proxies: a range that includes clients lets them claim any address, an account owner's included, whose logins the per-account failure limit exempts"),
     setting!("header_read_timeout_seconds", "AUTHD_HEADER_READ_TIMEOUT_SECONDS", Server,
         Span::seconds(1, 3600), |s| s.connections.header_read_timeout, example "5",
         "a request's head (request line and header fields) must arrive whole within this time of its first byte, however it trickles in; else the connection closes"),
@@ -445,11 +445,11 @@ pub static SETTINGS: &[Def] = &[
         "browser origins allowed to call the API (exact, comma-separated); others get no CORS headers"),
     setting!("throttle_failures_per_ip_account", "AUTHD_THROTTLE_FAILURES_PER_IP_ACCOUNT", Throttling,
         Parsed(rate, show_rate), |s| s.throttling.failures.per_ip_account, example "5/m",
-        "failed password checks allowed per client IP and account (login, `current_password`, the OAuth2 password grant); DRF's rate syntax with a count before the unit, or `off`",
+        "failed password checks allowed per client IP and account (login and the OAuth2 password grant); DRF's rate syntax with a count before the unit, or `off`",
         default "`10/15m`"),
     setting!("throttle_failures_per_account", "AUTHD_THROTTLE_FAILURES_PER_ACCOUNT", Throttling,
         Parsed(rate, show_rate), |s| s.throttling.failures.per_account, example "50/h",
-        "failed password checks allowed per account, from anywhere (NIST 800-63B: at most 100)",
+        "failed password checks allowed per account from addresses it did not log in from in the last 30 days (NIST 800-63B: at most 100); each of its last ten login addresses (IPv6: /64) is exempt, and held only by the limit above. The exemption trusts the client address: see `AUTHD_TRUSTED_PROXIES`",
         default "`100/h`"),
     setting!("throttle_failures_per_ip", "AUTHD_THROTTLE_FAILURES_PER_IP", Throttling,
         Parsed(rate, show_rate), |s| s.throttling.failures.per_ip, example "off",
@@ -613,6 +613,10 @@ pub static SETTINGS: &[Def] = &[
     setting!("email_change_requires_password", "AUTHD_EMAIL_CHANGE_REQUIRES_PASSWORD", Passwords,
         Bool, |s| s.email_change_requires_password, example "false",
         "changing an email with `PUT`/`PATCH` needs the caller's `current_password` (staff changing a non-staff user excepted): the email recovers the account, so a stolen token must not move it; `false` restores Djoser's behaviour. The previous address is told of every change either way"),
+    setting!("throttle_failures_per_session", "AUTHD_THROTTLE_FAILURES_PER_SESSION", Throttling,
+        Parsed(rate, show_rate), |s| s.throttling.failures.per_session, example "5/15m",
+        "failed `current_password` checks allowed per session (set_password, set_username, `DELETE`, email changes); made with a live session of the account, they are limited by this instead of the three limits above",
+        default "`10/15m`"),
 ];
 
 /// Names read from the environment that are not settings but are expected there.

@@ -4,6 +4,7 @@ pub mod clients;
 pub mod email_tokens;
 pub mod entity;
 pub mod failures;
+pub mod known_addresses;
 pub mod outbox;
 pub mod sessions;
 pub mod tokens;
@@ -269,7 +270,8 @@ pub fn indexed_lookups(backend: DbBackend) -> Vec<(&'static str, Statement)> {
         ),
         (
             "login_failure",
-            failures::recent_query(&digest, chrono::Utc::now(), 0, 10).build(backend),
+            failures::window_query(&digest, chrono::Utc::now(), chrono::Utc::now(), 0, 10)
+                .build(backend),
         ),
     ]
 }

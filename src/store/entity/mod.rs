@@ -7,5 +7,6 @@ pub mod email_cooldown;
 pub mod email_outbox;
 pub mod email_request;
 pub mod email_token;
+pub mod known_address;
 pub mod login_failure;
 pub mod oauth_client;
