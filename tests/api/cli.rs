@@ -457,6 +457,59 @@ async fn serve_logs_no_secrets_and_shuts_down_gracefully() {
     );
 }
 
+/// Failed password checks and 429s are logged as warnings with the canonical account (only when
+/// it exists) and the client address; what was typed for an unknown account (maybe a password
+/// typed into the wrong field) never is.
+#[tokio::test]
+async fn failed_checks_and_throttles_are_logged_with_account_and_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(&dir, &[("AUTHD_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    served.register("Alice", "alice@example.com").await;
+    let client = reqwest::Client::new();
+    let login = |username: &'static str, password: &'static str| {
+        client
+            .post(format!("{}/token/login/", served.base))
+            .header("X-Forwarded-For", "203.0.113.5")
+            .json(&json!({"username": username, "password": password}))
+            .send()
+    };
+    let typo = "hunter2-typed-into-the-username";
+    assert_eq!(login(typo, "whatever").await.expect("login").status(), 400);
+    for _ in 0..10 {
+        assert_eq!(login("ALICE", "wrong").await.expect("login").status(), 400);
+    }
+    assert_eq!(login("alice", PASSWORD).await.expect("login").status(), 429);
+    let (_, _, logs) = served.stop();
+    let lines: Vec<&str> = logs.lines().collect();
+    let failed: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.contains("WARN") && line.contains("password check failed"))
+        .collect();
+    assert_eq!(failed.len(), 11, "{logs}");
+    assert!(
+        failed
+            .iter()
+            .filter(|line| line.contains("account=\"alice\"") && line.contains("203.0.113.5"))
+            .count()
+            == 10,
+        "{logs}"
+    );
+    let throttled: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.contains("WARN") && line.contains("password check throttled"))
+        .collect();
+    assert_eq!(throttled.len(), 1, "{logs}");
+    assert!(
+        throttled[0].contains("account=\"alice\"") && throttled[0].contains("203.0.113.5"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(typo),
+        "an unknown login value reached the logs"
+    );
+    assert!(!logs.contains(PASSWORD), "a password reached the logs");
+}
+
 /// `authd changepassword` prompts on a terminal: `script` (util-linux) provides one.
 #[test]
 fn changepassword_prompts_validates_and_revokes_tokens() {
