@@ -25,7 +25,8 @@ const MAIL_POLL: Duration = Duration::from_millis(500);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Cache invalidations are read within a poll; an hour is far more than any reader needs.
 const INVALIDATION_RETENTION: Duration = Duration::from_secs(3600);
-/// How often queued last uses are written (each session's at most once a minute).
+/// How often queued last uses are written, at most (each session's is queued at most once a
+/// minute, or once a quarter of a shorter idle limit).
 const LAST_USE_WRITES: Duration = Duration::from_secs(10);
 /// Rows deleted per statement by the purge, so that it never holds a lock for long.
 const PURGE_BATCH: u64 = 1000;
@@ -117,10 +118,11 @@ async fn follow_invalidations(
 }
 
 async fn write_last_uses(auth: Arc<Authenticator>, stop: CancellationToken) {
+    let every = LAST_USE_WRITES.min(auth.last_use_interval());
     loop {
         let stopping = tokio::select! {
             _ = stop.cancelled() => true,
-            _ = tokio::time::sleep(LAST_USE_WRITES) => false,
+            _ = tokio::time::sleep(every) => false,
         };
         if let Err(err) = auth.write_last_uses().await {
             tracing::error!(error = %crate::telemetry::chain(&err), "cannot record sessions' last uses");

@@ -191,6 +191,33 @@ impl Kind for Span {
     }
 }
 
+/// A duration in seconds: zero (off), or within bounds.
+struct SecondsOrOff {
+    min: u64,
+    max: u64,
+}
+
+impl Kind for SecondsOrOff {
+    type Value = Duration;
+    fn parse(&self, text: &str) -> Result<Duration, String> {
+        if text.trim() == "0" {
+            return Ok(Duration::ZERO);
+        }
+        Span::seconds(self.min, self.max).parse(text).map_err(|_| {
+            format!(
+                "expected 0 (off) or a whole number from {} to {}, got {text:?}",
+                self.min, self.max
+            )
+        })
+    }
+    fn show(&self, value: &Duration) -> String {
+        value.as_secs().to_string()
+    }
+    fn allowed(&self) -> String {
+        format!("`0`, {}–{}", self.min, self.max)
+    }
+}
+
 /// Free text, checked by a function that explains what is wrong.
 struct Text(fn(&str) -> Result<String, String>);
 
@@ -421,9 +448,10 @@ pub static SETTINGS: &[Def] = &[
     setting!("token_ttl_seconds", "AUTHD_TOKEN_TTL_SECONDS", Tokens, Span::seconds(0, 315_360_000),
         |s| s.tokens.ttl, example "3600",
         "absolute lifetime of a Djoser login token, fixed when it is minted; `0`: never expires (as in DRF)"),
-    setting!("token_idle_seconds", "AUTHD_TOKEN_IDLE_SECONDS", Tokens, Span::seconds(0, 315_360_000),
+    setting!("token_idle_seconds", "AUTHD_TOKEN_IDLE_SECONDS", Tokens,
+        SecondsOrOff { min: 60, max: 315_360_000 },
         |s| s.tokens.idle, example "1800",
-        "a token (Djoser or access) unused this long dies; `0`: no idle limit"),
+        "a token (Djoser or access) unused this long dies; `0`: no idle limit. At least a minute: each session's last use is written in the background every quarter of this (at most every minute), so a shorter limit would log out tokens in use"),
     setting!("token_limit_per_user", "AUTHD_TOKEN_LIMIT_PER_USER", Tokens, Int { min: 0u32, max: 100_000 },
         |s| s.tokens.limit_per_user, example "5", "sessions a user may have at once; `0`: no limit"),
     setting!("token_limit_policy", "AUTHD_TOKEN_LIMIT_POLICY", Tokens,

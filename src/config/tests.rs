@@ -137,6 +137,23 @@ fn bad_values_name_the_setting_as_the_operator_wrote_it() {
     assert!(err.to_string().contains("hash_threads in"), "{err}");
 }
 
+/// Last uses are written in the background, at most every `min(60 s, idle ÷ 4)`: an idle limit
+/// under a minute would log out tokens in use on another instance, so it stops start-up.
+#[test]
+fn idle_limits_under_a_minute_stop_start_up() {
+    for short in ["1", "30", "59"] {
+        let err = load(&[("AUTHD_TOKEN_IDLE_SECONDS", short)], Flags::default()).expect_err(short);
+        assert!(
+            err.to_string().contains("AUTHD_TOKEN_IDLE_SECONDS"),
+            "{err}"
+        );
+    }
+    for fine in ["0", "60", "1800"] {
+        let settings = load(&[("AUTHD_TOKEN_IDLE_SECONDS", fine)], Flags::default()).expect(fine);
+        assert_eq!(settings.tokens.idle.as_secs().to_string(), fine);
+    }
+}
+
 /// No number can overflow a duration or a date later: every one has an upper bound.
 #[test]
 fn huge_numbers_are_refused_naming_the_setting() {

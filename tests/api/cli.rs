@@ -62,6 +62,7 @@ fn a_bad_setting_stops_start_up_naming_it() {
         ("AUTHD_HIDE_USERS", "perhaps"),
         ("AUTHD_BIND", "nowhere"),
         ("AUTHD_LOGIN_FIELD", "phone"),
+        ("AUTHD_TOKEN_IDLE_SECONDS", "30"),
     ] {
         let output = authd(&dir)
             .env(name, value)
