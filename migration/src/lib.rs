@@ -11,6 +11,7 @@ mod m20261123_000007_login_failures;
 mod m20261207_000008_digests_as_varchar;
 mod m20261207_000009_superseded_refresh_tokens;
 mod m20261207_000010_owner_exemptions;
+mod m20261207_000011_mail_per_address;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_digests_as_varchar::Migration),
             Box::new(m20261207_000009_superseded_refresh_tokens::Migration),
             Box::new(m20261207_000010_owner_exemptions::Migration),
+            Box::new(m20261207_000011_mail_per_address::Migration),
         ]
     }
 }

@@ -152,8 +152,11 @@ pub struct Mail {
     pub site_name: Option<String>,
     /// How long an activation or reset link works.
     pub token_lifetime: Duration,
-    /// At most one requested message per account and purpose in this window (zero: no limit).
+    /// At most one requested message per account and purpose, and one sign-up message per
+    /// address, in this window (zero: no limit).
     pub send_window: Duration,
+    /// Reset and resend requests that may wait for the worker; past it, requests are dropped.
+    pub queue_limit: u64,
     /// Operator templates that replace the built-in ones, file by file.
     pub templates_dir: Option<PathBuf>,
     /// The first retry waits this long; each further one twice as long (at most an hour).
@@ -180,6 +183,7 @@ impl Default for Mail {
             site_name: None,
             token_lifetime: Duration::from_secs(24 * 3600),
             send_window: Duration::from_secs(300),
+            queue_limit: 10_000,
             templates_dir: None,
             retry_base: Duration::from_secs(5),
             max_attempts: 10,

@@ -622,7 +622,7 @@ pub static SETTINGS: &[Def] = &[
         "how long a link works"),
     setting!("email_send_window_seconds", "AUTHD_EMAIL_SEND_WINDOW_SECONDS", Email,
         Span::seconds(0, 86_400), |s| s.mail.send_window, example "60",
-        "`reset_password`, `reset_username` and `resend_activation` send at most one message per account and purpose in this window; `0` turns the limit off"),
+        "`reset_password` and `reset_username` send at most one message per account and purpose in this window, and sign-up mail (the activation or confirmation of a registration, `resend_activation`) at most one per address (NFKC, case folded), whatever the accounts naming it; `0` turns the limits off"),
     setting!("email_templates_dir", "AUTHD_EMAIL_TEMPLATES_DIR", Email,
         Parsed(|t: &str| path(t).map(Some), |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
         |s| s.mail.templates_dir, example "/etc/authd/templates",
@@ -645,6 +645,9 @@ pub static SETTINGS: &[Def] = &[
         Parsed(rate, show_rate), |s| s.throttling.failures.per_session, example "5/15m",
         "failed `current_password` checks allowed per session (set_password, set_username, `DELETE`, email changes); made with a live session of the account, they are limited by this instead of the three limits above",
         default "`10/15m`"),
+    setting!("email_queue_limit", "AUTHD_EMAIL_QUEUE_LIMIT", Email, Int { min: 1u64, max: 1_000_000 },
+        |s| s.mail.queue_limit, example "500",
+        "`reset_password`, `reset_username` and `resend_activation` requests that may wait for the mail worker (one per kind and address: a repeat is merged); past it, requests are answered as usual, dropped and logged"),
 ];
 
 /// Names read from the environment that are not settings but are expected there.

@@ -550,7 +550,12 @@ async fn resend_activation_follows_djoser() {
     );
     assert!(smtp.settle().await.is_empty());
 
-    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    // Djoser's resend, without authd's send window.
+    let (app, smtp) = spawn(|s| {
+        s.djoser.send_activation_email = true;
+        s.mail.send_window = Duration::ZERO;
+    })
+    .await;
     register(&app, "bob", "bob@example.com").await;
     smtp.wait_for(1).await;
     let resent = app
@@ -988,27 +993,44 @@ async fn after_the_window_a_new_link_replaces_the_old_one() {
     assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
 }
 
-/// The activation mail that registration or an email change sends is not limited.
+/// Registration's activation mail opens its address's window, in which a resend sends nothing;
+/// the activation mail of an email change (made with the password) is not limited.
 #[tokio::test]
 async fn registration_and_email_changes_always_send_their_activation_mail() {
     let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
     register(&app, "alice", "alice@example.com").await;
-    app.post_json(
-        "/users/resend_activation/",
-        json!({"email": "alice@example.com"}),
-        None,
-    )
-    .await;
-    app.post_json(
-        "/users/resend_activation/",
-        json!({"email": "alice@example.com"}),
-        None,
-    )
-    .await;
+    for _ in 0..2 {
+        app.post_json(
+            "/users/resend_activation/",
+            json!({"email": "alice@example.com"}),
+            None,
+        )
+        .await;
+    }
     assert_eq!(
         smtp.settle().await.len(),
-        2,
-        "registration's, then one resend"
+        1,
+        "registration's; the resends fall in its window"
+    );
+    app.exec("UPDATE auth_user SET is_active = TRUE, activation_pending = FALSE")
+        .await;
+    let token = app.token_for("alice", PASSWORD).await;
+    let changed = app
+        .call(
+            Method::PATCH,
+            "/users/me/",
+            &token,
+            Some(json!({"email": "alice@elsewhere.example", "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let messages = smtp.wait_for(3).await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.recipients == ["alice@elsewhere.example"]
+                && m.subject() == "Account activation on Example"),
+        "the email change's activation: {messages:#?}"
     );
 }
 
@@ -1341,5 +1363,137 @@ async fn email_change_passwords_are_under_the_failure_limits() {
             .await
             .json()["email"],
         "alice@example.com"
+    );
+}
+
+/// Sign-up mail is limited per canonical address (NFKC, case folded), whatever the accounts and
+/// purposes naming it: sign-ups that name a victim's address over and over mail it once per
+/// window. Each sign-up still answers 201 and makes its account; `resend_activation` works once
+/// the window has passed.
+#[tokio::test]
+async fn sign_up_mail_is_limited_per_address() {
+    let (app, smtp) = spawn(|s| {
+        s.djoser.send_activation_email = true;
+        s.mail.send_window = Duration::from_secs(3);
+    })
+    .await;
+    for (name, address) in [
+        ("alice", "victim@example.com"),
+        ("bob", "VICTIM@example.com"),
+        ("carol", "Victim@EXAMPLE.com"),
+    ] {
+        let created = register(&app, name, address).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    assert_eq!(app.count("auth_user").await, 3);
+    let resent = app
+        .post_json(
+            "/users/resend_activation/",
+            json!({"email": "victim@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(resent.status, StatusCode::NO_CONTENT);
+    let first = smtp.settle().await;
+    assert_eq!(first.len(), 1, "one message per window: {first:#?}");
+    assert_eq!(first[0].recipients, ["victim@example.com"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.post_json(
+        "/users/resend_activation/",
+        json!({"email": "VICTIM@example.com"}),
+        None,
+    )
+    .await;
+    let (uid, token) = smtp.wait_for(2).await[1].uid_and_token();
+    assert_eq!(uid, "Mg", "bob's own link, once the window passed");
+    let activated = app
+        .post_json(
+            "/users/activation/",
+            json!({"uid": uid, "token": token}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        activated.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        activated.text
+    );
+}
+
+/// Confirmation mail (sign-up without activation) shares the address's window too.
+#[tokio::test]
+async fn confirmation_mail_is_limited_per_address() {
+    let (app, smtp) = spawn(|s| s.djoser.send_confirmation_email = true).await;
+    for name in ["alice", "bob", "carol"] {
+        let created = register(&app, name, "victim@example.com").await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    assert_eq!(smtp.settle().await.len(), 1);
+}
+
+/// Pending reset and resend requests are kept once per (kind, canonical address), and at most
+/// AUTHD_EMAIL_QUEUE_LIMIT of them: past it a request is answered as usual and dropped.
+#[tokio::test]
+async fn pending_requests_are_deduplicated_and_bounded() {
+    let smtp = SmtpServer::start_slow(Duration::from_secs(3)).await;
+    let port = smtp.port;
+    let app = TestApp::spawn_with(|s| {
+        use_smtp(s, port);
+        s.mail.queue_limit = 2;
+    })
+    .await;
+    for name in ["alice", "bob"] {
+        register(&app, name, &format!("{name}@example.com")).await;
+    }
+    let request = |path: &'static str, email: &'static str| {
+        app.post_json(path, json!({"email": email}), None)
+    };
+    request("/users/reset_password/", "alice@example.com").await;
+    // The worker now waits on the slow server; what comes next stays pending.
+    smtp.wait_for(1).await;
+    for email in [
+        "bob@example.com",
+        "bob@example.com",
+        "BOB@Example.com",
+        "bob@example.com",
+    ] {
+        let reply = request("/users/reset_password/", email).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(app.count("email_request").await, 1, "one per address");
+    request("/users/reset_username/", "bob@example.com").await;
+    assert_eq!(app.count("email_request").await, 2, "one per kind");
+    let dropped = request("/users/reset_password/", "alice@example.com").await;
+    assert_eq!(dropped.status, StatusCode::NO_CONTENT, "answered as usual");
+    assert_eq!(app.count("email_request").await, 2, "the queue is full");
+    let messages = smtp.wait_for(3).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let messages = if messages.len() > 3 {
+        messages
+    } else {
+        smtp.messages()
+    };
+    let mut subjects: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| (m.recipients.join(","), m.subject()))
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            (
+                "alice@example.com".to_owned(),
+                "Password reset on Example".to_owned()
+            ),
+            (
+                "bob@example.com".to_owned(),
+                "Password reset on Example".to_owned()
+            ),
+            (
+                "bob@example.com".to_owned(),
+                "Username reset on Example".to_owned()
+            ),
+        ]
     );
 }

@@ -3,6 +3,7 @@ pub mod auth_session;
 pub mod auth_token;
 pub mod auth_user;
 pub mod cache_invalidation;
+pub mod email_address_window;
 pub mod email_cooldown;
 pub mod email_outbox;
 pub mod email_request;
