@@ -116,6 +116,7 @@ impl EmailBackend {
             };
         }
         if value.starts_with("smtp://") || value.starts_with("smtps://") {
+            DatabaseUrl::new(value).check_userinfo()?;
             return url::Url::parse(value)
                 .ok()
                 .filter(|url| url.host_str().is_some())
@@ -337,9 +338,38 @@ impl DatabaseUrl {
     fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         match DatabaseKind::of_url(text) {
-            Some(_) => Ok(Self::new(text)),
+            Some(_) => {
+                let url = Self::new(text);
+                url.check_userinfo()?;
+                Ok(url)
+            }
             None => Err("expected a sqlite:// or postgres:// URL".into()),
         }
+    }
+
+    /// `/`, `?`, `#` and `@` end or split a URL's authority: unencoded in a user name or
+    /// password, they make a URL that parses as something else, and that drivers echo whole in
+    /// their errors. Such a URL is refused, without echoing it.
+    pub fn check_userinfo(&self) -> Result<(), String> {
+        let Some((_, rest)) = self.0.split_once("://") else {
+            return Ok(());
+        };
+        if self.0.starts_with("sqlite:") {
+            return Ok(());
+        }
+        match rest.rfind('@') {
+            Some(at) if rest[..at].contains(['/', '?', '#', '@']) => Err(
+                "the password must be percent-encoded (%2F for /, %3F for ?, %23 for #, %40 for @)"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// `text` (a library's error about this URL) scrubbed of the URL's password in every
+    /// spelling; see [`crate::telemetry::scrub_url_secret`].
+    pub fn scrub(&self, text: &str) -> String {
+        crate::telemetry::scrub_url_secret(text, &self.0)
     }
 
     pub fn expose(&self) -> &str {
@@ -352,22 +382,7 @@ impl DatabaseUrl {
 
     /// The URL with its password replaced by `***`, even when it does not parse as a URL.
     pub fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut url) if url.has_host() => {
-                if url.password().is_some() {
-                    let _ = url.set_password(Some("***"));
-                }
-                url.to_string()
-            }
-            _ => match self.0.split_once("://") {
-                Some((scheme, rest)) => match rest.rfind('@') {
-                    Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-                    None => self.0.clone(),
-                },
-                None if self.0.contains('@') => "***".into(),
-                None => self.0.clone(),
-            },
-        }
+        crate::telemetry::redact_url(&self.0)
     }
 }
 

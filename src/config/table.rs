@@ -298,7 +298,9 @@ fn redis_url(text: &str) -> Result<Option<DatabaseUrl>, String> {
     match text.trim() {
         "" => Ok(None),
         url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            Ok(Some(DatabaseUrl::new(url)))
+            let url = DatabaseUrl::new(url);
+            url.check_userinfo()?;
+            Ok(Some(url))
         }
         _ => Err("expected redis://host:port[/db]".into()),
     }

@@ -174,7 +174,11 @@ impl Mailer {
             EmailBackend::Smtp(url) => {
                 let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
                     .map_err(|e| {
-                        MailError::Setup(format!("AUTHD_EMAIL_URL {}: {e}", url.redacted()))
+                        MailError::Setup(format!(
+                            "AUTHD_EMAIL_URL {}: {}",
+                            url.redacted(),
+                            url.scrub(&e.to_string())
+                        ))
                     })?;
                 Transport::Smtp(
                     builder
@@ -327,11 +331,13 @@ impl Mailer {
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
-            Transport::Smtp(transport) => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Transport::Smtp(transport) => transport.send(message).await.map(|_| ()).map_err(|e| {
+                // Kept in the outbox and logged: never with the SMTP password in it.
+                match &self.settings.backend {
+                    EmailBackend::Smtp(url) => url.scrub(&e.to_string()),
+                    _ => e.to_string(),
+                }
+            }),
         }
     }
 

@@ -458,6 +458,31 @@ async fn serve_logs_no_secrets_and_shuts_down_gracefully() {
     );
 }
 
+/// A URL whose password holds an unencoded `/`, `#` or `@` stops start-up with a message that
+/// names the setting and never echoes the password (the driver's own message did, whole).
+#[test]
+fn an_unencoded_database_password_is_named_not_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in [
+        "postgres://authd:pa#ss-SECRET@127.0.0.1:5432/postgres",
+        "postgres://authd:pa/ss-SECRET@127.0.0.1:5432/postgres",
+    ] {
+        let output = authd(&dir)
+            .env("DATABASE_URL", url)
+            .env("AUTHD_DATABASE_TIMEOUT_MS", "1000")
+            .arg("migrate")
+            .output()
+            .expect("run");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("DATABASE_URL: the password must be percent-encoded"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("SECRET"), "{stderr}");
+    }
+}
+
 /// Failed password checks and 429s are logged as warnings with the canonical account (only when
 /// it exists) and the client address; what was typed for an unknown account (maybe a password
 /// typed into the wrong field) never is.
