@@ -8,8 +8,8 @@
 //!   was checked). So a burst of right passwords logs in, and a burst of guesses still gets no
 //!   more checks than the limit: concurrency only ever makes the limit stricter.
 //!
-//! A failure keeps its rows; a success takes them back and clears its (address, account)
-//! failures; an attempt that checked nothing takes them back. An attempt dropped half-way (its
+//! A failure keeps its rows; a success takes them back and clears the failures of its own
+//! limit, (address, account) or the session's; an attempt that checked nothing takes them back. An attempt dropped half-way (its
 //! client went away) counts as a failure.
 //!
 //! What keeps the owner in: an address the account logged in from recently is exempt from the
@@ -99,14 +99,15 @@ pub enum Refused {
     Database(#[from] DbErr),
 }
 
-/// An attempt under way: its rows, and the (address, account) key a success clears. Dropped
-/// without an outcome (its request was abandoned), it counts as a failure.
+/// An attempt under way: its rows, and the key a success clears (its (address, account) or
+/// its session's). Dropped without an outcome (its request was abandoned), it counts as a
+/// failure.
 #[derive(Debug)]
 #[must_use = "an attempt ends as a failure, a success, or abandoned"]
 pub struct Attempt {
     db: Option<DatabaseConnection>,
     ids: Vec<i64>,
-    ip_account: Option<String>,
+    clears: Option<String>,
 }
 
 fn key(parts: &[&str]) -> String {
@@ -141,51 +142,40 @@ pub async fn begin_attempt(
     account: &str,
 ) -> Result<Attempt, Refused> {
     let of_account = Some(account_key(account));
-    let ip_account = match source {
+    // The limit of this very source and account, whose failures a success clears.
+    let own = match source {
         Source::Login { address, .. } => limits
             .per_ip_account
-            .map(|_| key(&["ip+account", address, account])),
-        Source::Session(_) => None,
-    };
-    let counted: Vec<Counted> = match source {
-        Source::Login { address, known } => [
-            limits
-                .per_ip_account
-                .zip(ip_account.clone())
-                .map(|(rate, key)| Counted {
-                    key,
-                    rate,
-                    account: of_account.clone(),
-                }),
-            limits.per_account.filter(|_| !known).map(|rate| Counted {
-                key: account_key(account),
-                rate,
-                account: of_account.clone(),
-            }),
-            limits.per_ip.map(|rate| Counted {
-                key: key(&["ip", address]),
-                rate,
-                account: None,
-            }),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
+            .map(|rate| (key(&["ip+account", address, account]), rate)),
         Source::Session(session) => limits
             .per_session
-            .map(|rate| Counted {
-                key: key(&["session", &session.to_string()]),
-                rate,
-                account: of_account.clone(),
-            })
-            .into_iter()
-            .collect(),
+            .map(|rate| (key(&["session", &session.to_string()]), rate)),
     };
+    let mut counted: Vec<Counted> = own
+        .iter()
+        .map(|(key, rate)| Counted {
+            key: key.clone(),
+            rate: *rate,
+            account: of_account.clone(),
+        })
+        .collect();
+    if let Source::Login { address, known } = source {
+        counted.extend(limits.per_account.filter(|_| !known).map(|rate| Counted {
+            key: account_key(account),
+            rate,
+            account: of_account.clone(),
+        }));
+        counted.extend(limits.per_ip.map(|rate| Counted {
+            key: key(&["ip", address]),
+            rate,
+            account: None,
+        }));
+    }
     if counted.is_empty() {
         return Ok(Attempt {
             db: None,
             ids: Vec::new(),
-            ip_account: None,
+            clears: None,
         });
     }
     let started = Utc::now();
@@ -200,7 +190,7 @@ pub async fn begin_attempt(
     let attempt = Attempt {
         db: Some(db.clone()),
         ids,
-        ip_account,
+        clears: own.map(|(key, _)| key),
     };
     let stale = chrono::Duration::from_std(patience.saturating_mul(2) + STALE_MARGIN)
         .unwrap_or(chrono::Duration::MAX);
@@ -313,16 +303,16 @@ impl Attempt {
         }
     }
 
-    /// The password was right: the attempt is not a failure, and its (address, account)
-    /// failures are forgotten.
+    /// The password was right: the attempt is not a failure, and the failures of its own
+    /// limit ((address, account), or the session's) are forgotten.
     pub async fn succeeded(mut self) -> Result<(), DbErr> {
-        let ip_account = self.ip_account.take();
+        let clears = self.clears.take();
         let Some((db, ids)) = self.take() else {
             return Ok(());
         };
         failures::delete_ids(&db, ids).await?;
-        if let Some(ip_account) = ip_account {
-            failures::delete_failures(&db, &ip_account).await?;
+        if let Some(key) = clears {
+            failures::delete_failures(&db, &key).await?;
         }
         Ok(())
     }

@@ -375,6 +375,51 @@ async fn current_password_checks_with_a_session_are_limited_per_session() {
     );
 }
 
+/// A right `current_password` clears its session's count, as a successful login clears its
+/// (address, account) count: the owner's typos do not add up.
+#[tokio::test]
+async fn a_right_current_password_clears_the_sessions_count() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_user("alice").await;
+    let wrong = json!({"current_password": WRONG, "new_password": "another long passphrase"});
+    for _ in 0..9 {
+        let reply = app
+            .call(
+                Method::POST,
+                "/users/set_password/",
+                &token,
+                Some(wrong.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    }
+    let changed = app
+        .call(
+            Method::PATCH,
+            "/users/me/",
+            &token,
+            Some(json!({"email": "alice@example.com", "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    for _ in 0..10 {
+        let reply = app
+            .call(
+                Method::POST,
+                "/users/set_password/",
+                &token,
+                Some(wrong.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    }
+    assert_throttled(
+        &app.call(Method::POST, "/users/set_password/", &token, Some(wrong))
+            .await,
+        900,
+    );
+}
+
 /// A completed password reset clears the account's counters (and forgets its known addresses,
 /// which a thief who knew the old password may have planted).
 #[tokio::test]
