@@ -130,11 +130,12 @@ class Server:
         # Expiry is on by default; the idle limit turns last-use tracking on too. The login
         # benchmarks send many logins for one account at once from one address, which the
         # failed-login limits count while they are in flight.
-        self.env = dict(os.environ, DATABASE_URL=database_url, AUTHD_BIND=f"127.0.0.1:{self.port}",
-                        RUST_LOG="info", AUTHD_TOKEN_IDLE_SECONDS="3600",
-                        AUTHD_THROTTLE_FAILURES_PER_IP_ACCOUNT="off",
-                        AUTHD_THROTTLE_FAILURES_PER_ACCOUNT="off",
-                        AUTHD_THROTTLE_FAILURES_PER_IP="off", **settings)
+        self.env = {**os.environ, "DATABASE_URL": database_url, "AUTHD_BIND": f"127.0.0.1:{self.port}",
+                    "RUST_LOG": "info", "AUTHD_TOKEN_IDLE_SECONDS": "3600",
+                    "AUTHD_THROTTLE_FAILURES_PER_IP_ACCOUNT": "off",
+                    "AUTHD_THROTTLE_FAILURES_PER_ACCOUNT": "off",
+                    "AUTHD_THROTTLE_FAILURES_PER_IP": "off",
+                    "AUTHD_THROTTLE_FAILURES_PER_SESSION": "off", **settings}
         env = self.env
         self.log = open(os.devnull, "w")
         self.binary = binary

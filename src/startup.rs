@@ -28,17 +28,23 @@ const GRACE_PERIOD: Duration = Duration::from_secs(30);
 /// Connects, migrates, and brings derived columns in line with the settings.
 pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     let kind = settings.database_url.kind();
+    let url = &settings.database_url;
+    if let Err(problem) = url.check_userinfo() {
+        anyhow::bail!("DATABASE_URL: {problem}");
+    }
+    // The driver's message may hold the URL: it is printed only scrubbed of the password.
     let db = store::connect(
-        settings.database_url.expose(),
+        url.expose(),
         settings.database_max_connections,
         settings.database_timeout,
     )
     .await
-    .with_context(|| {
-        format!(
-            "cannot open the {} database {}",
+    .map_err(|err| {
+        anyhow::anyhow!(
+            "cannot open the {} database {}: {}",
             kind.name(),
-            settings.database_url.redacted()
+            url.redacted(),
+            url.scrub(&crate::telemetry::chain(&err))
         )
     })?;
     store::migrate(&db)
@@ -76,15 +82,19 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     ));
     let mailer = Arc::new(Mailer::new(&settings.mail)?);
     let throttling = &settings.throttling;
+    let redis = throttling.redis_url.as_ref();
+    if let Some(Err(problem)) = redis.map(|url| url.check_userinfo()) {
+        anyhow::bail!("AUTHD_THROTTLE_REDIS_URL: {problem}");
+    }
     let requests = RequestThrottle::new(
         throttling.anon,
         throttling.user,
-        throttling
-            .redis_url
-            .as_ref()
-            .map(|url| (url.expose(), throttling.redis_prefix.as_str())),
+        redis.map(|url| (url.expose(), throttling.redis_prefix.as_str())),
     )
-    .context("AUTHD_THROTTLE_REDIS_URL is not a Redis URL")?
+    .map_err(|err| {
+        let said = redis.map_or(err.to_string(), |url| url.scrub(&err.to_string()));
+        anyhow::anyhow!("AUTHD_THROTTLE_REDIS_URL is not a Redis URL: {said}")
+    })?
     .map(Arc::new);
     if let Some(requests) = &requests {
         requests.connect().await;

@@ -25,7 +25,8 @@ const MAIL_POLL: Duration = Duration::from_millis(500);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Cache invalidations are read within a poll; an hour is far more than any reader needs.
 const INVALIDATION_RETENTION: Duration = Duration::from_secs(3600);
-/// How often queued last uses are written (each session's at most once a minute).
+/// How often queued last uses are written, at most (each session's is queued at most once a
+/// minute, or once a quarter of a shorter idle limit).
 const LAST_USE_WRITES: Duration = Duration::from_secs(10);
 /// Rows deleted per statement by the purge, so that it never holds a lock for long.
 const PURGE_BATCH: u64 = 1000;
@@ -117,10 +118,11 @@ async fn follow_invalidations(
 }
 
 async fn write_last_uses(auth: Arc<Authenticator>, stop: CancellationToken) {
+    let every = LAST_USE_WRITES.min(auth.last_use_interval());
     loop {
         let stopping = tokio::select! {
             _ = stop.cancelled() => true,
-            _ = tokio::time::sleep(LAST_USE_WRITES) => false,
+            _ = tokio::time::sleep(every) => false,
         };
         if let Err(err) = auth.write_last_uses().await {
             tracing::error!(error = %crate::telemetry::chain(&err), "cannot record sessions' last uses");
@@ -155,7 +157,7 @@ impl Purge {
     /// Deletes what can never be used again, in bounded batches: expired or idle sessions (with
     /// their tokens), expired access tokens, used or expired links, mail delivered or given up
     /// longer ago than the retention, closed send windows, old cache invalidations, failed
-    /// logins past every throttle window. Retired refresh tokens stay until their family ends:
+    /// logins past every throttle window, login addresses no longer known. Retired refresh tokens stay until their family ends:
     /// reuse detection needs them.
     async fn run(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let now = Utc::now();
@@ -187,7 +189,10 @@ impl Purge {
         // Failures older than every window count against nothing.
         let failures =
             store::failures::purge(db, ago(self.failures.longest().unwrap_or_default())).await?;
-        if sessions + tokens + links + messages + windows + invalidations + failures > 0 {
+        let addresses =
+            store::known_addresses::purge(db, ago(crate::throttle::KNOWN_ADDRESS_LIFETIME)).await?;
+        if sessions + tokens + links + messages + windows + invalidations + failures + addresses > 0
+        {
             tracing::info!(
                 sessions,
                 tokens,
@@ -196,6 +201,7 @@ impl Purge {
                 windows,
                 invalidations,
                 failures,
+                addresses,
                 "purged spent rows"
             );
         }

@@ -8,6 +8,10 @@ mod m20261123_000004_password_version;
 mod m20261123_000005_activation_and_mail_at_delivery;
 mod m20261123_000006_sessions_and_oauth;
 mod m20261123_000007_login_failures;
+mod m20261207_000008_digests_as_varchar;
+mod m20261207_000009_superseded_refresh_tokens;
+mod m20261207_000010_owner_exemptions;
+mod m20261207_000011_mail_per_address;
 
 pub struct Migrator;
 
@@ -22,6 +26,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_activation_and_mail_at_delivery::Migration),
             Box::new(m20261123_000006_sessions_and_oauth::Migration),
             Box::new(m20261123_000007_login_failures::Migration),
+            Box::new(m20261207_000008_digests_as_varchar::Migration),
+            Box::new(m20261207_000009_superseded_refresh_tokens::Migration),
+            Box::new(m20261207_000010_owner_exemptions::Migration),
+            Box::new(m20261207_000011_mail_per_address::Migration),
         ]
     }
 }

@@ -1,3 +1,5 @@
+use chrono::Utc;
+
 use crate::auth::{Caller, Invalidation};
 use crate::config::LoginField;
 use crate::crypto::Admission;
@@ -7,7 +9,7 @@ use crate::domain::{ClientInfo, FieldErrors, Input, RawFields, email, messages, 
 use crate::mail::Kind;
 use crate::sessions::{self, Issued};
 use crate::state::AppState;
-use crate::store::{self, User, email_tokens, sessions as session_rows, users};
+use crate::store::{self, User, email_tokens, known_addresses, sessions as session_rows, users};
 use crate::throttle;
 
 use super::{
@@ -69,7 +71,8 @@ pub struct PasswordLogin<'a> {
 
 /// Checks the password as Djoser's login does (an unknown or inactive account costs a full
 /// hash too) and opens a session; `None` for wrong credentials. Whatever depends on the
-/// password is written in one transaction that first re-checks it.
+/// password is written in one transaction that first re-checks it, and the client's address
+/// becomes one the account is known to log in from.
 pub async fn log_in(
     state: &AppState,
     hashing: &Admission,
@@ -93,19 +96,38 @@ pub async fn log_in(
     {
         return Ok(None);
     }
-    let attempt = begin_attempt(state, client, identifier).await?;
-    let checked = check_login(state, hashing, identifier, password.clone()).await;
+    let account = canonical_login(state, identifier);
+    let found = find_account(state, identifier).await?;
+    let address = client.throttle_key();
+    // One lookup whether or not the account exists, so its time tells nothing.
+    let known_since = Utc::now()
+        - chrono::Duration::from_std(throttle::KNOWN_ADDRESS_LIFETIME)
+            .unwrap_or(chrono::Duration::MAX);
+    let known = known_addresses::is_known(
+        &state.db,
+        found.as_ref().map_or(0, |user| user.id),
+        &address,
+        known_since,
+    )
+    .await?;
+    let source = throttle::Source::Login {
+        address: &address,
+        known,
+    };
+    let attempt = begin_attempt(state, client, source, &account, found.as_ref()).await?;
+    let checked = check_login(hashing, found.as_ref(), password.clone()).await;
     let (user, outdated) = match checked {
         Err(err) => {
-            attempt.abandon(&state.db).await;
+            attempt.abandon().await;
             return Err(err);
         }
         Ok(None) => {
-            attempt.failed();
+            attempt.failed().await;
+            log_failure(found.as_ref(), &account, client, "password check failed");
             return Ok(None);
         }
         Ok(Some(verified)) => {
-            attempt.succeeded(&state.db).await?;
+            attempt.succeeded().await?;
             verified
         }
     };
@@ -124,44 +146,42 @@ pub async fn log_in(
     let (issued, evicted) =
         sessions::open(&txn, &state.settings.tokens, user.id, kind, name, client).await?;
     users::touch_last_login(&txn, user.id).await?;
+    known_addresses::record(
+        &txn,
+        user.id,
+        &address,
+        Utc::now(),
+        throttle::KNOWN_ADDRESSES_PER_ACCOUNT,
+    )
+    .await?;
     let evicted: Vec<Invalidation> = evicted.into_iter().map(Invalidation::Session).collect();
     state.auth.commit(txn, &evicted).await?;
     tracing::info!(user_id = user.id, client_ip = %client.ip, "login succeeded");
     Ok(Some(issued))
 }
 
-/// A password check of the account `login_value` names, from `client`, under the failed-login
-/// limits. The account counts as its canonical login value, whether or not such an account
-/// exists (a 429 must not tell).
-async fn begin_attempt(
-    state: &AppState,
-    client: &ClientInfo,
-    login_value: &str,
-) -> Result<throttle::Attempt> {
-    let account = match login_field(state) {
+/// The canonical login value `login_value` names: what the failure limits count an account
+/// by, whether or not such an account exists (a 429 must not tell).
+fn canonical_login(state: &AppState, login_value: &str) -> String {
+    match login_field(state) {
         LoginField::Username => username::canonical(login_value),
         LoginField::Email => {
             email::canonical(login_value).unwrap_or_else(|| login_value.to_owned())
         }
-    };
-    Ok(throttle::begin_attempt(
-        &state.db,
-        &state.settings.throttling.failures,
-        &client.throttle_key(),
-        &account,
-    )
-    .await?)
+    }
 }
 
-/// The active account `identifier` names, if `password` is its password, and whether its hash
-/// is outdated. An unknown account costs a full hash too.
-async fn check_login(
-    state: &AppState,
-    hashing: &Admission,
-    identifier: &str,
-    password: String,
-) -> Result<Option<(User, bool)>> {
-    let found = match login_field(state) {
+/// An account's own canonical login value.
+pub(super) fn account_of(state: &AppState, user: &User) -> String {
+    match login_field(state) {
+        LoginField::Username => user.username_canonical.clone(),
+        LoginField::Email => canonical_login(state, &user.email),
+    }
+}
+
+/// The account `identifier` names, active or not.
+async fn find_account(state: &AppState, identifier: &str) -> Result<Option<User>> {
+    Ok(match login_field(state) {
         LoginField::Username => {
             users::find_by_username(&state.db, &username::canonical(identifier)).await?
         }
@@ -169,13 +189,70 @@ async fn check_login(
             Some(canonical) => users::find_by_email(&state.db, &canonical).await?,
             None => None,
         },
-    };
+    })
+}
+
+/// A password check of `account` from `source`, under the failed-password limits; a refusal
+/// is logged with the account (when it exists) and the client's address.
+async fn begin_attempt(
+    state: &AppState,
+    client: &ClientInfo,
+    source: throttle::Source<'_>,
+    account: &str,
+    found: Option<&User>,
+) -> Result<throttle::Attempt> {
+    let begun = throttle::begin_attempt(
+        &state.db,
+        &state.settings.throttling.failures,
+        state.settings.hashing.queue_timeout,
+        source,
+        account,
+    )
+    .await;
+    if let Err(throttle::Refused::Throttled(wait)) = &begun {
+        match found {
+            Some(user) => tracing::warn!(
+                user_id = user.id,
+                account,
+                client_ip = %client.ip,
+                retry_after = wait,
+                "password check throttled"
+            ),
+            None => tracing::warn!(
+                client_ip = %client.ip,
+                retry_after = wait,
+                "password check throttled (no such account)"
+            ),
+        }
+    }
+    Ok(begun?)
+}
+
+/// A failed password check, as the log tells it: the canonical account only when it exists
+/// (a login value typed for no account may be a password typed into the wrong field), and the
+/// client's address.
+fn log_failure(found: Option<&User>, account: &str, client: &ClientInfo, what: &str) {
+    match found {
+        Some(user) => {
+            tracing::warn!(user_id = user.id, account, client_ip = %client.ip, "{what}")
+        }
+        None => tracing::warn!(client_ip = %client.ip, "{what} (no such account)"),
+    }
+}
+
+/// `found`, if it is active and `password` is its password, and whether its hash is
+/// outdated. No account costs a full hash too.
+async fn check_login(
+    hashing: &Admission,
+    found: Option<&User>,
+    password: String,
+) -> Result<Option<(User, bool)>> {
     let Some(user) = found else {
         hashing.verify_dummy(password).await?;
         return Ok(None);
     };
     let verified = hashing.verify(password, user.password.clone()).await?;
-    Ok((verified.matches && user.is_active).then_some((user, verified.outdated)))
+    Ok((verified.matches && user.is_active).then(|| (user.clone(), verified.outdated)))
 }
 
 /// `POST /token/logout/`: ends the caller's session (for an access token, its whole family).
@@ -200,9 +277,10 @@ pub(super) fn current_password_changed() -> Error {
     FieldErrors::single("current_password", messages::INVALID_PASSWORD).into()
 }
 
-/// Checks `current_password` against the caller (djoser checks the requester, not the target),
-/// under the failed-login limits of the caller's account: a missing field is not a check, and
-/// past a limit the check is refused (429) without a hash.
+/// Checks `current_password` against the caller (djoser checks the requester, not the target).
+/// Made with a live session of the account, it is limited per session, not per account (the
+/// session is the proof): a missing field is not a check, and past the limit the check is
+/// refused (429) without a hash.
 pub(super) async fn current_password_problems(
     state: &AppState,
     hashing: &Admission,
@@ -214,22 +292,26 @@ pub(super) async fn current_password_problems(
         Err(problems) => return Ok(Some(problems)),
         Ok(current) => current,
     };
-    let login_value = match login_field(state) {
-        LoginField::Username => &caller.user.username,
-        LoginField::Email => &caller.user.email,
-    };
-    let attempt = begin_attempt(state, client, login_value).await?;
+    let account = account_of(state, &caller.user);
+    let source = throttle::Source::Session(caller.session_id);
+    let attempt = begin_attempt(state, client, source, &account, Some(&caller.user)).await?;
     match hashing.verify(current, caller.user.password.clone()).await {
         Err(err) => {
-            attempt.abandon(&state.db).await;
+            attempt.abandon().await;
             Err(err.into())
         }
         Ok(verified) if verified.matches => {
-            attempt.succeeded(&state.db).await?;
+            attempt.succeeded().await?;
             Ok(None)
         }
         Ok(_) => {
-            attempt.failed();
+            attempt.failed().await;
+            log_failure(
+                Some(&caller.user),
+                &account,
+                client,
+                "current_password check failed",
+            );
             Ok(Some(vec![messages::INVALID_PASSWORD.to_owned()]))
         }
     }
@@ -399,9 +481,13 @@ pub(crate) async fn rename(
         }
         Err(err) => Err(err.into()),
         Ok(()) => {
+            let mut notified = false;
             if login_field(state) == LoginField::Email {
-                // Links sent to the old address die with it.
+                // Links sent to the old address die with it, and it is told.
                 email_tokens::revoke_live(&txn, user.id, None).await?;
+                notified =
+                    super::email::send_email_change_notice(&txn, &state.mailer, &user, &value)
+                        .await?;
             }
             let renamed = match login_field(state) {
                 LoginField::Username => User {
@@ -416,7 +502,11 @@ pub(crate) async fn rename(
             let confirmation = (state.settings.djoser)
                 .username_changed_email_confirmation
                 .then_some(Kind::UsernameChangedConfirmation);
-            commit_change(state, txn, &renamed, confirmation).await
+            commit_change(state, txn, &renamed, confirmation).await?;
+            if notified {
+                state.mailer.wake();
+            }
+            Ok(())
         }
     }
 }

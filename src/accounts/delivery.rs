@@ -22,7 +22,7 @@ use crate::store::outbox::NewMessage;
 use crate::store::{self, email_tokens, outbox, users};
 
 use super::Error;
-use super::email::{Purpose, addresses, awaits_activation, fingerprint, send};
+use super::email::{Purpose, addresses, awaits_activation, fingerprint, send, send_sign_up};
 
 /// How long a claimed row stays ours; a crashed instance's rows come back after it.
 const LEASE_SECONDS: i64 = 120;
@@ -83,7 +83,7 @@ impl Delivery {
     }
 
     /// The worker's half of `request_link`: a message for each matching account whose window
-    /// is open.
+    /// is open (for a resent activation, a sign-up message: the address's window).
     async fn resolve(&self, request: email_request::Model) -> Result<(), WorkerError> {
         let Some(purpose) = Purpose::from_request(&request.kind) else {
             outbox::finish_request(&self.db, request.id).await?;
@@ -95,10 +95,17 @@ impl Delivery {
         let txn = store::begin_write(&self.db).await?;
         let mut queued = 0;
         for user in &matching {
-            if outbox::claim_window(&txn, user.id, purpose.as_str(), window).await? {
-                send(&txn, &self.mailer, purpose.kind(), user).await?;
-                queued += 1;
-            }
+            let sent = match purpose {
+                Purpose::Activation => {
+                    send_sign_up(&txn, &self.mailer, purpose.kind(), user).await?
+                }
+                _ if outbox::claim_window(&txn, user.id, purpose.as_str(), window).await? => {
+                    send(&txn, &self.mailer, purpose.kind(), user).await?;
+                    true
+                }
+                _ => false,
+            };
+            queued += usize::from(sent);
         }
         outbox::finish_request(&txn, request.id).await?;
         txn.commit().await?;

@@ -12,7 +12,7 @@ use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, ui
 use crate::mail::{Kind, Mailer};
 use crate::state::AppState;
 use crate::store::entity::email_token;
-use crate::store::{self, User, email_tokens, outbox, sessions, users};
+use crate::store::{self, User, email_tokens, known_addresses, outbox, sessions, users};
 
 use super::{Error, Result, collect, credentials};
 
@@ -57,7 +57,8 @@ impl Purpose {
             Kind::UsernameReset => Some(Purpose::UsernameReset),
             Kind::Confirmation
             | Kind::PasswordChangedConfirmation
-            | Kind::UsernameChangedConfirmation => None,
+            | Kind::UsernameChangedConfirmation
+            | Kind::EmailChangedNotice => None,
         }
     }
 
@@ -140,6 +141,65 @@ pub(crate) async fn send(
     Ok(())
 }
 
+/// What the mail limits key an address by: the SHA-256 of its canonical form (NFKC, case
+/// folded: the form authd's unique-email rule uses), so that no spelling of one mailbox gets a
+/// window or a queue place of its own. `None` for an empty address.
+pub(super) fn address_key(address: &str) -> Option<String> {
+    email::canonical(address).map(|canonical| hex::encode(Sha256::digest(canonical.as_bytes())))
+}
+
+/// Sign-up mail (activation, confirmation, a resent activation) to `user`, at most one per
+/// address per send window, whatever the accounts and purposes naming it: nobody proved the
+/// mailbox yet, so nothing else bounds how often a stranger can make authd write to it. Inside
+/// the window the message is dropped (and logged); the account is made all the same, and
+/// `resend_activation` works once the window has passed. Returns whether it was queued.
+pub(super) async fn send_sign_up(
+    db: &impl ConnectionTrait,
+    mailer: &Mailer,
+    kind: Kind,
+    user: &User,
+) -> Result<bool> {
+    let Some(key) = address_key(&user.email) else {
+        return Ok(false);
+    };
+    if !outbox::claim_address_window(db, &key, mailer.settings().send_window).await? {
+        tracing::info!(
+            user_id = user.id,
+            kind = kind.name(),
+            "sign-up mail not sent: its address got one within the send window"
+        );
+        return Ok(false);
+    }
+    send(db, mailer, kind, user).await?;
+    Ok(true)
+}
+
+/// Tells the previous address of an account that its email changed (to `new_address`, shown
+/// masked), inside the caller's transaction: the address that recovers the account must never
+/// move unnoticed. `before` is the account as it was. The notice carries no link. Returns
+/// whether a message was queued (an account without an address gets none).
+pub(super) async fn send_email_change_notice(
+    db: &impl ConnectionTrait,
+    mailer: &Mailer,
+    before: &User,
+    new_address: &str,
+) -> Result<bool> {
+    let change = crate::mail::EmailChange {
+        new_address_masked: email::masked(new_address),
+        at: Utc::now(),
+    };
+    match mailer
+        .compose_email_change(before, &change)
+        .map_err(Error::Mail)?
+    {
+        Some(message) => {
+            outbox::enqueue(db, message).await?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// The `email` field of the reset and resend serializers: required, a valid address.
 fn parse_email(fields: &RawFields) -> Result<String> {
     match email::parse_field(fields.get("email"), true) {
@@ -160,7 +220,9 @@ pub(super) fn addresses(typed: &str) -> Vec<String> {
 
 /// `reset_password`, `reset_username`, `resend_activation`: the answer never depends on
 /// whether the address is known (unless a SHOW_EMAIL_NOT_FOUND flag says so), and neither
-/// does the work done before answering: the request is queued, the worker resolves it.
+/// does the work done before answering: the request is queued, the worker resolves it. One
+/// request per kind and address waits at a time (a repeat is merged into it), and at most
+/// AUTHD_EMAIL_QUEUE_LIMIT in all (past it, a request is dropped and logged).
 pub async fn request_link(state: &AppState, fields: &RawFields, purpose: Purpose) -> Result<()> {
     let address = parse_email(fields)?;
     let djoser = &state.settings.djoser;
@@ -174,8 +236,19 @@ pub async fn request_link(state: &AppState, fields: &RawFields, purpose: Purpose
     if purpose == Purpose::Activation && !djoser.send_activation_email {
         return Err(Error::ActivationDisabled);
     }
-    outbox::enqueue_request(&state.db, purpose.as_str(), &address).await?;
-    state.mailer.wake();
+    let Some(key) = address_key(&address) else {
+        return Ok(());
+    };
+    let limit = state.settings.mail.queue_limit;
+    match outbox::enqueue_request(&state.db, purpose.as_str(), &address, &key, limit).await? {
+        outbox::Queued::Queued => state.mailer.wake(),
+        outbox::Queued::Merged => {}
+        outbox::Queued::Full => tracing::warn!(
+            kind = purpose.as_str(),
+            limit,
+            "email request dropped: AUTHD_EMAIL_QUEUE_LIMIT requests are pending"
+        ),
+    }
     Ok(())
 }
 
@@ -322,6 +395,10 @@ pub async fn reset_password_confirm(
     };
     users::set_password(&txn, user.id, &hash).await?;
     let revoked = sessions::delete_for_user(&txn, user.id, None).await?;
+    // The owner proved the mailbox: guesses counted against the account are forgotten, and so
+    // are its known addresses, one of which a thief who knew the old password may have added.
+    crate::throttle::clear_account(&txn, &credentials::account_of(state, &user)).await?;
+    known_addresses::forget(&txn, user.id).await?;
     let confirmation = (state.settings.djoser)
         .password_changed_email_confirmation
         .then_some(Kind::PasswordChangedConfirmation);

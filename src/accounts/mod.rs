@@ -87,6 +87,8 @@ impl From<crate::throttle::Refused> for Error {
     fn from(err: crate::throttle::Refused) -> Self {
         match err {
             crate::throttle::Refused::Throttled(wait) => Error::Throttled(wait),
+            // Nothing was checked and nothing counted: the overload answer, never a 429.
+            crate::throttle::Refused::Busy => Error::Hashing(HashError::Overloaded),
             crate::throttle::Refused::Database(err) => Error::Database(err),
         }
     }

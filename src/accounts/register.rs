@@ -9,7 +9,7 @@ use crate::mail::Kind;
 use crate::state::AppState;
 use crate::store::{self, User, users};
 
-use super::email::send;
+use super::email::send_sign_up;
 
 /// Who creates the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,9 +111,9 @@ pub(super) async fn create(
         Err(err) => return Err(err.into()),
     };
     if activation {
-        send(&txn, &state.mailer, Kind::Activation, &user).await?;
+        send_sign_up(&txn, &state.mailer, Kind::Activation, &user).await?;
     } else if creator == Creator::SignUp && djoser.send_confirmation_email {
-        send(&txn, &state.mailer, Kind::Confirmation, &user).await?;
+        send_sign_up(&txn, &state.mailer, Kind::Confirmation, &user).await?;
     }
     txn.commit().await?;
     state.mailer.wake();

@@ -6,8 +6,8 @@ use crate::state::AppState;
 use crate::store::{self, User, email_tokens, users};
 
 use super::credentials::{current_password_changed, current_password_problems, still_verified};
-use super::email::awaits_activation;
-use super::{Error, Result, commit_change, email_canonical, email_login, parse_email};
+use super::email::{awaits_activation, send_email_change_notice};
+use super::{Error, Result, collect, commit_change, email_canonical, email_login, parse_email};
 
 /// `GET /users/`: everyone for staff or without HIDE_USERS, otherwise only the caller.
 pub async fn list_users(state: &AppState, caller: &Caller) -> Result<Vec<User>> {
@@ -64,25 +64,68 @@ pub async fn user_to_update(state: &AppState, caller: &Caller, target: Target<'_
     resolve(state, caller, target, Action::Update).await
 }
 
+/// Whether changing `target`'s email needs the caller's `current_password`: the email recovers
+/// the account, so a stolen token alone must not move it (AUTHD_EMAIL_CHANGE_REQUIRES_PASSWORD).
+/// Staff changing a non-staff account need none, as in Djoser; a staff or superuser account's
+/// address needs the caller's own password, whoever the caller is.
+fn change_needs_password(state: &AppState, caller: &Caller, target: &User) -> bool {
+    state.settings.email_change_requires_password
+        && !(caller.user.is_staff && !target.is_staff && !target.is_superuser)
+}
+
 /// `PUT`/`PATCH` on a user: `email` is the only writable field; it is not normalised here
-/// (Django does not either).
-pub async fn update_user(state: &AppState, target: User, fields: &RawFields) -> Result<User> {
+/// (Django does not either). A change of address may need `current_password`
+/// ([`change_needs_password`]): missing or wrong, it is a field error beside the email's own,
+/// under the failed-password limits. The previous address is told of every change.
+pub async fn update_user(
+    state: &AppState,
+    client: &ClientInfo,
+    caller: &Caller,
+    target: User,
+    fields: &RawFields,
+) -> Result<User> {
+    let mut errors = FieldErrors::new();
     // djoser's `read_only_fields`: the login field changes only through set_username, which
     // asks for the password.
-    let new_email = match email_login(state) {
-        true => None,
-        false => match parse_email(state, fields, false, Some(target.id)).await? {
-            Ok(value) => value,
-            Err(problems) => return Err(FieldErrors::field("email", problems).into()),
-        },
+    let (new_email, changes_address) = match email_login(state) {
+        true => (None, false),
+        false => {
+            let parsed = parse_email(state, fields, false, Some(target.id)).await?;
+            // An invalid address is a change too: the password's problems are reported beside it.
+            let changes = match &parsed {
+                Ok(value) => value.as_ref().is_some_and(|value| *value != target.email),
+                Err(_) => true,
+            };
+            (collect(&mut errors, "email", parsed).flatten(), changes)
+        }
     };
+    let mut verified = false;
+    if changes_address && change_needs_password(state, caller, &target) {
+        let hashing = state.hasher.admit()?;
+        match current_password_problems(state, &hashing, client, caller, fields).await? {
+            Some(problems) => errors.extend("current_password", problems),
+            None => verified = true,
+        }
+    }
+    errors.into_result()?;
     let send_activation = state.settings.djoser.send_activation_email;
     let txn = store::begin_write(&state.db).await?;
+    if verified && still_verified(&txn, &caller.user).await?.is_none() {
+        return Err(current_password_changed());
+    }
     // The account as it is now, not as a cached caller remembers it.
     let mut user = users::lock(&txn, target.id)
         .await?
         .ok_or(Error::NoSuchUser)?;
+    let mut notified = false;
     if let Some(new_email) = new_email.filter(|new_email| *new_email != user.email) {
+        // The address changed since it was compared, or the account became staff.
+        if !verified && change_needs_password(state, caller, &user) {
+            return Err(
+                FieldErrors::single("current_password", crate::domain::messages::REQUIRED).into(),
+            );
+        }
+        let before = user.clone();
         let canonical = email_canonical(state, &new_email);
         match users::set_email(&txn, user.id, &new_email, canonical.clone()).await {
             Err(err) if store::is_unique_violation(&err) => {
@@ -94,17 +137,22 @@ pub async fn update_user(state: &AppState, target: User, fields: &RawFields) -> 
         user.email_canonical = canonical;
         // Links sent to the old address die with it (even if it comes back later).
         email_tokens::revoke_live(&txn, user.id, None).await?;
+        notified = send_email_change_notice(&txn, &state.mailer, &before, &user.email).await?;
         // With activation by email, a new address must be proven before the account works.
         if send_activation {
             users::set_activation(&txn, user.id, false, true).await?;
             user.is_active = false;
             user.activation_pending = true;
         }
+        tracing::info!(user_id = user.id, by = caller.user.id, "email changed");
     }
     // djoser sends whenever the updated user ends up inactive, changed address or not; an
     // account an operator deactivated is not waiting for activation and gets nothing.
     let activation = (send_activation && awaits_activation(&user)).then_some(Kind::Activation);
     commit_change(state, txn, &user, activation).await?;
+    if notified {
+        state.mailer.wake();
+    }
     Ok(user)
 }
 

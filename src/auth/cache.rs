@@ -279,6 +279,7 @@ mod tests {
             expires_at: None,
             expiry_pending: false,
             retired_at: None,
+            superseded: false,
         };
         let session = crate::store::entity::auth_session::Model {
             id: session_id,

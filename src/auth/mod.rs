@@ -19,8 +19,9 @@ use crate::store::{self, User, clients, sessions, tokens};
 
 pub use cache::{Invalidation, TokenCache};
 
-/// A session's last use is written at most this often.
-const LAST_USE_WRITE_INTERVAL: i64 = 60;
+/// A session's last use is written at most this often, and more often under a short idle
+/// limit ([`Authenticator::last_use_interval`]).
+const LAST_USE_WRITE_INTERVAL: Duration = Duration::from_secs(60);
 /// Registered clients stay in memory this long at most (a deletion evicts them at once).
 const CLIENT_CACHE_TTL: Duration = Duration::from_secs(60);
 
@@ -123,6 +124,8 @@ pub struct Authenticator {
     db: DatabaseConnection,
     cache: TokenCache,
     idle: Duration,
+    /// How often at most a session's last use is queued for writing.
+    last_use_interval: Duration,
     uses: Mutex<HashMap<i64, DateTime<Utc>>>,
     /// Registered OAuth2 clients by `client_id`, and by row (what sessions point to).
     clients: moka::sync::Cache<String, Arc<oauth_client::Model>>,
@@ -141,10 +144,18 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// `cache_ttl` of zero: every request asks the database; `idle` of zero: no idle limit.
     pub fn new(db: DatabaseConnection, cache_ttl: Duration, idle: Duration) -> Self {
+        // A session read back from the database (the cache expired, another instance answers)
+        // is judged by its written last use: written every quarter of the idle limit at most,
+        // it is never stale enough to idle a token in use out.
+        let last_use_interval = match idle.is_zero() {
+            true => LAST_USE_WRITE_INTERVAL,
+            false => LAST_USE_WRITE_INTERVAL.min(idle / 4),
+        };
         Self {
             db,
             cache: TokenCache::new(cache_ttl),
             idle,
+            last_use_interval,
             uses: Mutex::new(HashMap::new()),
             clients: moka::sync::Cache::builder()
                 .time_to_live(CLIENT_CACHE_TTL)
@@ -196,19 +207,16 @@ impl Authenticator {
         }
     }
 
-    /// Any live token, of any kind, of an active user: what introspection answers about. It
-    /// counts as a use, recorded in memory (nothing is written on the request path).
+    /// Any live token, of any kind, of an active user: what introspection answers about. Being
+    /// asked about is not a use: a resource server polling authd must not keep an idle token
+    /// alive.
     pub async fn inspect(&self, token: &str) -> Result<Option<Arc<Caller>>, DbErr> {
         let found = match self.find(token).await {
             Ok(found) => found,
             Err(TokenRejected::Database(err)) => return Err(err),
             Err(_) => None,
         };
-        Ok(found
-            .filter(|caller| caller.user.is_active)
-            .inspect(|caller| {
-                self.record_use(caller);
-            }))
+        Ok(found.filter(|caller| caller.user.is_active))
     }
 
     /// A live token: from memory, or with one indexed query joining its user and session.
@@ -246,14 +254,21 @@ impl Authenticator {
         Ok(Some(caller))
     }
 
+    /// How often at most a session's last use is queued for writing: a minute, or a quarter of
+    /// the idle limit when that is shorter. The writer must write at least this often.
+    pub fn last_use_interval(&self) -> Duration {
+        self.last_use_interval
+    }
+
     /// Remembers the use for the idle limit, and queues the session's last use for the next
-    /// batch write, at most once a minute per session.
+    /// batch write, at most once per [`Self::last_use_interval`] per session.
     fn record_use(&self, caller: &Caller) {
         let now = Utc::now();
         let seconds = now.timestamp();
         caller.last_seen.fetch_max(seconds, Ordering::Relaxed);
         let queued = caller.last_queued.load(Ordering::Relaxed);
-        if seconds - queued >= LAST_USE_WRITE_INTERVAL
+        let interval = self.last_use_interval.as_secs().max(1) as i64;
+        if seconds - queued >= interval
             && caller
                 .last_queued
                 .compare_exchange(queued, seconds, Ordering::Relaxed, Ordering::Relaxed)

@@ -116,6 +116,7 @@ impl EmailBackend {
             };
         }
         if value.starts_with("smtp://") || value.starts_with("smtps://") {
+            DatabaseUrl::new(value).check_userinfo()?;
             return url::Url::parse(value)
                 .ok()
                 .filter(|url| url.host_str().is_some())
@@ -152,8 +153,11 @@ pub struct Mail {
     pub site_name: Option<String>,
     /// How long an activation or reset link works.
     pub token_lifetime: Duration,
-    /// At most one requested message per account and purpose in this window (zero: no limit).
+    /// At most one requested message per account and purpose, and one sign-up message per
+    /// address, in this window (zero: no limit).
     pub send_window: Duration,
+    /// Reset and resend requests that may wait for the worker; past it, requests are dropped.
+    pub queue_limit: u64,
     /// Operator templates that replace the built-in ones, file by file.
     pub templates_dir: Option<PathBuf>,
     /// The first retry waits this long; each further one twice as long (at most an hour).
@@ -180,6 +184,7 @@ impl Default for Mail {
             site_name: None,
             token_lifetime: Duration::from_secs(24 * 3600),
             send_window: Duration::from_secs(300),
+            queue_limit: 10_000,
             templates_dir: None,
             retry_base: Duration::from_secs(5),
             max_attempts: 10,
@@ -258,6 +263,7 @@ impl Default for Throttling {
                 per_ip_account: rate("10/15m"),
                 per_account: rate("100/h"),
                 per_ip: rate("100/h"),
+                per_session: rate("10/15m"),
             },
             anon: None,
             user: None,
@@ -338,9 +344,38 @@ impl DatabaseUrl {
     fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         match DatabaseKind::of_url(text) {
-            Some(_) => Ok(Self::new(text)),
+            Some(_) => {
+                let url = Self::new(text);
+                url.check_userinfo()?;
+                Ok(url)
+            }
             None => Err("expected a sqlite:// or postgres:// URL".into()),
         }
+    }
+
+    /// `/`, `?`, `#` and `@` end or split a URL's authority: unencoded in a user name or
+    /// password, they make a URL that parses as something else, and that drivers echo whole in
+    /// their errors. Such a URL is refused, without echoing it.
+    pub fn check_userinfo(&self) -> Result<(), String> {
+        let Some((_, rest)) = self.0.split_once("://") else {
+            return Ok(());
+        };
+        if self.0.starts_with("sqlite:") {
+            return Ok(());
+        }
+        match rest.rfind('@') {
+            Some(at) if rest[..at].contains(['/', '?', '#', '@']) => Err(
+                "the password must be percent-encoded (%2F for /, %3F for ?, %23 for #, %40 for @)"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// `text` (a library's error about this URL) scrubbed of the URL's password in every
+    /// spelling; see [`crate::telemetry::scrub_url_secret`].
+    pub fn scrub(&self, text: &str) -> String {
+        crate::telemetry::scrub_url_secret(text, &self.0)
     }
 
     pub fn expose(&self) -> &str {
@@ -353,22 +388,7 @@ impl DatabaseUrl {
 
     /// The URL with its password replaced by `***`, even when it does not parse as a URL.
     pub fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut url) if url.has_host() => {
-                if url.password().is_some() {
-                    let _ = url.set_password(Some("***"));
-                }
-                url.to_string()
-            }
-            _ => match self.0.split_once("://") {
-                Some((scheme, rest)) => match rest.rfind('@') {
-                    Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-                    None => self.0.clone(),
-                },
-                None if self.0.contains('@') => "***".into(),
-                None => self.0.clone(),
-            },
-        }
+        crate::telemetry::redact_url(&self.0)
     }
 }
 
@@ -402,6 +422,9 @@ pub struct Settings {
     pub djoser: Djoser,
     pub mail: Mail,
     pub maintenance: Maintenance,
+    /// Changing an email through `PUT`/`PATCH` needs `current_password` (staff changing a
+    /// non-staff user excepted); `false` is Djoser's behaviour.
+    pub email_change_requires_password: bool,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
@@ -450,6 +473,7 @@ impl Settings {
                 purge_interval: Duration::from_secs(3600),
                 email_retention: Duration::from_secs(7 * 24 * 3600),
             },
+            email_change_requires_password: true,
         }
     }
 

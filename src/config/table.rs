@@ -191,6 +191,33 @@ impl Kind for Span {
     }
 }
 
+/// A duration in seconds: zero (off), or within bounds.
+struct SecondsOrOff {
+    min: u64,
+    max: u64,
+}
+
+impl Kind for SecondsOrOff {
+    type Value = Duration;
+    fn parse(&self, text: &str) -> Result<Duration, String> {
+        if text.trim() == "0" {
+            return Ok(Duration::ZERO);
+        }
+        Span::seconds(self.min, self.max).parse(text).map_err(|_| {
+            format!(
+                "expected 0 (off) or a whole number from {} to {}, got {text:?}",
+                self.min, self.max
+            )
+        })
+    }
+    fn show(&self, value: &Duration) -> String {
+        value.as_secs().to_string()
+    }
+    fn allowed(&self) -> String {
+        format!("`0`, {}–{}", self.min, self.max)
+    }
+}
+
 /// Free text, checked by a function that explains what is wrong.
 struct Text(fn(&str) -> Result<String, String>);
 
@@ -271,7 +298,9 @@ fn redis_url(text: &str) -> Result<Option<DatabaseUrl>, String> {
     match text.trim() {
         "" => Ok(None),
         url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            Ok(Some(DatabaseUrl::new(url)))
+            let url = DatabaseUrl::new(url);
+            url.check_userinfo()?;
+            Ok(Some(url))
         }
         _ => Err("expected redis://host:port[/db]".into()),
     }
@@ -396,7 +425,7 @@ pub static SETTINGS: &[Def] = &[
     setting!("trusted_proxies", "AUTHD_TRUSTED_PROXIES", Server,
         Parsed(cidr_list, |list: &Vec<IpNet>| list.iter().map(IpNet::to_string).collect::<Vec<_>>().join(",")),
         |s| s.trusted_proxies, example "10.0.0.0/8,192.168.1.7/32",
-        "reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` is believed: the client is the rightmost hop that is not one of them"),
+        "reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` is believed: the client is the rightmost hop that is not one of them. Name only your own proxies: a range that includes clients lets them claim any address, an account owner's included, whose logins the per-account failure limit exempts"),
     setting!("header_read_timeout_seconds", "AUTHD_HEADER_READ_TIMEOUT_SECONDS", Server,
         Span::seconds(1, 3600), |s| s.connections.header_read_timeout, example "5",
         "from the moment a connection can take a request (just opened, or the previous answer sent) to the end of the request's head, however it trickles in; else the connection closes. So it also bounds the idle wait between requests"),
@@ -424,9 +453,10 @@ pub static SETTINGS: &[Def] = &[
     setting!("token_ttl_seconds", "AUTHD_TOKEN_TTL_SECONDS", Tokens, Span::seconds(0, 315_360_000),
         |s| s.tokens.ttl, example "3600",
         "absolute lifetime of a Djoser login token, fixed when it is minted; `0`: never expires (as in DRF)"),
-    setting!("token_idle_seconds", "AUTHD_TOKEN_IDLE_SECONDS", Tokens, Span::seconds(0, 315_360_000),
+    setting!("token_idle_seconds", "AUTHD_TOKEN_IDLE_SECONDS", Tokens,
+        SecondsOrOff { min: 60, max: 315_360_000 },
         |s| s.tokens.idle, example "1800",
-        "a token (Djoser or access) unused this long dies; `0`: no idle limit"),
+        "a token (Djoser or access) unused this long dies; `0`: no idle limit. At least a minute: each session's last use is written in the background every quarter of this (at most every minute), so a shorter limit would log out tokens in use"),
     setting!("token_limit_per_user", "AUTHD_TOKEN_LIMIT_PER_USER", Tokens, Int { min: 0u32, max: 100_000 },
         |s| s.tokens.limit_per_user, example "5", "sessions a user may have at once; `0`: no limit"),
     setting!("token_limit_policy", "AUTHD_TOKEN_LIMIT_POLICY", Tokens,
@@ -441,18 +471,18 @@ pub static SETTINGS: &[Def] = &[
         "lifetime of an OAuth2 refresh family from its password grant; rotation never extends it"),
     setting!("refresh_reuse_grace_seconds", "AUTHD_REFRESH_REUSE_GRACE_SECONDS", Tokens,
         Span::seconds(0, 3600), |s| s.tokens.refresh_reuse_grace, example "0",
-        "a retired refresh token presented again within this time gets a new pair (a retry after a lost answer); after it, the whole family is revoked"),
+        "a retired refresh token presented again within this time gets a new pair (a retry after a lost answer), and the pair its first rotation returned is retired with no grace of its own (presented, it revokes the family); after this time, the whole family is revoked"),
     setting!("cors_allowed_origins", "AUTHD_CORS_ALLOWED_ORIGINS", Server,
         Parsed(origins, |list: &Vec<String>| list.join(",")), |s| s.cors_allowed_origins,
         example "https://app.example.com,http://localhost:3000",
         "browser origins allowed to call the API (exact, comma-separated); others get no CORS headers"),
     setting!("throttle_failures_per_ip_account", "AUTHD_THROTTLE_FAILURES_PER_IP_ACCOUNT", Throttling,
         Parsed(rate, show_rate), |s| s.throttling.failures.per_ip_account, example "5/m",
-        "failed password checks allowed per client IP and account (login, `current_password`, the OAuth2 password grant); DRF's rate syntax with a count before the unit, or `off`",
+        "failed password checks allowed per client IP and account (login and the OAuth2 password grant); DRF's rate syntax with a count before the unit, or `off`",
         default "`10/15m`"),
     setting!("throttle_failures_per_account", "AUTHD_THROTTLE_FAILURES_PER_ACCOUNT", Throttling,
         Parsed(rate, show_rate), |s| s.throttling.failures.per_account, example "50/h",
-        "failed password checks allowed per account, from anywhere (NIST 800-63B: at most 100)",
+        "failed password checks allowed per account from addresses it did not log in from in the last 30 days (NIST 800-63B: at most 100); each of its last ten login addresses (IPv6: /64) is exempt, and held only by the limit above. The exemption trusts the client address: see `AUTHD_TRUSTED_PROXIES`",
         default "`100/h`"),
     setting!("throttle_failures_per_ip", "AUTHD_THROTTLE_FAILURES_PER_IP", Throttling,
         Parsed(rate, show_rate), |s| s.throttling.failures.per_ip, example "off",
@@ -488,7 +518,7 @@ pub static SETTINGS: &[Def] = &[
         default "64 × hash threads"),
     setting!("hash_queue_timeout_ms", "AUTHD_HASH_QUEUE_TIMEOUT_MS", Passwords,
         Span::millis(1, 600_000), |s| s.hashing.queue_timeout, example "500",
-        "longest wait for a hash thread: a request whose expected wait (requests ahead × recent hash time ÷ threads) is longer gets 503 at once, and one that waits longer anyway gets 503 then"),
+        "longest wait for a hash thread: a request whose expected wait (requests ahead × recent hash time ÷ threads) is longer gets 503 at once, and one that waits longer anyway gets 503 then; also the longest a password check waits for the checks of the same account already in flight"),
     djoser_flag!(
         "user_create_password_retype",
         "AUTHD_USER_CREATE_PASSWORD_RETYPE",
@@ -597,7 +627,7 @@ pub static SETTINGS: &[Def] = &[
         "how long a link works"),
     setting!("email_send_window_seconds", "AUTHD_EMAIL_SEND_WINDOW_SECONDS", Email,
         Span::seconds(0, 86_400), |s| s.mail.send_window, example "60",
-        "`reset_password`, `reset_username` and `resend_activation` send at most one message per account and purpose in this window; `0` turns the limit off"),
+        "`reset_password` and `reset_username` send at most one message per account and purpose in this window, and sign-up mail (the activation or confirmation of a registration, `resend_activation`) at most one per address (NFKC, case folded), whatever the accounts naming it; `0` turns the limits off"),
     setting!("email_templates_dir", "AUTHD_EMAIL_TEMPLATES_DIR", Email,
         Parsed(|t: &str| path(t).map(Some), |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
         |s| s.mail.templates_dir, example "/etc/authd/templates",
@@ -613,6 +643,16 @@ pub static SETTINGS: &[Def] = &[
     setting!("email_retention_seconds", "AUTHD_EMAIL_RETENTION_SECONDS", Maintenance,
         Span::seconds(1, 31_536_000), |s| s.maintenance.email_retention, example "86400",
         "how long delivered or given-up messages are kept (their bodies are blanked at once)"),
+    setting!("email_change_requires_password", "AUTHD_EMAIL_CHANGE_REQUIRES_PASSWORD", Passwords,
+        Bool, |s| s.email_change_requires_password, example "false",
+        "changing an email with `PUT`/`PATCH` needs the caller's `current_password` (staff changing a non-staff user excepted): the email recovers the account, so a stolen token must not move it; `false` restores Djoser's behaviour. The previous address is told of every change either way"),
+    setting!("throttle_failures_per_session", "AUTHD_THROTTLE_FAILURES_PER_SESSION", Throttling,
+        Parsed(rate, show_rate), |s| s.throttling.failures.per_session, example "5/15m",
+        "failed `current_password` checks allowed per session (set_password, set_username, `DELETE`, email changes); made with a live session of the account, they are limited by this instead of the three limits above",
+        default "`10/15m`"),
+    setting!("email_queue_limit", "AUTHD_EMAIL_QUEUE_LIMIT", Email, Int { min: 1u64, max: 1_000_000 },
+        |s| s.mail.queue_limit, example "500",
+        "`reset_password`, `reset_username` and `resend_activation` requests that may wait for the mail worker (one per kind and address: a repeat is merged); past it, requests are answered as usual, dropped and logged"),
 ];
 
 /// Names read from the environment that are not settings but are expected there.

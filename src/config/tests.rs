@@ -137,6 +137,23 @@ fn bad_values_name_the_setting_as_the_operator_wrote_it() {
     assert!(err.to_string().contains("hash_threads in"), "{err}");
 }
 
+/// Last uses are written in the background, at most every `min(60 s, idle ÷ 4)`: an idle limit
+/// under a minute would log out tokens in use on another instance, so it stops start-up.
+#[test]
+fn idle_limits_under_a_minute_stop_start_up() {
+    for short in ["1", "30", "59"] {
+        let err = load(&[("AUTHD_TOKEN_IDLE_SECONDS", short)], Flags::default()).expect_err(short);
+        assert!(
+            err.to_string().contains("AUTHD_TOKEN_IDLE_SECONDS"),
+            "{err}"
+        );
+    }
+    for fine in ["0", "60", "1800"] {
+        let settings = load(&[("AUTHD_TOKEN_IDLE_SECONDS", fine)], Flags::default()).expect(fine);
+        assert_eq!(settings.tokens.idle.as_secs().to_string(), fine);
+    }
+}
+
 /// No number can overflow a duration or a date later: every one has an upper bound.
 #[test]
 fn huge_numbers_are_refused_naming_the_setting() {
@@ -245,4 +262,78 @@ fn passwords_in_urls_are_redacted_even_when_they_do_not_parse() {
         assert!(!format!("{url:?}").contains("s3cret"), "{raw}");
         assert!(!url.redacted().contains("s3cret"), "{raw}");
     }
+}
+
+/// A password with an unencoded `/`, `#`, `?` or `@` does not parse as meant, and drivers echo
+/// such URLs whole in their errors: start-up stops with a message naming the setting, and the
+/// message never holds the password.
+#[test]
+fn unencoded_passwords_stop_start_up_without_being_echoed() {
+    for (name, raw) in [
+        (
+            "DATABASE_URL",
+            "postgres://authd:pa#ss-SECRET@127.0.0.1:5432/authd",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://authd:pa/ss-SECRET@127.0.0.1:5432/authd",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://authd:pa@ss-SECRET@127.0.0.1:5432/authd",
+        ),
+        ("DATABASE_URL", "postgres://authd:12#SECRET@db/authd"),
+        (
+            "AUTHD_THROTTLE_REDIS_URL",
+            "redis://:pa#ss-SECRET@127.0.0.1:6379",
+        ),
+        (
+            "AUTHD_EMAIL_URL",
+            "smtp://user:pa/ss-SECRET@mail.example.com:587",
+        ),
+    ] {
+        let err = load(
+            &[
+                (name, raw),
+                ("AUTHD_EMAIL_FRONTEND_DOMAIN", "app.example.com"),
+            ],
+            Flags::default(),
+        )
+        .expect_err(raw)
+        .to_string();
+        assert!(
+            err.contains(&format!("{name}: the password must be percent-encoded")),
+            "{err}"
+        );
+        assert!(!err.contains("SECRET"), "{err}");
+    }
+    for fine in [
+        "postgres://authd:pa%23ss%2F%40x@127.0.0.1:5432/authd",
+        "postgres://authd@db/authd",
+        "postgres://db/authd?application_name=authd",
+        "sqlite:///var/lib/authd/a@b.sqlite3?mode=rwc",
+    ] {
+        assert!(
+            load(&[("DATABASE_URL", fine)], Flags::default()).is_ok(),
+            "{fine}"
+        );
+    }
+}
+
+/// A library's error text may hold the URL it was given: whatever is printed passes through
+/// the scrubber, which removes the password as written, percent-encoded and percent-decoded.
+#[test]
+fn library_errors_are_scrubbed_of_the_password_in_every_spelling() {
+    let url = DatabaseUrl::new("postgres://authd:s3%2Fcr%40t+1@db.example.com:5432/authd");
+    let leaky = "cannot connect to postgres://authd:s3%2Fcr%40t+1@db.example.com:5432/authd \
+                 (password s3/cr@t+1, or s3%2Fcr%40t+1, or s3%2fcr%40t%2B1)";
+    let scrubbed = url.scrub(leaky);
+    for spelling in ["s3/cr@t+1", "s3%2Fcr%40t+1", "s3%2fcr%40t%2B1"] {
+        assert!(!scrubbed.contains(spelling), "{spelling}: {scrubbed}");
+    }
+    assert!(scrubbed.contains("db.example.com"), "{scrubbed}");
+    assert_eq!(
+        DatabaseUrl::new("sqlite://authd.sqlite3?mode=rwc").scrub("disk I/O error"),
+        "disk I/O error"
+    );
 }

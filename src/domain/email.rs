@@ -101,9 +101,37 @@ pub fn canonical(email: &str) -> Option<String> {
     Some(folded.nfkc().collect())
 }
 
+/// An address shown partly, as a notice to the previous address shows the new one: the first
+/// character of the local part and of the domain, and the domain's last label
+/// (`alice.new@mail.example` → `a***@m***.example`). Enough for the owner to recognise an
+/// address of theirs, too little to write to it.
+pub fn masked(address: &str) -> String {
+    let first = |text: &str| text.chars().next().map(String::from).unwrap_or_default();
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return format!("{}***", first(address));
+    };
+    let suffix = match domain.rsplit_once('.') {
+        Some((_, last)) if !last.is_empty() && last.len() < domain.len() - 1 => {
+            format!(".{last}")
+        }
+        _ => String::new(),
+    };
+    format!("{}***@{}***{suffix}", first(local), first(domain))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masked_addresses_keep_only_their_outline() {
+        assert_eq!(masked("alice.new@mail.example"), "a***@m***.example");
+        assert_eq!(masked("x@sub.domain.co.uk"), "x***@s***.uk");
+        assert_eq!(masked("root@localhost"), "r***@l***");
+        assert_eq!(masked("ünï@bücher.de"), "ü***@b***.de");
+        assert_eq!(masked("@"), "***@***");
+        assert_eq!(masked("plain"), "p***");
+    }
 
     #[test]
     fn accepts_what_django_accepts() {

@@ -294,14 +294,14 @@ impl ApiResponse for ApiError {
                     headers: vec![retry_after_header()],
                     ..detail_response(
                         429,
-                        "Throttled: too many failed password checks for this account or client (login and `current_password`), or over `AUTHD_THROTTLE_ANON`/`AUTHD_THROTTLE_USER`; `{\"detail\": \"Request was throttled. Expected available in N seconds.\"}`, and `Retry-After: N`",
+                        "Throttled: too many failed password checks for this account or client (login), or for this session (`current_password`), or over `AUTHD_THROTTLE_ANON`/`AUTHD_THROTTLE_USER`; `{\"detail\": \"Request was throttled. Expected available in N seconds.\"}`, and `Retry-After: N`",
                     )
                 },
                 MetaResponse {
                     headers: vec![retry_after_header()],
                     ..detail_response(
                         503,
-                        "Too many requests are waiting to hash a password, or request bodies fill `AUTHD_BODY_MEMORY_BYTES`, or the database is unavailable (restarting, or SQLite's lock held past `AUTHD_DATABASE_TIMEOUT_MS`); try again after `Retry-After` seconds",
+                        "Too many requests are waiting to hash a password (or for the password checks of one account ahead of them), or request bodies fill `AUTHD_BODY_MEMORY_BYTES`, or the database is unavailable (restarting, or SQLite's lock held past `AUTHD_DATABASE_TIMEOUT_MS`); try again after `Retry-After` seconds",
                     )
                 },
             ],

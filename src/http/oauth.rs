@@ -79,8 +79,12 @@ pub struct Introspection {
     /// Expiry, seconds since the epoch; absent when the token never expires.
     pub exp: Option<i64>,
     pub iat: Option<i64>,
-    /// `token` (a Djoser login token), `access_token` or `refresh_token`.
+    /// `Bearer` (RFC 6749 §7.1) for access and Djoser tokens, which resource servers may
+    /// accept; absent for a refresh token.
     pub token_type: Option<String>,
+    /// Which kind of authd token it is: `access_token`, `refresh_token` (answered only to the
+    /// client it was issued to) or `token` (a Djoser login token).
+    pub token_use: Option<String>,
     /// The registered client the token was issued through, if any.
     pub client_id: Option<String>,
     pub is_staff: Option<bool>,
@@ -114,8 +118,13 @@ pub enum Revoked {
 
 #[derive(ApiResponse)]
 pub enum Introspected {
+    /// Active or not; the answer must not be cached by intermediaries.
     #[oai(status = 200)]
-    Answer(Json<Introspection>),
+    Answer(
+        Json<Introspection>,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "Pragma")] String,
+    ),
 }
 
 /// An RFC 6749 error as a response; or a body that did not arrive in time, which is no
@@ -389,9 +398,13 @@ impl OAuthApi {
 
     /// Revoke a token (RFC 7009)
     ///
-    /// Ends the session of any authd token: a Djoser token, an access token or a refresh
-    /// token. No client authentication is needed (public clients have none); credentials that
-    /// are sent must be valid. 200 whether or not the token was known.
+    /// Ends the session of an authd token: a Djoser token, an access token or a refresh token.
+    /// Credentials that are sent are checked first, known token or not (401 `invalid_client`).
+    /// A token issued to a confidential client is revoked only with that client's credentials
+    /// (HTTP Basic), one issued to a public client only with its `client_id` (missing: 400
+    /// `invalid_request`; another: 401 `invalid_client`); a refused revocation changes nothing.
+    /// A token issued to no client (a Djoser token, a password grant without a client) is
+    /// revocable by whoever holds it. 200 whether or not the token was known.
     #[oai(path = "/oauth/revoke", method = "post", operation_id = "oauth_revoke")]
     async fn revoke(
         &self,
@@ -400,16 +413,18 @@ impl OAuthApi {
         body: DrfBody<TokenQuery>,
     ) -> OAuthResult<Revoked> {
         let fields = fields_of(body).await?;
-        oauth::identify(&state, credentials(request, &fields)?).await?;
-        oauth::revoke(&state, &fields).await?;
+        let client = oauth::identify(&state, credentials(request, &fields)?).await?;
+        oauth::revoke(&state, client, &fields).await?;
         Ok(Revoked::Done)
     }
 
     /// Introspect a token (RFC 7662)
     ///
     /// For resource servers: a registered confidential client (HTTP Basic) asks whether a token
-    /// is active, and whose it is. Every authd token can be asked about; unknown, expired and
-    /// revoked ones are just `{"active": false}`.
+    /// is active, and whose it is. Access and Djoser tokens (`token_type: Bearer`) are answered
+    /// for to any such client; a refresh token only to the client it was issued to. Unknown,
+    /// expired and revoked ones are just `{"active": false}`. Asking is not a use of the token
+    /// (it does not keep an idle token alive), and no answer may be cached.
     #[oai(
         path = "/oauth/introspect",
         method = "post",
@@ -430,7 +445,8 @@ impl OAuthApi {
                 username: Some(active.username),
                 exp: active.exp,
                 iat: Some(active.iat),
-                token_type: Some(active.token_type.to_owned()),
+                token_type: active.token_type.map(str::to_owned),
+                token_use: Some(active.token_use.to_owned()),
                 client_id: active.client_id,
                 is_staff: Some(active.is_staff),
             },
@@ -441,11 +457,16 @@ impl OAuthApi {
                 exp: None,
                 iat: None,
                 token_type: None,
+                token_use: None,
                 client_id: None,
                 is_staff: None,
             },
         };
-        Ok(Introspected::Answer(Json(answer)))
+        Ok(Introspected::Answer(
+            Json(answer),
+            "no-store".into(),
+            "no-cache".into(),
+        ))
     }
 }
 

@@ -104,11 +104,14 @@ pub struct LoginRequest {
     pub device_name: Option<String>,
 }
 
-/// Only `email` can be changed.
+/// Only `email` can be changed. Changing it needs `current_password` (the caller's own), except
+/// for staff changing a non-staff user, unless AUTHD_EMAIL_CHANGE_REQUIRES_PASSWORD is off.
 #[derive(Debug, Object)]
 #[oai(rename_all = "snake_case")]
 pub struct UpdateUserRequest {
     pub email: Option<String>,
+    /// The caller's password, when the change of address needs it.
+    pub current_password: Option<String>,
 }
 
 /// The caller's own password, whoever is being deleted.

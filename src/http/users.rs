@@ -82,9 +82,10 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
-        update(&state, auth, Target::Me, body).await
+        update(&state, auth, client, Target::Me, body).await
     }
 
     /// Change my email
@@ -97,9 +98,10 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
-        update(&state, auth, Target::Me, body).await
+        update(&state, auth, client, Target::Me, body).await
     }
 
     /// Delete my account
@@ -298,10 +300,11 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         id: Path<String>,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
-        update(&state, auth, Target::Id(&id.0), body).await
+        update(&state, auth, client, Target::Id(&id.0), body).await
     }
 
     /// Change a user's email
@@ -314,10 +317,11 @@ impl UsersApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         id: Path<String>,
         body: DrfBody<UpdateUserRequest>,
     ) -> ApiResult<Json<UserView>> {
-        update(&state, auth, Target::Id(&id.0), body).await
+        update(&state, auth, client, Target::Id(&id.0), body).await
     }
 
     /// Delete a user
@@ -340,12 +344,13 @@ impl UsersApi {
 async fn update(
     state: &AppState,
     auth: Authenticated,
+    client: ClientInfo,
     target: Target<'_>,
     body: DrfBody<UpdateUserRequest>,
 ) -> ApiResult<Json<UserView>> {
     let user = accounts::user_to_update(state, auth.caller(), target).await?;
     let fields = body.fields().await?;
-    let user = accounts::update_user(state, user, &fields).await?;
+    let user = accounts::update_user(state, &client, auth.caller(), user, &fields).await?;
     Ok(Json(user.into()))
 }
 

@@ -1,6 +1,6 @@
-//! Email: djoser's six messages rendered from templates, written to the outbox in the same
-//! transaction as the change that causes them, and delivered (by `accounts::email::Delivery`)
-//! through one backend.
+//! Email: djoser's six messages and authd's notice of an email change, rendered from templates,
+//! written to the outbox in the same transaction as the change that causes them, and delivered
+//! (by `accounts::email::Delivery`) through one backend.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -15,7 +15,7 @@ use crate::config::{EmailBackend, Mail};
 use crate::store::User;
 use crate::store::outbox::NewMessage;
 
-/// The messages, by their djoser template names.
+/// The messages, by their djoser template names (and authd's own notice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Activation,
@@ -24,16 +24,19 @@ pub enum Kind {
     PasswordChangedConfirmation,
     UsernameReset,
     UsernameChangedConfirmation,
+    /// To the previous address of an account whose email changed: no link, ever.
+    EmailChangedNotice,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::Activation,
         Kind::Confirmation,
         Kind::PasswordReset,
         Kind::PasswordChangedConfirmation,
         Kind::UsernameReset,
         Kind::UsernameChangedConfirmation,
+        Kind::EmailChangedNotice,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +47,7 @@ impl Kind {
             Kind::PasswordChangedConfirmation => "password_changed_confirmation",
             Kind::UsernameReset => "username_reset",
             Kind::UsernameChangedConfirmation => "username_changed_confirmation",
+            Kind::EmailChangedNotice => "email_changed_notice",
         }
     }
 
@@ -66,6 +70,7 @@ impl Kind {
             Kind::PasswordChangedConfirmation => pick!("password_changed_confirmation"),
             Kind::UsernameReset => pick!("username_reset"),
             Kind::UsernameChangedConfirmation => pick!("username_changed_confirmation"),
+            Kind::EmailChangedNotice => pick!("email_changed_notice"),
         }
     }
 }
@@ -94,6 +99,13 @@ impl Part {
 pub struct Link {
     pub uid: String,
     pub token: String,
+}
+
+/// What the notice of an email change says: the new address, already masked, and when.
+#[derive(Debug, Clone)]
+pub struct EmailChange {
+    pub new_address_masked: String,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +174,11 @@ impl Mailer {
             EmailBackend::Smtp(url) => {
                 let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
                     .map_err(|e| {
-                        MailError::Setup(format!("AUTHD_EMAIL_URL {}: {e}", url.redacted()))
+                        MailError::Setup(format!(
+                            "AUTHD_EMAIL_URL {}: {}",
+                            url.redacted(),
+                            url.scrub(&e.to_string())
+                        ))
                     })?;
                 Transport::Smtp(
                     builder
@@ -186,6 +202,13 @@ impl Mailer {
         for kind in Kind::ALL {
             mailer.compose(kind, &user, Some(&sample))?;
         }
+        mailer.compose_email_change(
+            &user,
+            &EmailChange {
+                new_address_masked: "s***@e***.com".into(),
+                at: chrono::Utc::now(),
+            },
+        )?;
         Ok(mailer)
     }
 
@@ -203,6 +226,25 @@ impl Mailer {
         kind: Kind,
         user: &User,
         link: Option<&Link>,
+    ) -> Result<Option<NewMessage>, MailError> {
+        self.render(kind, user, link, None)
+    }
+
+    /// Renders the notice of an email change, to `user` as it was (its previous address).
+    pub fn compose_email_change(
+        &self,
+        user: &User,
+        change: &EmailChange,
+    ) -> Result<Option<NewMessage>, MailError> {
+        self.render(Kind::EmailChangedNotice, user, None, Some(change))
+    }
+
+    fn render(
+        &self,
+        kind: Kind,
+        user: &User,
+        link: Option<&Link>,
+        change: Option<&EmailChange>,
     ) -> Result<Option<NewMessage>, MailError> {
         if user.email.is_empty() {
             return Ok(None);
@@ -234,6 +276,8 @@ impl Mailer {
             token => link.map(|l| l.token.clone()),
             username => &user.username,
             email => &user.email,
+            new_email => change.map(|change| change.new_address_masked.clone()),
+            changed_at => change.map(|change| change.at.format("%Y-%m-%d %H:%M UTC").to_string()),
         };
         let render = |part: Part| -> Result<String, MailError> {
             let name = part.file_name(kind);
@@ -287,11 +331,13 @@ impl Mailer {
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
-            Transport::Smtp(transport) => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Transport::Smtp(transport) => transport.send(message).await.map(|_| ()).map_err(|e| {
+                // Kept in the outbox and logged: never with the SMTP password in it.
+                match &self.settings.backend {
+                    EmailBackend::Smtp(url) => url.scrub(&e.to_string()),
+                    _ => e.to_string(),
+                }
+            }),
         }
     }
 

@@ -187,11 +187,37 @@ pub async fn token(
     }
 }
 
-/// `POST /oauth/revoke` (RFC 7009): ends the session of any authd token; an unknown one is
-/// fine (the answer is the same).
-pub async fn revoke(state: &AppState, fields: &RawFields) -> Result<(), OAuthError> {
+/// `POST /oauth/revoke` (RFC 7009 §2.1): ends the session of an authd token, for the client it
+/// was issued to. `client` is the client the request authenticated as (its credentials were
+/// checked already, known token or not). A token issued to a confidential client needs that
+/// client's credentials, one issued to a public client that client's `client_id`; a token
+/// issued to no client is revocable by whoever holds it. An unknown token is fine (the answer
+/// is the same as for a revoked one).
+pub async fn revoke(
+    state: &AppState,
+    client: Option<Arc<Client>>,
+    fields: &RawFields,
+) -> Result<(), OAuthError> {
     let token = required(fields, "token")?;
-    sessions::revoke(state, &token).await?;
+    let Some(holder) = sessions::holder(state, &token).await? else {
+        return Ok(());
+    };
+    if let Some(issuer) = holder.client
+        && client.as_ref().map(|client| client.id) != Some(issuer)
+    {
+        let public = state
+            .auth
+            .client_by_row(issuer)
+            .await?
+            .is_some_and(|issuer| issuer.secret_digest.is_none());
+        return Err(match (client, public) {
+            (None, true) => OAuthError::InvalidRequest(
+                "The client_id parameter is missing: the token was issued to a client.".into(),
+            ),
+            _ => OAuthError::InvalidClient,
+        });
+    }
+    sessions::end(state, holder.session_id).await?;
     Ok(())
 }
 
@@ -202,27 +228,36 @@ pub struct Active {
     pub username: String,
     pub exp: Option<i64>,
     pub iat: i64,
-    /// `token` (a Djoser login token), `access_token` or `refresh_token`.
-    pub token_type: &'static str,
+    /// RFC 6749 §7.1's type: `Bearer` for the tokens a resource server may accept (access and
+    /// Djoser tokens); none for a refresh token.
+    pub token_type: Option<&'static str>,
+    /// Which kind of authd token it is: `access_token`, `refresh_token` or `token` (Djoser's).
+    pub token_use: &'static str,
     pub client_id: Option<String>,
     pub is_staff: bool,
 }
 
-/// `POST /oauth/introspect`: for a registered confidential client only. Any authd token, of
-/// any kind; `None` (inactive) for anything unknown, expired or revoked. Served from memory
-/// like the guard, and it writes nothing (the use it counts is written in the background).
+/// `POST /oauth/introspect`: for a registered confidential client only. Access and Djoser
+/// tokens are answered for to any such client; a refresh token only to the client it was
+/// issued to (to none when it was issued to none), since a resource server that checks only
+/// `active` would otherwise accept it as a Bearer token. `None` (inactive) for anything else,
+/// and for unknown, expired or revoked tokens. Served from memory like the guard; being asked
+/// about is not a use of the token.
 pub async fn introspect(
     state: &AppState,
     client: Option<Arc<Client>>,
     fields: &RawFields,
 ) -> Result<Option<Active>, OAuthError> {
-    if client.is_none_or(|client| client.secret_digest.is_none()) {
+    let Some(client) = client.filter(|client| client.secret_digest.is_some()) else {
         return Err(OAuthError::InvalidClient);
-    }
+    };
     let token = required(fields, "token")?;
     let Some(caller) = state.auth.inspect(token.trim()).await? else {
         return Ok(None);
     };
+    if caller.kind == TokenKind::Refresh && caller.client_id != Some(client.id) {
+        return Ok(None);
+    }
     let client_id = match caller.client_id {
         Some(row) => state
             .auth
@@ -231,16 +266,18 @@ pub async fn introspect(
             .map(|client| client.client_id.clone()),
         None => None,
     };
+    let (token_type, token_use) = match caller.kind {
+        TokenKind::Login => (Some("Bearer"), "token"),
+        TokenKind::Access => (Some("Bearer"), "access_token"),
+        TokenKind::Refresh => (None, "refresh_token"),
+    };
     Ok(Some(Active {
         sub: caller.user.id.to_string(),
         username: caller.user.username.clone(),
         exp: caller.expires_at.map(|at| at.timestamp()),
         iat: caller.issued_at.timestamp(),
-        token_type: match caller.kind {
-            TokenKind::Login => "token",
-            TokenKind::Access => "access_token",
-            TokenKind::Refresh => "refresh_token",
-        },
+        token_type,
+        token_use,
         client_id,
         is_staff: caller.user.is_staff,
     }))

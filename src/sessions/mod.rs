@@ -242,16 +242,29 @@ pub async fn end_all(state: &AppState, caller: &Caller) -> Result<u64, DbErr> {
     Ok(ended)
 }
 
-/// Ends the session of any authd token (RFC 7009 revocation): unknown tokens are fine.
-pub async fn revoke(state: &AppState, secret: &str) -> Result<(), DbErr> {
+/// The session an authd token belongs to, as revocation needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    pub session_id: i64,
+    /// The registered client the session was minted through (its row id), if any.
+    pub client: Option<i64>,
+}
+
+/// The session of any authd token, of any kind; `None` for an unknown token.
+pub async fn holder(state: &AppState, secret: &str) -> Result<Option<Holder>, DbErr> {
     let digest = crypto::token_digest(secret.trim());
-    if let Some(session_id) = tokens::find(&state.db, &digest)
+    let Some(session_id) = tokens::find(&state.db, &digest)
         .await?
         .and_then(|token| token.session_id)
-    {
-        end(state, session_id).await?;
-    }
-    Ok(())
+    else {
+        return Ok(None);
+    };
+    Ok(sessions::find(&state.db, session_id)
+        .await?
+        .map(|session| Holder {
+            session_id,
+            client: session.client_id,
+        }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,10 +284,14 @@ impl From<DbErr> for RefreshError {
 }
 
 /// `grant_type=refresh_token`: rotation. The refresh token is retired and a new pair minted.
-/// A retired one presented again revokes its whole family, unless it comes back within
-/// AUTHD_REFRESH_REUSE_GRACE_SECONDS (a client retrying after a lost answer): then it gets a new
-/// pair, and what the first rotation minted is revoked. Rotations of one family serialise on
-/// its session row.
+/// A retired one presented again revokes its whole family (and the reuse is logged), unless it
+/// comes back within AUTHD_REFRESH_REUSE_GRACE_SECONDS of its retirement (a client retrying
+/// after a lost answer): then it gets a new pair, and what the rotations since it minted is
+/// retired, not deleted, with no grace of its own. Whoever holds that retired pair (the owner,
+/// when a thief replayed a stolen token inside the window; the other tab, when two tabs
+/// refreshed at once) revokes the family by presenting it, so a replay never silently takes a
+/// session over, and owner and thief cannot take turns inside successive windows. Rotations of
+/// one family serialise on its session row.
 pub async fn refresh(
     state: &AppState,
     secret: &str,
@@ -304,24 +321,27 @@ pub async fn refresh(
     let Some(current) = tokens::find(&txn, &digest).await? else {
         return Err(RefreshError::InvalidGrant);
     };
+    let grace =
+        chrono::Duration::from_std(settings.refresh_reuse_grace).unwrap_or(chrono::Duration::MAX);
     let mut changes = vec![Invalidation::Token(digest)];
     match current.retired_at {
         None => {
             tokens::retire(&txn, current.id).await?;
         }
-        Some(retired)
-            if !settings.refresh_reuse_grace.is_zero()
-                && now - retired
-                    <= chrono::Duration::from_std(settings.refresh_reuse_grace)
-                        .unwrap_or(chrono::Duration::MAX) =>
-        {
-            let replaced: Vec<i64> = tokens::active_in_session(&txn, session.id)
-                .await?
-                .into_iter()
-                .map(|token| token.id)
-                .collect();
-            tokens::delete_ids(&txn, replaced).await?;
-            changes.push(Invalidation::Session(session.id));
+        Some(retired) if !current.superseded && !grace.is_zero() && now - retired <= grace => {
+            let replaced = tokens::minted_after(&txn, session.id, current.id).await?;
+            changes.extend(
+                replaced
+                    .iter()
+                    .map(|token| Invalidation::Token(token.digest.clone())),
+            );
+            tokens::supersede(&txn, replaced.iter().map(|token| token.id).collect()).await?;
+            tracing::info!(
+                session = session.id,
+                user_id = session.user_id,
+                superseded = replaced.len(),
+                "a retired refresh token came back within the grace period; what its rotation minted is retired"
+            );
         }
         Some(_) => {
             sessions::delete(&txn, session.id).await?;
@@ -332,6 +352,7 @@ pub async fn refresh(
             tracing::warn!(
                 session = session.id,
                 user_id = session.user_id,
+                superseded = current.superseded,
                 "a retired refresh token was presented again; its family is revoked"
             );
             return Err(RefreshError::InvalidGrant);

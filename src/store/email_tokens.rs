@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Select, Set,
     sea_query::Expr,
 };
 
@@ -30,18 +30,20 @@ pub async fn insert(
     .await
 }
 
+pub(super) fn by_digest(user_id: i64, purpose: &str, digest: &str) -> Select<Entity> {
+    Entity::find()
+        .filter(Column::Digest.eq(digest))
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Purpose.eq(purpose))
+}
+
 pub async fn find(
     db: &impl ConnectionTrait,
     user_id: i64,
     purpose: &str,
     digest: &str,
 ) -> Result<Option<Model>, DbErr> {
-    Entity::find()
-        .filter(Column::Digest.eq(digest))
-        .filter(Column::UserId.eq(user_id))
-        .filter(Column::Purpose.eq(purpose))
-        .one(db)
-        .await
+    by_digest(user_id, purpose, digest).one(db).await
 }
 
 /// Marks the token used; `false` if someone else used it first (the single-use guarantee).

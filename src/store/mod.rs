@@ -4,6 +4,7 @@ pub mod clients;
 pub mod email_tokens;
 pub mod entity;
 pub mod failures;
+pub mod known_addresses;
 pub mod outbox;
 pub mod probe;
 pub mod sessions;
@@ -252,6 +253,28 @@ pub async fn purge_invalidations(
         .exec(db)
         .await?;
     Ok(result.rows_affected)
+}
+
+/// The lookups that must find their rows through an index whatever the table's size, built
+/// exactly as the queries above run them, with sample values bound: for a test that reads
+/// their plans. A column type that differs from the bound value's (PostgreSQL's `character(n)`
+/// against `text`) silently turns one of them into a sequential scan.
+pub fn indexed_lookups(backend: DbBackend) -> Vec<(&'static str, Statement)> {
+    use sea_orm::QueryTrait as _;
+    let digest = "0".repeat(64);
+    vec![
+        ("auth_token", tokens::live_by_digest(&digest).build(backend)),
+        ("auth_token", tokens::by_digest(&digest).build(backend)),
+        (
+            "email_token",
+            email_tokens::by_digest(1, "password_reset", &digest).build(backend),
+        ),
+        (
+            "login_failure",
+            failures::window_query(&digest, chrono::Utc::now(), chrono::Utc::now(), 0, 10)
+                .build(backend),
+        ),
+    ]
 }
 
 pub fn is_unique_violation(err: &DbErr) -> bool {

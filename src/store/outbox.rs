@@ -4,13 +4,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
 };
 
 use sea_orm::sea_query::OnConflict;
 
-use super::entity::{email_cooldown, email_outbox, email_request};
+use super::entity::{email_address_window, email_cooldown, email_outbox, email_request};
 
 /// A message ready to be written to the outbox.
 #[derive(Clone)]
@@ -144,21 +144,48 @@ pub async fn mark_failed(
     update.filter(Column::Id.eq(id)).exec(db).await.map(|_| ())
 }
 
+/// What became of a reset or resend request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    Queued,
+    /// One of this kind for this address is pending already: the request is merged into it.
+    Merged,
+    /// `limit` requests are pending: the request is dropped.
+    Full,
+}
+
+/// Queues a reset or resend request, once per (kind, address) while one is pending, and only
+/// while fewer than `limit` are.
 pub async fn enqueue_request(
     db: &impl ConnectionTrait,
     kind: &str,
     email: &str,
-) -> Result<(), DbErr> {
-    email_request::ActiveModel {
+    address_key: &str,
+    limit: u64,
+) -> Result<Queued, DbErr> {
+    use email_request::{ActiveModel, Column, Entity};
+    if Entity::find().count(db).await? >= limit {
+        return Ok(Queued::Full);
+    }
+    let inserted = Entity::insert(ActiveModel {
         kind: Set(kind.to_owned()),
         email: Set(email.to_owned()),
         created: Set(Utc::now()),
         locked_until: Set(None),
+        address_key: Set(Some(address_key.to_owned())),
         ..Default::default()
-    }
-    .insert(db)
-    .await
-    .map(|_| ())
+    })
+    .on_conflict(
+        OnConflict::columns([Column::Kind, Column::AddressKey])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(match inserted {
+        0 => Queued::Merged,
+        _ => Queued::Queued,
+    })
 }
 
 pub async fn claim_requests(
@@ -299,12 +326,40 @@ pub async fn claim_window(
     Ok(inserted == 1)
 }
 
-/// Deletes windows that closed before `before`.
+/// Takes the send window of an address (its key) for sign-up mail: `true` (and the window
+/// starts now) when the address got none within `window`. Atomic, as [`claim_window`].
+pub async fn claim_address_window(
+    db: &impl ConnectionTrait,
+    address_key: &str,
+    window: std::time::Duration,
+) -> Result<bool, DbErr> {
+    use email_address_window::{ActiveModel, Column, Entity};
+    let now = Utc::now();
+    let window = Duration::from_std(window).unwrap_or(Duration::MAX);
+    let inserted = Entity::insert(ActiveModel {
+        address: Set(address_key.to_owned()),
+        last_sent_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(Column::Address)
+            .update_column(Column::LastSentAt)
+            .action_and_where(Column::LastSentAt.lte(now - window))
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(inserted == 1)
+}
+
+/// Deletes windows, of accounts and of addresses, that closed before `before`.
 pub async fn purge_windows(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
-    use email_cooldown::{Column, Entity};
-    let result = Entity::delete_many()
-        .filter(Column::LastSentAt.lt(before))
+    let accounts = email_cooldown::Entity::delete_many()
+        .filter(email_cooldown::Column::LastSentAt.lt(before))
         .exec(db)
         .await?;
-    Ok(result.rows_affected)
+    let addresses = email_address_window::Entity::delete_many()
+        .filter(email_address_window::Column::LastSentAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(accounts.rows_affected + addresses.rows_affected)
 }

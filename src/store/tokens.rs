@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Set, sea_query::Expr,
+    QuerySelect, Select, SelectThree, Set, TopologyStar, sea_query::Expr,
 };
 
 use super::entity::auth_token::{ActiveModel, Column, Entity, Model};
@@ -30,10 +30,23 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewToken) -> Result<Model, D
         expires_at: Set(new.expires_at),
         expiry_pending: Set(false),
         retired_at: Set(None),
+        superseded: Set(false),
         ..Default::default()
     }
     .insert(db)
     .await
+}
+
+pub(super) fn by_digest(digest: &str) -> Select<Entity> {
+    Entity::find().filter(Column::Digest.eq(digest))
+}
+
+pub(super) fn live_by_digest(
+    digest: &str,
+) -> SelectThree<Entity, auth_user::Entity, auth_session::Entity, TopologyStar> {
+    by_digest(digest)
+        .find_also_related(auth_user::Entity)
+        .find_also_related(auth_session::Entity)
 }
 
 /// The guard's one query on a cache miss: the token joined to its user and its session, by
@@ -42,20 +55,12 @@ pub async fn find_live(
     db: &impl ConnectionTrait,
     digest: &str,
 ) -> Result<Option<(Model, auth_user::Model, auth_session::Model)>, DbErr> {
-    let found = Entity::find()
-        .filter(Column::Digest.eq(digest))
-        .find_also_related(auth_user::Entity)
-        .find_also_related(auth_session::Entity)
-        .one(db)
-        .await?;
+    let found = live_by_digest(digest).one(db).await?;
     Ok(found.and_then(|(token, user, session)| Some((token, user?, session?))))
 }
 
 pub async fn find(db: &impl ConnectionTrait, digest: &str) -> Result<Option<Model>, DbErr> {
-    Entity::find()
-        .filter(Column::Digest.eq(digest))
-        .one(db)
-        .await
+    by_digest(digest).one(db).await
 }
 
 /// Retires a refresh token that rotation replaced; `false` if it was retired already (the
@@ -70,17 +75,34 @@ pub async fn retire(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
     Ok(result.rows_affected == 1)
 }
 
-/// The tokens of a session that still work: its access tokens and its unretired refresh
-/// token. A refresh retried within the grace period replaces them.
-pub async fn active_in_session(
+/// The tokens of a session that still work and were minted after `after` (a refresh token):
+/// what the rotations since it handed out.
+pub async fn minted_after(
     db: &impl ConnectionTrait,
     session_id: i64,
+    after: i64,
 ) -> Result<Vec<Model>, DbErr> {
     Entity::find()
         .filter(Column::SessionId.eq(session_id))
+        .filter(Column::Id.gt(after))
         .filter(Column::RetiredAt.is_null())
         .all(db)
         .await
+}
+
+/// Retires tokens that a grace re-rotation replaced: they stop working at once, and a
+/// superseded refresh token presented again is a reuse, without grace.
+pub async fn supersede(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<(), DbErr> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    Entity::update_many()
+        .col_expr(Column::RetiredAt, Expr::value(Utc::now()))
+        .col_expr(Column::Superseded, Expr::value(true))
+        .filter(Column::Id.is_in(ids))
+        .exec(db)
+        .await
+        .map(|_| ())
 }
 
 pub async fn delete_ids(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<(), DbErr> {

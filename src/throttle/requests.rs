@@ -178,6 +178,8 @@ return wait
 
 struct RedisLogs {
     client: redis::Client,
+    /// Only to scrub what the driver says of it; never printed.
+    url: String,
     prefix: String,
     script: redis::Script,
     connection: Mutex<Option<MultiplexedConnection>>,
@@ -196,6 +198,7 @@ impl RedisLogs {
     fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
         Ok(Self {
             client: redis::Client::open(url)?,
+            url: url.to_owned(),
             prefix: prefix.to_owned(),
             script: redis::Script::new(SCRIPT),
             connection: Mutex::new(None),
@@ -247,7 +250,7 @@ impl RedisLogs {
         *lock(&self.connection) = None;
         if !self.down.swap(true, Ordering::AcqRel) {
             tracing::warn!(
-                error = %cause,
+                error = %crate::telemetry::scrub_url_secret(&cause, &self.url),
                 "Redis is unreachable: requests go on without the request-rate throttles until it answers (tried again every {} s)",
                 REDIS_BACKOFF.as_secs()
             );

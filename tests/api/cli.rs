@@ -62,6 +62,7 @@ fn a_bad_setting_stops_start_up_naming_it() {
         ("AUTHD_HIDE_USERS", "perhaps"),
         ("AUTHD_BIND", "nowhere"),
         ("AUTHD_LOGIN_FIELD", "phone"),
+        ("AUTHD_TOKEN_IDLE_SECONDS", "30"),
         // hyper's smallest buffer is 8192 bytes.
         ("AUTHD_MAX_HEADER_BYTES", "4096"),
     ] {
@@ -477,6 +478,84 @@ async fn serve_logs_no_secrets_and_shuts_down_gracefully() {
         !logs.to_lowercase().contains("authorization: token"),
         "an Authorization header reached the logs"
     );
+}
+
+/// A URL whose password holds an unencoded `/`, `#` or `@` stops start-up with a message that
+/// names the setting and never echoes the password (the driver's own message did, whole).
+#[test]
+fn an_unencoded_database_password_is_named_not_printed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for url in [
+        "postgres://authd:pa#ss-SECRET@127.0.0.1:5432/postgres",
+        "postgres://authd:pa/ss-SECRET@127.0.0.1:5432/postgres",
+    ] {
+        let output = authd(&dir)
+            .env("DATABASE_URL", url)
+            .env("AUTHD_DATABASE_TIMEOUT_MS", "1000")
+            .arg("migrate")
+            .output()
+            .expect("run");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("DATABASE_URL: the password must be percent-encoded"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("SECRET"), "{stderr}");
+    }
+}
+
+/// Failed password checks and 429s are logged as warnings with the canonical account (only when
+/// it exists) and the client address; what was typed for an unknown account (maybe a password
+/// typed into the wrong field) never is.
+#[tokio::test]
+async fn failed_checks_and_throttles_are_logged_with_account_and_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(&dir, &[("AUTHD_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    served.register("Alice", "alice@example.com").await;
+    let client = reqwest::Client::new();
+    let login = |username: &'static str, password: &'static str| {
+        client
+            .post(format!("{}/token/login/", served.base))
+            .header("X-Forwarded-For", "203.0.113.5")
+            .json(&json!({"username": username, "password": password}))
+            .send()
+    };
+    let typo = "hunter2-typed-into-the-username";
+    assert_eq!(login(typo, "whatever").await.expect("login").status(), 400);
+    for _ in 0..10 {
+        assert_eq!(login("ALICE", "wrong").await.expect("login").status(), 400);
+    }
+    assert_eq!(login("alice", PASSWORD).await.expect("login").status(), 429);
+    let (_, _, logs) = served.stop();
+    let lines: Vec<&str> = logs.lines().collect();
+    let failed: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.contains("WARN") && line.contains("password check failed"))
+        .collect();
+    assert_eq!(failed.len(), 11, "{logs}");
+    assert!(
+        failed
+            .iter()
+            .filter(|line| line.contains("account=\"alice\"") && line.contains("203.0.113.5"))
+            .count()
+            == 10,
+        "{logs}"
+    );
+    let throttled: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.contains("WARN") && line.contains("password check throttled"))
+        .collect();
+    assert_eq!(throttled.len(), 1, "{logs}");
+    assert!(
+        throttled[0].contains("account=\"alice\"") && throttled[0].contains("203.0.113.5"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(typo),
+        "an unknown login value reached the logs"
+    );
+    assert!(!logs.contains(PASSWORD), "a password reached the logs");
 }
 
 /// `authd changepassword` prompts on a terminal: `script` (util-linux) provides one.

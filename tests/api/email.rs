@@ -550,7 +550,12 @@ async fn resend_activation_follows_djoser() {
     );
     assert!(smtp.settle().await.is_empty());
 
-    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    // Djoser's resend, without authd's send window.
+    let (app, smtp) = spawn(|s| {
+        s.djoser.send_activation_email = true;
+        s.mail.send_window = Duration::ZERO;
+    })
+    .await;
     register(&app, "bob", "bob@example.com").await;
     smtp.wait_for(1).await;
     let resent = app
@@ -599,9 +604,15 @@ async fn every_account_sharing_an_address_gets_its_own_message() {
     assert_ne!(messages[0].uid_and_token(), messages[1].uid_and_token());
 }
 
+/// Djoser's `test_user_me.py` with activation on (Djoser's rule: no password), plus the notice
+/// to the old address.
 #[tokio::test]
 async fn changing_the_email_under_activation_deactivates_and_resends() {
-    let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
+    let (app, smtp) = spawn(|s| {
+        s.djoser.send_activation_email = true;
+        s.email_change_requires_password = false;
+    })
+    .await;
     register(&app, "alice", "alice@example.com").await;
     let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
     app.post_json(
@@ -628,8 +639,16 @@ async fn changing_the_email_under_activation_deactivates_and_resends() {
             StatusCode::UNAUTHORIZED,
             json!({"detail": "User inactive or deleted."}),
         );
-    let message = &smtp.wait_for(2).await[1];
-    assert_eq!(message.recipients, ["new@example.com"]);
+    let messages = smtp.wait_for(3).await;
+    let notice = messages
+        .iter()
+        .find(|m| m.recipients == ["alice@example.com"] && m.subject().contains("email address"))
+        .expect("the notice to the old address");
+    assert!(notice.raw.contains("n***@e***.com"), "{}", notice.raw);
+    let message = messages
+        .iter()
+        .find(|m| m.recipients == ["new@example.com"])
+        .expect("the activation to the new address");
     let (uid, token) = message.uid_and_token();
     assert_eq!(
         app.post_json(
@@ -974,27 +993,44 @@ async fn after_the_window_a_new_link_replaces_the_old_one() {
     assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text);
 }
 
-/// The activation mail that registration or an email change sends is not limited.
+/// Registration's activation mail opens its address's window, in which a resend sends nothing;
+/// the activation mail of an email change (made with the password) is not limited.
 #[tokio::test]
 async fn registration_and_email_changes_always_send_their_activation_mail() {
     let (app, smtp) = spawn(|s| s.djoser.send_activation_email = true).await;
     register(&app, "alice", "alice@example.com").await;
-    app.post_json(
-        "/users/resend_activation/",
-        json!({"email": "alice@example.com"}),
-        None,
-    )
-    .await;
-    app.post_json(
-        "/users/resend_activation/",
-        json!({"email": "alice@example.com"}),
-        None,
-    )
-    .await;
+    for _ in 0..2 {
+        app.post_json(
+            "/users/resend_activation/",
+            json!({"email": "alice@example.com"}),
+            None,
+        )
+        .await;
+    }
     assert_eq!(
         smtp.settle().await.len(),
-        2,
-        "registration's, then one resend"
+        1,
+        "registration's; the resends fall in its window"
+    );
+    app.exec("UPDATE auth_user SET is_active = TRUE, activation_pending = FALSE")
+        .await;
+    let token = app.token_for("alice", PASSWORD).await;
+    let changed = app
+        .call(
+            Method::PATCH,
+            "/users/me/",
+            &token,
+            Some(json!({"email": "alice@elsewhere.example", "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let messages = smtp.wait_for(3).await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.recipients == ["alice@elsewhere.example"]
+                && m.subject() == "Account activation on Example"),
+        "the email change's activation: {messages:#?}"
     );
 }
 
@@ -1118,4 +1154,346 @@ async fn spent_rows_are_purged() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A stolen token alone cannot change the recovery address: changing the email needs
+/// `current_password` (missing and wrong are field errors beside the email's own), the same
+/// address or no address needs none, and the old address is told, with the new one masked and
+/// no link that acts.
+#[tokio::test]
+async fn changing_the_email_needs_the_current_password_and_tells_the_old_address() {
+    let (app, smtp) = spawn(|_| {}).await;
+    register(&app, "alice", "alice@example.com").await;
+    let token = app.token_for("alice", PASSWORD).await;
+    let before = app.snapshot().await;
+    let patch = |body: serde_json::Value| app.call(Method::PATCH, "/users/me/", &token, Some(body));
+    patch(json!({"email": "mallory@evil.example"}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"current_password": ["This field is required."]}),
+        );
+    patch(json!({"email": "mallory@evil.example", "current_password": "not the password"}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"current_password": ["Invalid password."]}),
+        );
+    patch(json!({"email": "not-an-email", "current_password": ""}))
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({"email": ["Enter a valid email address."], "current_password": ["This field may not be blank."]}),
+        );
+    app.call(
+        Method::PUT,
+        "/users/1/",
+        &token,
+        Some(json!({"email": "mallory@evil.example", "current_password": null})),
+    )
+    .await
+    .assert(
+        StatusCode::BAD_REQUEST,
+        json!({"current_password": ["This field may not be null."]}),
+    );
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+    for unchanged in [json!({}), json!({"email": "alice@example.com"})] {
+        patch(unchanged).await.assert(
+            StatusCode::OK,
+            json!({"email": "alice@example.com", "id": 1, "username": "alice"}),
+        );
+    }
+    patch(json!({"email": "alice.new@mail.example", "current_password": PASSWORD}))
+        .await
+        .assert(
+            StatusCode::OK,
+            json!({"email": "alice.new@mail.example", "id": 1, "username": "alice"}),
+        );
+    let notice = &smtp.wait_for(1).await[0];
+    assert_eq!(notice.recipients, ["alice@example.com"]);
+    assert_eq!(
+        notice.subject(),
+        "Example - The email address of your account has been changed"
+    );
+    assert!(notice.raw.contains("a***@m***.example"), "{}", notice.raw);
+    assert!(
+        !notice.raw.contains("alice.new"),
+        "the new address is masked"
+    );
+    assert!(
+        !notice.raw.contains("http://") && !notice.raw.contains("https://"),
+        "no link: {}",
+        notice.raw
+    );
+    assert_eq!(
+        smtp.settle().await.len(),
+        1,
+        "one message, to the old address"
+    );
+}
+
+/// Staff change a non-staff user's email without a password (as in Djoser), but a staff or
+/// superuser account's only with the caller's own `current_password`; the old address is told
+/// either way.
+#[tokio::test]
+async fn staff_need_their_password_to_change_a_staff_accounts_email() {
+    let (app, smtp) = spawn(|_| {}).await;
+    for name in ["admin", "bob", "carol", "root"] {
+        register(&app, name, &format!("{name}@example.com")).await;
+    }
+    app.make_staff(1).await;
+    app.make_staff(3).await;
+    app.exec("UPDATE auth_user SET is_superuser = TRUE WHERE id = 4")
+        .await;
+    app.state.auth.forget(&authd::auth::Invalidation::User(4));
+    let admin = app.token_for("admin", PASSWORD).await;
+    let app = &app;
+    let change = |id: i64, body: serde_json::Value| {
+        let path = format!("/users/{id}/");
+        let admin = admin.clone();
+        async move { app.call(Method::PATCH, &path, &admin, Some(body)).await }
+    };
+    let bob = change(2, json!({"email": "bob2@example.com"})).await;
+    assert_eq!(bob.status, StatusCode::OK, "{}", bob.text);
+    for staff in [3, 4] {
+        change(staff, json!({"email": "new@example.com"}))
+            .await
+            .assert(
+                StatusCode::BAD_REQUEST,
+                json!({"current_password": ["This field is required."]}),
+            );
+    }
+    let carol = change(
+        3,
+        json!({"email": "carol2@example.com", "current_password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(carol.status, StatusCode::OK, "{}", carol.text);
+    let mut told: Vec<String> = smtp
+        .wait_for(2)
+        .await
+        .iter()
+        .flat_map(|m| m.recipients.clone())
+        .collect();
+    told.sort();
+    assert_eq!(told, ["bob@example.com", "carol@example.com"]);
+}
+
+/// `AUTHD_EMAIL_CHANGE_REQUIRES_PASSWORD=false` restores Djoser's behaviour; the old address is
+/// still told.
+#[tokio::test]
+async fn without_the_password_rule_the_old_address_is_still_told() {
+    let (app, smtp) = spawn(|s| s.email_change_requires_password = false).await;
+    register(&app, "alice", "alice@example.com").await;
+    let token = app.token_for("alice", PASSWORD).await;
+    app.call(
+        Method::PATCH,
+        "/users/me/",
+        &token,
+        Some(json!({"email": "alice@elsewhere.example"})),
+    )
+    .await
+    .assert(
+        StatusCode::OK,
+        json!({"email": "alice@elsewhere.example", "id": 1, "username": "alice"}),
+    );
+    assert_eq!(smtp.wait_for(1).await[0].recipients, ["alice@example.com"]);
+}
+
+/// Under `LOGIN_FIELD=email` the address changes through set_username (and a username reset
+/// link); the old address is told there too.
+#[tokio::test]
+async fn the_email_login_path_tells_the_old_address() {
+    let (app, smtp) = spawn(|s| s.djoser.login_field = authd::config::LoginField::Email).await;
+    register(&app, "alice", "alice@example.com").await;
+    let token = app
+        .post_json(
+            "/token/login/",
+            json!({"email": "alice@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await
+        .json()["auth_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let changed = app
+        .call(
+            Method::POST,
+            "/users/set_username/",
+            &token,
+            Some(json!({"new_email": "alice@new.example", "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
+    let notice = &smtp.wait_for(1).await[0];
+    assert_eq!(notice.recipients, ["alice@example.com"]);
+    assert!(notice.raw.contains("a***@n***.example"), "{}", notice.raw);
+}
+
+/// Wrong passwords on email changes count against the failure limits like any other
+/// `current_password` check: past the limit, even the right one gets 429.
+#[tokio::test]
+async fn email_change_passwords_are_under_the_failure_limits() {
+    let (app, _smtp) = spawn(|_| {}).await;
+    register(&app, "alice", "alice@example.com").await;
+    let token = app.token_for("alice", PASSWORD).await;
+    for _ in 0..10 {
+        let reply = app
+            .call(
+                Method::PATCH,
+                "/users/me/",
+                &token,
+                Some(json!({"email": "mallory@evil.example", "current_password": "a guess"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    }
+    let refused = app
+        .call(
+            Method::PATCH,
+            "/users/me/",
+            &token,
+            Some(json!({"email": "mallory@evil.example", "current_password": PASSWORD})),
+        )
+        .await;
+    crate::helpers::assert_throttled(&refused, 15 * 60);
+    assert_eq!(
+        app.call(Method::GET, "/users/me/", &token, None)
+            .await
+            .json()["email"],
+        "alice@example.com"
+    );
+}
+
+/// Sign-up mail is limited per canonical address (NFKC, case folded), whatever the accounts and
+/// purposes naming it: sign-ups that name a victim's address over and over mail it once per
+/// window. Each sign-up still answers 201 and makes its account; `resend_activation` works once
+/// the window has passed.
+#[tokio::test]
+async fn sign_up_mail_is_limited_per_address() {
+    let (app, smtp) = spawn(|s| {
+        s.djoser.send_activation_email = true;
+        s.mail.send_window = Duration::from_secs(3);
+    })
+    .await;
+    for (name, address) in [
+        ("alice", "victim@example.com"),
+        ("bob", "VICTIM@example.com"),
+        ("carol", "Victim@EXAMPLE.com"),
+    ] {
+        let created = register(&app, name, address).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    assert_eq!(app.count("auth_user").await, 3);
+    let resent = app
+        .post_json(
+            "/users/resend_activation/",
+            json!({"email": "victim@example.com"}),
+            None,
+        )
+        .await;
+    assert_eq!(resent.status, StatusCode::NO_CONTENT);
+    let first = smtp.settle().await;
+    assert_eq!(first.len(), 1, "one message per window: {first:#?}");
+    assert_eq!(first[0].recipients, ["victim@example.com"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.post_json(
+        "/users/resend_activation/",
+        json!({"email": "VICTIM@example.com"}),
+        None,
+    )
+    .await;
+    let (uid, token) = smtp.wait_for(2).await[1].uid_and_token();
+    assert_eq!(uid, "Mg", "bob's own link, once the window passed");
+    let activated = app
+        .post_json(
+            "/users/activation/",
+            json!({"uid": uid, "token": token}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        activated.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        activated.text
+    );
+}
+
+/// Confirmation mail (sign-up without activation) shares the address's window too.
+#[tokio::test]
+async fn confirmation_mail_is_limited_per_address() {
+    let (app, smtp) = spawn(|s| s.djoser.send_confirmation_email = true).await;
+    for name in ["alice", "bob", "carol"] {
+        let created = register(&app, name, "victim@example.com").await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    assert_eq!(smtp.settle().await.len(), 1);
+}
+
+/// Pending reset and resend requests are kept once per (kind, canonical address), and at most
+/// AUTHD_EMAIL_QUEUE_LIMIT of them: past it a request is answered as usual and dropped.
+#[tokio::test]
+async fn pending_requests_are_deduplicated_and_bounded() {
+    let smtp = SmtpServer::start_slow(Duration::from_secs(3)).await;
+    let port = smtp.port;
+    let app = TestApp::spawn_with(|s| {
+        use_smtp(s, port);
+        s.mail.queue_limit = 2;
+    })
+    .await;
+    for name in ["alice", "bob"] {
+        register(&app, name, &format!("{name}@example.com")).await;
+    }
+    let request = |path: &'static str, email: &'static str| {
+        app.post_json(path, json!({"email": email}), None)
+    };
+    request("/users/reset_password/", "alice@example.com").await;
+    // The worker now waits on the slow server; what comes next stays pending.
+    smtp.wait_for(1).await;
+    for email in [
+        "bob@example.com",
+        "bob@example.com",
+        "BOB@Example.com",
+        "bob@example.com",
+    ] {
+        let reply = request("/users/reset_password/", email).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    }
+    assert_eq!(app.count("email_request").await, 1, "one per address");
+    request("/users/reset_username/", "bob@example.com").await;
+    assert_eq!(app.count("email_request").await, 2, "one per kind");
+    let dropped = request("/users/reset_password/", "alice@example.com").await;
+    assert_eq!(dropped.status, StatusCode::NO_CONTENT, "answered as usual");
+    assert_eq!(app.count("email_request").await, 2, "the queue is full");
+    let messages = smtp.wait_for(3).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let messages = if messages.len() > 3 {
+        messages
+    } else {
+        smtp.messages()
+    };
+    let mut subjects: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| (m.recipients.join(","), m.subject()))
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            (
+                "alice@example.com".to_owned(),
+                "Password reset on Example".to_owned()
+            ),
+            (
+                "bob@example.com".to_owned(),
+                "Password reset on Example".to_owned()
+            ),
+            (
+                "bob@example.com".to_owned(),
+                "Username reset on Example".to_owned()
+            ),
+        ]
+    );
 }

@@ -225,7 +225,7 @@ async fn in_band_changes_reach_cached_tokens_at_once() {
         Method::PATCH,
         "/users/me/",
         &token,
-        Some(json!({"email": "new@example.com"})),
+        Some(json!({"email": "new@example.com", "current_password": PASSWORD})),
     )
     .await;
     app.call(Method::GET, "/users/me/", &other, None)

@@ -49,6 +49,29 @@ async fn an_idle_token_dies_and_each_use_keeps_it_alive() {
     assert_invalid(&me(&app, &token).await);
 }
 
+/// A token in use never idles out, even when its session is read back from the database (the
+/// cache expired, or another instance answers): last uses are written at most every
+/// `min(60 s, idle ÷ 4)`, well within the idle limit.
+#[tokio::test]
+async fn a_token_in_use_outlives_its_idle_limit_behind_short_cache_entries() {
+    let app = TestApp::spawn_with(|s| {
+        s.tokens.idle = Duration::from_secs(8);
+        s.token_cache_ttl = Duration::from_secs(1);
+    })
+    .await;
+    let (_, token) = app.create_user("alice").await;
+    let second = app.sibling().await;
+    for round in 0..20 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let app = if round % 2 == 0 { &app } else { &second };
+        assert_eq!(
+            me(app, &token).await.status,
+            StatusCode::OK,
+            "used every second, yet idle after {round} s"
+        );
+    }
+}
+
 /// The expiry is fixed when the token is minted: an instance with another TTL honours it.
 #[tokio::test]
 async fn a_ttl_change_affects_only_new_tokens() {

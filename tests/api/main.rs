@@ -11,6 +11,7 @@ mod email;
 mod faults;
 mod guard;
 mod hostile;
+mod indexes;
 mod layout;
 mod lifecycle;
 mod load;

@@ -201,13 +201,343 @@ async fn the_limits_hold_across_instances() {
     assert_throttled(&second.login("alice", PASSWORD).await, 900);
 }
 
-/// Concurrent guesses cannot slip past the limit: attempts in flight count against each other,
-/// so a burst gets at most the limit's worth of checks, and what it did not use stays available.
+/// The owner's own password is never the one locked out. 100 wrong guesses from 10 addresses
+/// fill the per-account budget: the owner still logs in from an address the account logged in
+/// from (an IPv6 address anywhere in its /64 too), and a new address is refused.
+#[tokio::test]
+async fn guesses_from_many_addresses_do_not_lock_the_owner_out_of_a_known_address() {
+    let app = TestApp::spawn_with(behind_proxy).await;
+    app.register("alice", PASSWORD).await;
+    for home in ["198.51.100.1", "2001:db8:1:2::1"] {
+        let first = login_from(&app, home, "alice", PASSWORD).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    }
+    for address in 0..10 {
+        for _ in 0..10 {
+            assert_wrong(&login_from(&app, &format!("203.0.113.{address}"), "alice", WRONG).await);
+        }
+    }
+    for home in ["198.51.100.1", "2001:db8:1:2:ffff::7"] {
+        let owner = login_from(&app, home, "alice", PASSWORD).await;
+        assert_eq!(owner.status, StatusCode::OK, "{home}: {}", owner.text);
+    }
+    assert_throttled(
+        &login_from(&app, "198.51.100.2", "alice", PASSWORD).await,
+        3600,
+    );
+    let refused = app
+        .send(
+            app.request(Method::POST, "/oauth/token")
+                .header("X-Forwarded-For", "198.51.100.2")
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                ]),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+    let grant = app
+        .send(
+            app.request(Method::POST, "/oauth/token")
+                .header("X-Forwarded-For", "198.51.100.1")
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                ]),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::OK, "{}", grant.text);
+}
+
+/// A known address is exempt from the per-account budget only: its own (address, account)
+/// budget still applies to it, which bounds a guesser sharing the owner's address (a NAT).
+/// An address is known for 30 days after a login, and only the last ten are.
+#[tokio::test]
+async fn known_addresses_keep_their_own_limit_and_are_forgotten() {
+    let app = TestApp::spawn_with(|s| {
+        behind_proxy(s);
+        s.throttling.failures.per_account = rate("3/h");
+    })
+    .await;
+    app.register("alice", PASSWORD).await;
+    let home = "198.51.100.1";
+    assert_eq!(
+        login_from(&app, home, "alice", PASSWORD).await.status,
+        StatusCode::OK
+    );
+    for _ in 0..10 {
+        assert_wrong(&login_from(&app, home, "alice", WRONG).await);
+    }
+    assert_throttled(&login_from(&app, home, "alice", PASSWORD).await, 900);
+    app.exec("DELETE FROM login_failure").await;
+
+    for office in 0..10 {
+        let reply = login_from(&app, &format!("192.0.2.{office}"), "alice", PASSWORD).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    for guess in 0..3 {
+        assert_wrong(&login_from(&app, &format!("203.0.113.{guess}"), "alice", WRONG).await);
+    }
+    assert_throttled(&login_from(&app, home, "alice", PASSWORD).await, 3600);
+    let latest = login_from(&app, "192.0.2.9", "alice", PASSWORD).await;
+    assert_eq!(latest.status, StatusCode::OK, "the ten latest are known");
+    app.exec(
+        "UPDATE known_address SET last_login = last_login - INTERVAL_31_DAYS WHERE address = '192.0.2.9'"
+            .replace(
+                "last_login - INTERVAL_31_DAYS",
+                &match app.db().get_database_backend() {
+                    sea_orm::DbBackend::Postgres => "last_login - interval '31 days'".to_owned(),
+                    _ => "datetime(last_login, '-31 days')".to_owned(),
+                },
+            )
+            .as_str(),
+    )
+    .await;
+    assert_throttled(
+        &login_from(&app, "192.0.2.9", "alice", PASSWORD).await,
+        3600,
+    );
+}
+
+async fn set_password(app: &TestApp, token: &str, current: &str, new: &str) -> Reply {
+    app.call(
+        Method::POST,
+        "/users/set_password/",
+        token,
+        Some(json!({"current_password": current, "new_password": new})),
+    )
+    .await
+}
+
+/// A live session is proof enough: `current_password` checks made with it are exempt from the
+/// per-account budget, and have one of their own, 10 failures per 15 minutes per session, which
+/// holds even for the right password; another session of the account is not held by it.
+#[tokio::test]
+async fn current_password_checks_with_a_session_are_limited_per_session() {
+    let app = TestApp::spawn_with(|s| {
+        behind_proxy(s);
+        s.throttling.failures.per_account = rate("5/h");
+    })
+    .await;
+    app.register("alice", PASSWORD).await;
+    let token = app.token_for("alice", PASSWORD).await;
+    let other = app.token_for("alice", PASSWORD).await;
+    for guess in 0..5 {
+        assert_wrong(&login_from(&app, &format!("203.0.113.{guess}"), "alice", WRONG).await);
+    }
+    assert_throttled(
+        &login_from(&app, "203.0.113.99", "alice", PASSWORD).await,
+        3600,
+    );
+    let changed = set_password(&app, &token, PASSWORD, "a second long passphrase").await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text);
+    let other = {
+        let _ = other;
+        app.token_for("alice", "a second long passphrase").await
+    };
+    for _ in 0..10 {
+        set_password(&app, &token, WRONG, "a third long passphrase")
+            .await
+            .assert(
+                StatusCode::BAD_REQUEST,
+                json!({"current_password": ["Invalid password."]}),
+            );
+    }
+    assert_throttled(
+        &set_password(
+            &app,
+            &token,
+            "a second long passphrase",
+            "a third long passphrase",
+        )
+        .await,
+        900,
+    );
+    let elsewhere = set_password(
+        &app,
+        &other,
+        "a second long passphrase",
+        "a third long passphrase",
+    )
+    .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::NO_CONTENT,
+        "another session is not held: {}",
+        elsewhere.text
+    );
+}
+
+/// A right `current_password` clears its session's count, as a successful login clears its
+/// (address, account) count: the owner's typos do not add up.
+#[tokio::test]
+async fn a_right_current_password_clears_the_sessions_count() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_user("alice").await;
+    let wrong = json!({"current_password": WRONG, "new_password": "another long passphrase"});
+    for _ in 0..9 {
+        let reply = app
+            .call(
+                Method::POST,
+                "/users/set_password/",
+                &token,
+                Some(wrong.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    }
+    let changed = app
+        .call(
+            Method::PATCH,
+            "/users/me/",
+            &token,
+            Some(json!({"email": "alice@example.com", "current_password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    for _ in 0..10 {
+        let reply = app
+            .call(
+                Method::POST,
+                "/users/set_password/",
+                &token,
+                Some(wrong.clone()),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    }
+    assert_throttled(
+        &app.call(Method::POST, "/users/set_password/", &token, Some(wrong))
+            .await,
+        900,
+    );
+}
+
+/// A completed password reset clears the account's counters (and forgets its known addresses,
+/// which a thief who knew the old password may have planted).
+#[tokio::test]
+async fn a_completed_reset_clears_the_accounts_counters() {
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let port = smtp.port;
+    let app = TestApp::spawn_with(|s| {
+        behind_proxy(s);
+        s.throttling.failures.per_account = rate("3/h");
+        s.mail.backend = authd::config::EmailBackend::Smtp(authd::config::DatabaseUrl::new(
+            format!("smtp://127.0.0.1:{port}"),
+        ));
+        s.mail.frontend_domain = "app.example.test".into();
+    })
+    .await;
+    app.post_json(
+        "/users/",
+        json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        login_from(&app, "203.0.113.200", "alice", PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for guess in 0..3 {
+        assert_wrong(&login_from(&app, &format!("203.0.113.{guess}"), "alice", WRONG).await);
+    }
+    assert_throttled(
+        &login_from(&app, "198.51.100.7", "alice", PASSWORD).await,
+        3600,
+    );
+    app.post_json(
+        "/users/reset_password/",
+        json!({"email": "alice@example.com"}),
+        None,
+    )
+    .await;
+    let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
+    let reset = app
+        .post_json(
+            "/users/reset_password_confirm/",
+            json!({"uid": uid, "token": token, "new_password": "a fresh passphrase here"}),
+            None,
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.text);
+    assert_eq!(
+        app.count("known_address").await,
+        0,
+        "known addresses forgotten"
+    );
+    let after = login_from(&app, "198.51.100.7", "alice", "a fresh passphrase here").await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.text);
+}
+
+/// Right passwords in a burst wait for the attempts ahead of them instead of being refused: 20
+/// simultaneous correct logins of one account from one address all log in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_guesses_get_no_more_than_the_limit() {
+async fn a_burst_of_right_passwords_waits_instead_of_429() {
     let app = TestApp::spawn().await;
     app.register("alice", PASSWORD).await;
-    let replies = futures::future::join_all((0..30).map(|_| app.login("alice", WRONG))).await;
+    let replies = futures::future::join_all((0..20).map(|_| app.login("alice", PASSWORD))).await;
+    let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(app.count("login_failure").await, 0, "nothing counted");
+}
+
+/// An attempt that waits longer than AUTHD_HASH_QUEUE_TIMEOUT_MS for those ahead of it gets the
+/// overload answer (503, `Retry-After`), never a 429: no failure was counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_that_waits_too_long_gets_503_not_429() {
+    let app = TestApp::spawn_with(|s| {
+        s.hashing.cost.memory_kib = 64 * 1024;
+        s.hashing.cost.iterations = 16;
+        s.hashing.queue_timeout = Duration::from_millis(300);
+        s.throttling.failures.per_ip_account = rate("1/h");
+    })
+    .await;
+    app.register("alice", PASSWORD).await;
+    let replies = futures::future::join_all((0..2).map(|_| app.login("alice", PASSWORD))).await;
+    let mut statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE],
+        "{replies:#?}"
+    );
+    let shed = replies
+        .iter()
+        .find(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .expect("a 503");
+    shed.assert(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"detail": "Service temporarily unavailable, try again later."}),
+    );
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    assert_eq!(app.count("login_failure").await, 0, "nothing counted");
+}
+
+/// Concurrent guesses cannot slip past the limit, on one instance or two: attempts in flight
+/// count against the attempts behind them, so a burst gets at most the limit's worth of checks
+/// (the others wait, then are refused), and what it did not use stays available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_get_no_more_than_the_limit() {
+    let first = TestApp::spawn().await;
+    let second = first.sibling().await;
+    first.register("alice", PASSWORD).await;
+    let replies = futures::future::join_all((0..30).map(|index| {
+        let app = if index % 2 == 0 { &first } else { &second };
+        app.login("alice", WRONG)
+    }))
+    .await;
     let checked = replies
         .iter()
         .filter(|r| r.status == StatusCode::BAD_REQUEST)
@@ -220,7 +550,7 @@ async fn concurrent_guesses_get_no_more_than_the_limit() {
     assert_eq!(checked + throttled, 30, "{replies:#?}");
     let mut more = 0;
     loop {
-        let reply = app.login("alice", WRONG).await;
+        let reply = first.login("alice", WRONG).await;
         if reply.status == StatusCode::TOO_MANY_REQUESTS {
             break;
         }
@@ -228,7 +558,38 @@ async fn concurrent_guesses_get_no_more_than_the_limit() {
         more += 1;
     }
     assert_eq!(checked + more, 10, "the burst checked {checked}");
-    assert_throttled(&app.login("alice", PASSWORD).await, 900);
+    assert_throttled(&first.login("alice", PASSWORD).await, 900);
+}
+
+/// A client that hangs up while its password is checked does not escape the count: the attempt
+/// becomes a failure.
+#[tokio::test]
+async fn an_abandoned_check_counts_as_a_failure() {
+    let app = TestApp::spawn_with(|s| {
+        s.hashing.cost.memory_kib = 64 * 1024;
+        s.hashing.cost.iterations = 16;
+    })
+    .await;
+    app.register("alice", PASSWORD).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(50))
+        .build()
+        .expect("client");
+    let gone = impatient
+        .post(app.url("/token/login/"))
+        .json(&json!({"username": "alice", "password": WRONG}))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up first: {gone:?}");
+    let started = Instant::now();
+    while app.count("login_failure WHERE in_flight = FALSE").await < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the abandoned check was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.count("login_failure").await, 3, "one failure per limit");
 }
 
 /// A refused attempt costs no hash: with a slow hash, refusals answer in a fraction of one.
@@ -255,10 +616,11 @@ async fn a_refused_attempt_costs_no_hash() {
     );
 }
 
-/// `current_password` checks count against the caller's account like logins: past the limit,
-/// set_password, set_username and DELETE answer 429 even with the right password.
+/// `current_password` checks are limited per session: past the limit, set_password,
+/// set_username and DELETE answer 429 even with the right password; field errors come first.
+/// Failed logins of the account elsewhere do not hold the session's checks.
 #[tokio::test]
-async fn current_password_checks_share_the_limit() {
+async fn current_password_checks_share_the_sessions_limit() {
     let app = TestApp::spawn().await;
     let (id, token) = app.create_user("alice").await;
     let changes = [
@@ -283,10 +645,10 @@ async fn current_password_checks_share_the_limit() {
             json!({"current_password": WRONG}),
         ),
     ];
-    for _ in 0..4 {
+    for _ in 0..10 {
         assert_wrong(&app.login("alice", WRONG).await);
     }
-    for (method, path, body) in changes.iter().cycle().take(6) {
+    for (method, path, body) in changes.iter().cycle().take(10) {
         let reply = app
             .call(method.clone(), path, &token, Some(body.clone()))
             .await;

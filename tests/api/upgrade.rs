@@ -1,5 +1,6 @@
-//! A database written by the previous release (the first three migrations) starts, serves,
-//! and delivers its pending mail after the upgrade; its links and tokens keep working.
+//! Databases written by earlier releases (the first three migrations; every migration up to the
+//! failure counters) start, serve and deliver their pending mail after the upgrade; their links,
+//! tokens and counters keep working.
 
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
@@ -259,4 +260,398 @@ async fn a_database_of_the_previous_release_starts_serves_and_delivers() {
         StatusCode::BAD_REQUEST,
         "an email is required under activation"
     );
+}
+
+const MAIN_TOKEN: &str = "authd_mainReleaseDjoserTokenmainReleaseDjoserToken12";
+const MAIN_ACCESS: &str = "authd_mainReleaseAccessTokenmainReleaseAccessToken12";
+const MAIN_REFRESH: &str = "authd_mainReleaseRefreshTokenmainReleaseRefreshToken1";
+const MAIN_RETIRED: &str = "authd_mainReleaseRetiredRefreshmainReleaseRetiredRefr";
+const MAIN_BOB_REFRESH: &str = "authd_mainReleaseBobsRefreshTokenmainReleaseBobsRefres";
+const MAIN_CLIENT_SECRET: &str = "the confidential client's secret";
+/// Counted against bob from this address by the release before: ten failures, the limit.
+const MAIN_GUESSER: &str = "203.0.113.9";
+
+/// The failure key the release before counted (address, account) pairs under.
+fn failure_key(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// What the release before this one (every migration up to the failure counters) wrote:
+/// two users; a confidential and a public client; alice's Djoser session, her OAuth2 family
+/// through the confidential client (a live access token, a live refresh token and one
+/// rotation retired an hour ago), bob's family through the public client; ten failed
+/// guesses at bob from one address; a link message waiting for delivery, a rendered one, and
+/// a queued request.
+async fn fill_as_the_release_before(db: DatabaseConnection, hash: String) {
+    let now = Utc::now();
+    let month = now + chrono::Duration::days(30);
+    let user = "INSERT INTO auth_user (id, username, username_canonical, email, email_canonical, password, password_version, is_active, activation_pending, is_staff, is_superuser, date_joined) VALUES (?, ?, ?, ?, NULL, ?, 0, TRUE, FALSE, FALSE, FALSE, ?)";
+    for (id, name) in [(1i64, "alice"), (2, "bob")] {
+        run(
+            &db,
+            user,
+            vec![
+                id.into(),
+                name.into(),
+                name.into(),
+                format!("{name}@example.com").into(),
+                hash.clone().into(),
+                now.into(),
+            ],
+        )
+        .await;
+    }
+    let client = "INSERT INTO oauth_client (id, client_id, name, secret_digest, created) VALUES (?, ?, ?, ?, ?)";
+    run(
+        &db,
+        client,
+        vec![
+            1i64.into(),
+            "authd-client-confidential".into(),
+            "Orders service".into(),
+            Some(authd::crypto::token_digest(MAIN_CLIENT_SECRET)).into(),
+            now.into(),
+        ],
+    )
+    .await;
+    run(
+        &db,
+        client,
+        vec![
+            2i64.into(),
+            "authd-client-public".into(),
+            "Phone".into(),
+            Option::<String>::None.into(),
+            now.into(),
+        ],
+    )
+    .await;
+    let session = "INSERT INTO auth_session (id, public_id, user_id, kind, client_id, name, client_ip, created, last_used, expires_at) VALUES (?, ?, ?, ?, ?, ?, '198.51.100.1', ?, NULL, ?)";
+    for (id, user_id, kind, client_id, name) in [
+        (1i64, 1i64, "token", None, "laptop"),
+        (2, 1, "oauth", Some(1i64), "Orders service"),
+        (3, 2, "oauth", Some(2), "Phone"),
+    ] {
+        run(
+            &db,
+            session,
+            vec![
+                id.into(),
+                format!("public{id}").into(),
+                user_id.into(),
+                kind.into(),
+                client_id.into(),
+                name.into(),
+                now.into(),
+                month.into(),
+            ],
+        )
+        .await;
+    }
+    let token = "INSERT INTO auth_token (digest, user_id, created, session_id, kind, expires_at, expiry_pending, retired_at) VALUES (?, ?, ?, ?, ?, ?, FALSE, ?)";
+    let an_hour_ago = now - chrono::Duration::hours(1);
+    for (secret, user_id, created, session_id, kind, expires, retired) in [
+        (MAIN_TOKEN, 1i64, now, 1i64, "token", month, None),
+        (
+            MAIN_RETIRED,
+            1,
+            an_hour_ago,
+            2,
+            "refresh",
+            month,
+            Some(an_hour_ago),
+        ),
+        (
+            MAIN_ACCESS,
+            1,
+            now,
+            2,
+            "access",
+            now + chrono::Duration::minutes(15),
+            None,
+        ),
+        (MAIN_REFRESH, 1, now, 2, "refresh", month, None),
+        (MAIN_BOB_REFRESH, 2, now, 3, "refresh", month, None),
+    ] {
+        run(
+            &db,
+            token,
+            vec![
+                authd::crypto::token_digest(secret).into(),
+                user_id.into(),
+                created.into(),
+                session_id.into(),
+                kind.into(),
+                expires.into(),
+                retired.into(),
+            ],
+        )
+        .await;
+    }
+    if db.get_database_backend() == DbBackend::Postgres {
+        for table in ["auth_user", "oauth_client", "auth_session"] {
+            db.execute_unprepared(&format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), 10)"
+            ))
+            .await
+            .expect("sequence");
+        }
+    }
+    let guesses = failure_key(&["ip+account", MAIN_GUESSER, "bob"]);
+    for minute in 0..10 {
+        run(
+            &db,
+            "INSERT INTO login_failure (key, at) VALUES (?, ?)",
+            vec![
+                guesses.clone().into(),
+                (now - chrono::Duration::minutes(minute)).into(),
+            ],
+        )
+        .await;
+    }
+    let fingerprint = sha256_hex(&[b"authd link v2\0", b"0", b"\0", b"alice@example.com"]);
+    let outbox = "INSERT INTO email_outbox (message_id, recipient, subject, text_body, html_body, created, attempts, next_attempt_at, kind, user_id, fingerprint) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)";
+    run(
+        &db,
+        outbox,
+        vec![
+            "<link@authd>".into(),
+            "alice@example.com".into(),
+            "".into(),
+            "".into(),
+            "".into(),
+            now.into(),
+            now.into(),
+            Some("password_reset").into(),
+            Some(1i64).into(),
+            Some(fingerprint).into(),
+        ],
+    )
+    .await;
+    run(
+        &db,
+        outbox,
+        vec![
+            "<rendered@authd>".into(),
+            "bob@example.com".into(),
+            "Rendered by the release before".into(),
+            "Hello bob\n".into(),
+            "<p>Hello bob</p>".into(),
+            now.into(),
+            now.into(),
+            Option::<String>::None.into(),
+            Option::<i64>::None.into(),
+            Option::<String>::None.into(),
+        ],
+    )
+    .await;
+    run(
+        &db,
+        "INSERT INTO email_request (kind, email, created) VALUES (?, ?, ?)",
+        vec![
+            "username_reset".into(),
+            "bob@example.com".into(),
+            now.into(),
+        ],
+    )
+    .await;
+}
+
+async fn form(
+    app: &TestApp,
+    path: &str,
+    basic: Option<(&str, &str)>,
+    body: &[(&str, &str)],
+) -> crate::helpers::Reply {
+    let mut request = app.request(Method::POST, path).form(body);
+    if let Some((id, secret)) = basic {
+        request = request.basic_auth(id, Some(secret));
+    }
+    app.send(request).await
+}
+
+/// A database the release before this one wrote (sessions, OAuth2 families, clients, failure
+/// counters, pending mail) upgrades with nothing lost: every token, family and client works
+/// as it did, a retired refresh token still revokes its family, the counted failures still
+/// hold, and the pending mail is delivered.
+#[tokio::test]
+async fn a_database_of_the_release_before_upgrades_with_nothing_lost() {
+    let hash = authd::crypto::PasswordHasher::new(authd::crypto::HashCost::OWASP_MINIMUM, 1)
+        .expect("pool")
+        .admit()
+        .expect("room")
+        .hash(PASSWORD.to_owned())
+        .await
+        .expect("hash");
+    let smtp = SmtpServer::start().await;
+    let port = smtp.port;
+    let app = TestApp::spawn_on_old_schema(
+        7,
+        |db| fill_as_the_release_before(db, hash),
+        |s| {
+            crate::helpers::behind_proxy(s);
+            s.mail.backend = authd::config::EmailBackend::Smtp(authd::config::DatabaseUrl::new(
+                format!("smtp://127.0.0.1:{port}"),
+            ));
+            s.mail.frontend_domain = "app.example.test".into();
+            s.mail.site_name = Some("Example".into());
+        },
+    )
+    .await;
+    let confidential = Some(("authd-client-confidential", MAIN_CLIENT_SECRET));
+
+    app.call(Method::GET, "/users/me/", MAIN_TOKEN, None)
+        .await
+        .assert(
+            StatusCode::OK,
+            json!({"email": "alice@example.com", "id": 1, "username": "alice"}),
+        );
+    let me = app
+        .send(
+            app.request(Method::GET, "/users/me/")
+                .bearer_auth(MAIN_ACCESS),
+        )
+        .await;
+    assert_eq!(
+        me.status,
+        StatusCode::OK,
+        "the access token works: {}",
+        me.text
+    );
+    let sessions = app
+        .call(Method::GET, "/token/sessions/", MAIN_TOKEN, None)
+        .await
+        .json();
+    let names: Vec<&str> = sessions
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["laptop", "Orders service"]);
+    let introspected = form(
+        &app,
+        "/oauth/introspect",
+        confidential,
+        &[("token", MAIN_ACCESS)],
+    )
+    .await;
+    assert_eq!(introspected.json()["active"], true, "{}", introspected.text);
+    assert_eq!(
+        introspected.json()["client_id"],
+        "authd-client-confidential"
+    );
+
+    let bob = form(
+        &app,
+        "/oauth/token",
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", MAIN_BOB_REFRESH),
+            ("client_id", "authd-client-public"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        bob.status,
+        StatusCode::OK,
+        "bob's family rotates: {}",
+        bob.text
+    );
+    let rotated = form(
+        &app,
+        "/oauth/token",
+        confidential,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", MAIN_REFRESH),
+        ],
+    )
+    .await;
+    assert_eq!(
+        rotated.status,
+        StatusCode::OK,
+        "alice's family rotates: {}",
+        rotated.text
+    );
+    let new_access = rotated.json()["access_token"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    let reused = form(
+        &app,
+        "/oauth/token",
+        confidential,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", MAIN_RETIRED),
+        ],
+    )
+    .await;
+    assert_eq!(reused.json()["error"], "invalid_grant", "{}", reused.text);
+    let revoked = app
+        .send(
+            app.request(Method::GET, "/users/me/")
+                .bearer_auth(&new_access),
+        )
+        .await;
+    assert_eq!(
+        revoked.status,
+        StatusCode::UNAUTHORIZED,
+        "a retired refresh token of the release before still revokes its family"
+    );
+
+    let guessed = app
+        .send(
+            app.request(Method::POST, "/token/login/")
+                .header("X-Forwarded-For", MAIN_GUESSER)
+                .json(&json!({"username": "bob", "password": PASSWORD})),
+        )
+        .await;
+    crate::helpers::assert_throttled(&guessed, 15 * 60);
+    let elsewhere = app
+        .send(
+            app.request(Method::POST, "/token/login/")
+                .header("X-Forwarded-For", "198.51.100.77")
+                .json(&json!({"username": "bob", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::OK, "{}", elsewhere.text);
+
+    let messages = smtp.wait_for(3).await;
+    let mut subjects: Vec<String> = messages.iter().map(|m| m.subject()).collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "Password reset on Example",
+            "Rendered by the release before",
+            "Username reset on Example"
+        ]
+    );
+    let reset = messages
+        .iter()
+        .find(|m| m.subject().starts_with("Password"))
+        .expect("the link message");
+    let (uid, token) = reset.uid_and_token();
+    let confirmed = app
+        .post_json(
+            "/users/reset_password_confirm/",
+            json!({"uid": uid, "token": token, "new_password": "a fresh passphrase here"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        confirmed.status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        confirmed.text
+    );
+    app.token_for("alice", "a fresh passphrase here").await;
 }

@@ -180,9 +180,11 @@ async fn without_hide_users_others_are_forbidden() {
     .assert(StatusCode::FORBIDDEN, json!({"detail": DENIED}));
 }
 
+/// Djoser's own test (`test_user_me.py`, `test_user_detail.py`), so with Djoser's rule: no
+/// password for an email change.
 #[tokio::test]
 async fn update_changes_only_the_email() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|s| s.email_change_requires_password = false).await;
     let (id, token) = app.create_user("alice").await;
     app.call(
         Method::PATCH,

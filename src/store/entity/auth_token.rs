@@ -20,6 +20,8 @@ pub struct Model {
     pub expiry_pending: bool,
     /// A refresh token that rotation replaced: kept until its family expires, to detect reuse.
     pub retired_at: Option<DateTimeUtc>,
+    /// Retired by a grace re-rotation: presented again, it is a reuse at once (no grace).
+    pub superseded: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,8 @@ pub struct Model {
     pub email: String,
     pub created: DateTimeUtc,
     pub locked_until: Option<DateTimeUtc>,
+    /// The SHA-256 of the canonical address: one pending request per kind and address.
+    pub address_key: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-/// A failed password check (or one in flight), counted against a hashed key.
+/// A failed password check, or one in flight, counted against a hashed key.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "login_failure")]
 pub struct Model {
@@ -8,6 +8,10 @@ pub struct Model {
     pub id: i64,
     pub key: String,
     pub at: DateTimeUtc,
+    /// Its password is being checked: not a failure (yet).
+    pub in_flight: bool,
+    /// The hashed account it counts against, for keys about one account.
+    pub account: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
