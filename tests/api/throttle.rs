@@ -562,12 +562,14 @@ async fn concurrent_guesses_get_no_more_than_the_limit() {
 }
 
 /// A client that hangs up while its password is checked does not escape the count: the attempt
-/// becomes a failure.
+/// becomes a failure. (The hash outlasts the client's patience several times over; whether the
+/// server drops the abandoned handler or finishes the check, the failure is counted, so the wait
+/// below only bounds a loaded machine.)
 #[tokio::test]
 async fn an_abandoned_check_counts_as_a_failure() {
     let app = TestApp::spawn_with(|s| {
         s.hashing.cost.memory_kib = 64 * 1024;
-        s.hashing.cost.iterations = 16;
+        s.hashing.cost.iterations = 4;
     })
     .await;
     app.register("alice", PASSWORD).await;
@@ -584,7 +586,7 @@ async fn an_abandoned_check_counts_as_a_failure() {
     let started = Instant::now();
     while app.count("login_failure WHERE in_flight = FALSE").await < 3 {
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < Duration::from_secs(60),
             "the abandoned check was not counted"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
