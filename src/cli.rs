@@ -1,13 +1,17 @@
-//! The `authd` command line: serve (default), migrate, openapi, createsuperuser, changepassword.
+//! The `authd` command line: serve (default), migrate, openapi, createsuperuser, changepassword,
+//! and the management of clients, permissions, groups and users' grants.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::authz::{self, Edit, Who};
 use crate::config::{Flags, Settings};
 use crate::domain::FieldErrors;
+use crate::domain::permissions::PermissionName;
 use crate::startup::{self, Application};
+use crate::state::AppState;
 use crate::{accounts, oauth};
 
 #[derive(Debug, Parser)]
@@ -57,6 +61,81 @@ pub enum Command {
     /// Register, list and delete OAuth2 clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Create, list and delete permissions (`app_label.codename`).
+    #[command(subcommand)]
+    Permission(PermissionCommand),
+    /// Create, list and delete groups, and change their permissions.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// A user's groups, permissions and roles.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PermissionCommand {
+    /// Create a permission, such as `blog.add_post --name "Can add post"`.
+    Create {
+        /// `app_label.codename`
+        permission: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Delete a permission; everyone who held it loses it.
+    Delete { permission: String },
+    /// One JSON line per permission.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group, optionally with permissions.
+    Create {
+        name: String,
+        /// `app_label.codename`; repeat for several.
+        #[arg(long = "permission", value_name = "PERMISSION")]
+        permissions: Vec<String>,
+    },
+    /// Give a group a permission (and so every member).
+    Grant { group: String, permission: String },
+    /// Take a permission from a group (and so from every member).
+    Revoke { group: String, permission: String },
+    /// Delete a group; its members lose what it gave them.
+    Delete { name: String },
+    /// One JSON line per group, with its permissions.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Put a user in a group.
+    AddToGroup { username: String, group: String },
+    /// Take a user out of a group.
+    RemoveFromGroup { username: String, group: String },
+    /// Give a user a permission of their own.
+    Grant {
+        username: String,
+        permission: String,
+    },
+    /// Take a permission of their own from a user.
+    Revoke {
+        username: String,
+        permission: String,
+    },
+    /// Make a user staff, or not.
+    SetStaff {
+        username: String,
+        #[arg(action = clap::ArgAction::Set)]
+        value: bool,
+    },
+    /// Make a user a superuser (every permission), or not.
+    SetSuperuser {
+        username: String,
+        #[arg(action = clap::ArgAction::Set)]
+        value: bool,
+    },
+    /// One JSON line per user: roles, groups and their own permissions.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +214,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let state = startup::open_state(settings()?).await?;
             run_client_command(&state, command).await?;
         }
+        Command::Permission(command) => {
+            let state = startup::open_state(settings()?).await?;
+            run_permission_command(&state, command)
+                .await
+                .map_err(explain_authz)?;
+        }
+        Command::Group(command) => {
+            let state = startup::open_state(settings()?).await?;
+            run_group_command(&state, command)
+                .await
+                .map_err(explain_authz)?;
+        }
+        Command::User(command) => {
+            let state = startup::open_state(settings()?).await?;
+            run_user_command(&state, command)
+                .await
+                .map_err(explain_authz)?;
+        }
         Command::Activate { username } => {
             let state = startup::open_state(settings()?).await?;
             accounts::activate(&state, &username)
@@ -156,10 +253,7 @@ fn load_settings(flags: &Flags) -> anyhow::Result<Settings> {
     Ok(Settings::load(flags, |name| std::env::var(name).ok())?)
 }
 
-async fn run_client_command(
-    state: &crate::state::AppState,
-    command: ClientCommand,
-) -> anyhow::Result<()> {
+async fn run_client_command(state: &AppState, command: ClientCommand) -> anyhow::Result<()> {
     let failed = |err: oauth::OAuthError| anyhow::Error::new(err);
     match command {
         ClientCommand::Create { name, public } => {
@@ -184,6 +278,156 @@ async fn run_client_command(
         }
     }
     Ok(())
+}
+
+async fn run_permission_command(state: &AppState, command: PermissionCommand) -> authz::Result<()> {
+    match command {
+        PermissionCommand::Create { permission, name } => {
+            let parsed = PermissionName::parse(&permission).ok_or_else(|| {
+                authz::Error::Invalid(FieldErrors::single(
+                    "permission",
+                    "Expected app_label.codename, such as blog.add_post.",
+                ))
+            })?;
+            let change = authz::PermissionChange {
+                app_label: Some(parsed.app_label),
+                codename: Some(parsed.codename),
+                name: Some(name),
+            };
+            let created = authz::create_permission(state, Who::Operator, Ok(change)).await?;
+            println!("Permission {permission} created (id {}).", created.id);
+        }
+        PermissionCommand::Delete { permission } => {
+            let id = authz::permission_id(state, &permission).await?;
+            authz::delete_permission(state, Who::Operator, &id).await?;
+            println!("Permission {permission} deleted.");
+        }
+        PermissionCommand::List => {
+            for permission in authz::list_permissions(state, Who::Operator).await? {
+                let line = serde_json::json!({
+                    "id": permission.id,
+                    "app_label": permission.app_label,
+                    "codename": permission.codename,
+                    "name": permission.name,
+                });
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_group_command(state: &AppState, command: GroupCommand) -> authz::Result<()> {
+    let edit_group = async |group: &str, edit: Edit| -> authz::Result<()> {
+        let id = authz::group_id(state, group).await?;
+        let change = authz::GroupChange {
+            name: None,
+            permissions: Some(edit),
+        };
+        authz::update_group(state, Who::Operator, &id, Ok(change)).await?;
+        Ok(())
+    };
+    match command {
+        GroupCommand::Create { name, permissions } => {
+            let change = authz::GroupChange {
+                name: Some(name),
+                permissions: Some(Edit::Replace(permissions)),
+            };
+            let group = authz::create_group(state, Who::Operator, Ok(change)).await?;
+            println!("Group {} created (id {}).", group.name, group.id);
+        }
+        GroupCommand::Grant { group, permission } => {
+            edit_group(&group, Edit::Add(permission.clone())).await?;
+            println!("Group {group} now has {permission}.");
+        }
+        GroupCommand::Revoke { group, permission } => {
+            edit_group(&group, Edit::Remove(permission.clone())).await?;
+            println!("Group {group} no longer has {permission}.");
+        }
+        GroupCommand::Delete { name } => {
+            let id = authz::group_id(state, &name).await?;
+            authz::delete_group(state, Who::Operator, &id).await?;
+            println!("Group {name} deleted.");
+        }
+        GroupCommand::List => {
+            for group in authz::list_groups(state, Who::Operator).await? {
+                let line = serde_json::json!({
+                    "id": group.id,
+                    "name": group.name,
+                    "permissions": group.permissions,
+                });
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_user_command(state: &AppState, command: UserCommand) -> authz::Result<()> {
+    match command {
+        UserCommand::AddToGroup { username, group } => {
+            let id = authz::user_id(state, &username).await?;
+            authz::set_user_groups(state, Who::Operator, &id, Ok(Edit::Add(group.clone()))).await?;
+            println!("User {username} is in group {group}.");
+        }
+        UserCommand::RemoveFromGroup { username, group } => {
+            let id = authz::user_id(state, &username).await?;
+            authz::set_user_groups(state, Who::Operator, &id, Ok(Edit::Remove(group.clone())))
+                .await?;
+            println!("User {username} is not in group {group}.");
+        }
+        UserCommand::Grant {
+            username,
+            permission,
+        } => {
+            let id = authz::user_id(state, &username).await?;
+            let edit = Ok(Edit::Add(permission.clone()));
+            authz::set_user_permissions(state, Who::Operator, &id, edit).await?;
+            println!("User {username} has {permission}.");
+        }
+        UserCommand::Revoke {
+            username,
+            permission,
+        } => {
+            let id = authz::user_id(state, &username).await?;
+            let edit = Ok(Edit::Remove(permission.clone()));
+            authz::set_user_permissions(state, Who::Operator, &id, edit).await?;
+            println!("User {username} no longer has {permission} of their own.");
+        }
+        UserCommand::SetStaff { username, value } => {
+            let id = authz::user_id(state, &username).await?;
+            let change = authz::RolesChange {
+                is_staff: Some(value),
+                is_superuser: None,
+            };
+            authz::update_roles(state, Who::Operator, &id, Ok(change)).await?;
+            println!("User {username}: is_staff = {value}.");
+        }
+        UserCommand::SetSuperuser { username, value } => {
+            let id = authz::user_id(state, &username).await?;
+            let change = authz::RolesChange {
+                is_staff: None,
+                is_superuser: Some(value),
+            };
+            authz::update_roles(state, Who::Operator, &id, Ok(change)).await?;
+            println!("User {username}: is_superuser = {value}.");
+        }
+        UserCommand::List => {
+            for user in authz::user_summaries(state).await? {
+                println!("{}", serde_json::to_string(&user).unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Authorization errors as a person reads them.
+fn explain_authz(err: authz::Error) -> anyhow::Error {
+    match err {
+        authz::Error::Invalid(errors) => anyhow::anyhow!(describe(&errors)),
+        authz::Error::NotFound(message) => anyhow::anyhow!(message),
+        other => anyhow::Error::new(other),
+    }
 }
 
 fn prompt_new_password() -> anyhow::Result<String> {

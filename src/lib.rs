@@ -8,6 +8,8 @@
 pub mod accounts;
 /// The guard: who is calling, the token cache, and how revocations reach it.
 pub mod auth;
+/// Django's groups and permissions: who may manage them, and the changes themselves.
+pub mod authz;
 /// The command line.
 pub mod cli;
 /// Settings from flags, environment and an optional TOML file, declared in one table.

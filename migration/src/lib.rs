@@ -12,6 +12,7 @@ mod m20261207_000008_digests_as_varchar;
 mod m20261207_000009_superseded_refresh_tokens;
 mod m20261207_000010_owner_exemptions;
 mod m20261207_000011_mail_per_address;
+mod m20261207_000012_groups_and_permissions;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000009_superseded_refresh_tokens::Migration),
             Box::new(m20261207_000010_owner_exemptions::Migration),
             Box::new(m20261207_000011_mail_per_address::Migration),
+            Box::new(m20261207_000012_groups_and_permissions::Migration),
         ]
     }
 }

@@ -210,6 +210,9 @@ pub enum Invalidation {
     Session(i64),
     /// Every session minted through a registered client (the client was deleted).
     Client(i64),
+    /// A group's permissions, or the set of permissions, changed: every cached principal may
+    /// hold something else now.
+    Authorization,
 }
 
 impl Invalidation {
@@ -221,6 +224,7 @@ impl Invalidation {
             Invalidation::Token(digest) => format!("token:{digest}"),
             Invalidation::Session(id) => format!("session:{id}"),
             Invalidation::Client(id) => format!("client:{id}"),
+            Invalidation::Authorization => "authorization:".to_owned(),
         }
     }
 
@@ -230,6 +234,7 @@ impl Invalidation {
             ("token", digest) => Some(Invalidation::Token(digest.to_owned())),
             ("session", id) => id.parse().ok().map(Invalidation::Session),
             ("client", id) => id.parse().ok().map(Invalidation::Client),
+            ("authorization", "") => Some(Invalidation::Authorization),
             _ => None,
         }
     }
@@ -240,6 +245,7 @@ impl Invalidation {
             Invalidation::Token(digest) => cache.forget_token(digest),
             Invalidation::Session(id) => cache.forget_session(*id),
             Invalidation::Client(id) => cache.forget_client(*id),
+            Invalidation::Authorization => cache.clear(),
         }
     }
 }
@@ -340,6 +346,7 @@ mod tests {
             Invalidation::Token("ab12".into()),
             Invalidation::Session(7),
             Invalidation::Client(3),
+            Invalidation::Authorization,
         ] {
             assert_eq!(Invalidation::parse(&message.payload()), Some(message));
         }

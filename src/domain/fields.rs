@@ -12,8 +12,12 @@ pub enum Input {
     Null,
     /// A string, or a number DRF would coerce to one.
     Text(String),
-    /// A bool, list or object: never a valid string.
-    NotText,
+    /// A JSON `true` or `false`.
+    Bool(bool),
+    /// An object (its Python type's name): never a valid string.
+    NotText(&'static str),
+    /// A JSON array.
+    List(Vec<Input>),
 }
 
 impl Input {
@@ -22,9 +26,11 @@ impl Input {
             serde_json::Value::Null => Input::Null,
             serde_json::Value::String(s) => Input::Text(s),
             serde_json::Value::Number(n) => Input::Text(n.to_string()),
-            serde_json::Value::Bool(_)
-            | serde_json::Value::Array(_)
-            | serde_json::Value::Object(_) => Input::NotText,
+            serde_json::Value::Bool(value) => Input::Bool(value),
+            serde_json::Value::Object(_) => Input::NotText("dict"),
+            serde_json::Value::Array(items) => {
+                Input::List(items.into_iter().map(Input::from_json).collect())
+            }
         }
     }
 }
@@ -35,7 +41,9 @@ impl std::fmt::Debug for Input {
             Input::Missing => f.write_str("Missing"),
             Input::Null => f.write_str("Null"),
             Input::Text(text) => write!(f, "Text(<{} characters>)", text.chars().count()),
-            Input::NotText => f.write_str("NotText"),
+            Input::Bool(_) => f.write_str("Bool"),
+            Input::NotText(kind) => write!(f, "NotText({kind})"),
+            Input::List(items) => f.debug_list().entries(items).finish(),
         }
     }
 }
@@ -43,15 +51,58 @@ impl std::fmt::Debug for Input {
 /// A request body parsed into fields; unknown keys are kept but never read (DRF ignores them).
 /// `Debug` shows names and shapes only.
 #[derive(Debug, Default, Clone)]
-pub struct RawFields(HashMap<String, Input>);
+pub struct RawFields {
+    fields: HashMap<String, Input>,
+    /// Every value of each key of a form body, for list fields (Django's `QueryDict.getlist`).
+    form_lists: HashMap<String, Vec<String>>,
+}
 
 impl RawFields {
     pub fn get(&self, name: &str) -> &Input {
-        self.0.get(name).unwrap_or(&Input::Missing)
+        self.fields.get(name).unwrap_or(&Input::Missing)
     }
 
     pub fn insert(&mut self, name: impl Into<String>, value: Input) {
-        self.0.insert(name.into(), value);
+        self.fields.insert(name.into(), value);
+    }
+
+    /// One value of a form body's key: the last one is the field (as in Django's `QueryDict`),
+    /// and all of them are the list a list field reads.
+    pub fn insert_form_value(&mut self, name: impl Into<String>, value: String) {
+        let name = name.into();
+        self.form_lists
+            .entry(name.clone())
+            .or_default()
+            .push(value.clone());
+        self.fields.insert(name, Input::Text(value));
+    }
+
+    /// DRF's list of strings (a `ManyRelatedField` of slugs): `Ok(None)` when absent; a JSON
+    /// array of strings, or a form key's every value.
+    pub fn list(&self, name: &str) -> Result<Option<Vec<String>>, Vec<String>> {
+        if let Some(values) = self.form_lists.get(name) {
+            return Ok(Some(values.clone()));
+        }
+        let expected = |kind: &str| {
+            Err(vec![format!(
+                "Expected a list of items but got type \"{kind}\"."
+            )])
+        };
+        match self.get(name) {
+            Input::Missing => Ok(None),
+            Input::Null => Err(vec![messages::NULL.into()]),
+            Input::Text(_) => expected("str"),
+            Input::Bool(_) => expected("bool"),
+            Input::NotText(kind) => expected(kind),
+            Input::List(items) => items
+                .iter()
+                .map(|item| match item {
+                    Input::Text(text) => Ok(text.clone()),
+                    _ => Err(vec![messages::INVALID_VALUE.into()]),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+        }
     }
 
     /// Convenience for code that builds a body by hand (the CLI, tests).
@@ -175,13 +226,41 @@ impl CharField {
             Input::Missing if self.required => return Err(vec![messages::REQUIRED.into()]),
             Input::Missing => return Ok(None),
             Input::Null => return Err(vec![messages::NULL.into()]),
-            Input::NotText => return Err(vec![messages::NOT_A_STRING.into()]),
+            Input::Bool(_) | Input::NotText(_) | Input::List(_) => {
+                return Err(vec![messages::NOT_A_STRING.into()]);
+            }
             Input::Text(text) => python_strip(text),
         };
         if text.is_empty() && !self.allow_blank {
             return Err(vec![messages::BLANK.into()]);
         }
         Ok(Some(text.to_owned()))
+    }
+}
+
+/// DRF's `BooleanField`: `Ok(None)` when absent; `true`, `false` and their spellings.
+pub fn boolean(input: &Input) -> Result<Option<bool>, Vec<String>> {
+    const TRUE: [&str; 11] = [
+        "t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "1",
+    ];
+    const FALSE: [&str; 11] = [
+        "f", "F", "n", "N", "no", "No", "NO", "false", "False", "FALSE", "0",
+    ];
+    match input {
+        Input::Missing => Ok(None),
+        Input::Null => Err(vec![messages::NULL.into()]),
+        Input::Bool(value) => Ok(Some(*value)),
+        Input::Text(text)
+            if TRUE.contains(&text.as_str()) || matches!(text.as_str(), "on" | "On" | "ON") =>
+        {
+            Ok(Some(true))
+        }
+        Input::Text(text)
+            if FALSE.contains(&text.as_str()) || matches!(text.as_str(), "off" | "Off" | "OFF") =>
+        {
+            Ok(Some(false))
+        }
+        _ => Err(vec![messages::NOT_A_BOOLEAN.into()]),
     }
 }
 
@@ -220,7 +299,7 @@ mod tests {
         );
         assert_eq!(f.parse(&Input::Null), Err(vec![messages::NULL.to_owned()]));
         assert_eq!(
-            f.parse(&Input::NotText),
+            f.parse(&Input::Bool(true)),
             Err(vec![messages::NOT_A_STRING.to_owned()])
         );
         assert_eq!(
@@ -255,7 +334,46 @@ mod tests {
             Input::from_json(serde_json::json!(12)),
             Input::Text("12".into())
         );
-        assert_eq!(Input::from_json(serde_json::json!(true)), Input::NotText);
+        assert_eq!(Input::from_json(serde_json::json!(true)), Input::Bool(true));
+        assert_eq!(
+            Input::from_json(serde_json::json!([1])),
+            Input::List(vec![Input::Text("1".into())])
+        );
+    }
+
+    #[test]
+    fn booleans_follow_drf() {
+        assert_eq!(boolean(&Input::Bool(false)), Ok(Some(false)));
+        assert_eq!(boolean(&Input::Text("yes".into())), Ok(Some(true)));
+        assert_eq!(boolean(&Input::Text("0".into())), Ok(Some(false)));
+        assert_eq!(boolean(&Input::Missing), Ok(None));
+        assert_eq!(
+            boolean(&Input::Text("maybe".into())),
+            Err(vec![messages::NOT_A_BOOLEAN.to_owned()])
+        );
+    }
+
+    #[test]
+    fn lists_come_from_json_arrays_and_repeated_form_keys() {
+        let mut form = RawFields::default();
+        form.insert_form_value("groups", "a".into());
+        form.insert_form_value("groups", "b".into());
+        assert_eq!(form.list("groups"), Ok(Some(vec!["a".into(), "b".into()])));
+        assert_eq!(form.get("groups"), &Input::Text("b".into()));
+        assert_eq!(form.list("other"), Ok(None));
+        let mut json = RawFields::default();
+        json.insert("groups", Input::from_json(serde_json::json!("a")));
+        assert_eq!(
+            json.list("groups"),
+            Err(vec![
+                "Expected a list of items but got type \"str\".".into()
+            ])
+        );
+        json.insert("groups", Input::from_json(serde_json::json!(["a", {}])));
+        assert_eq!(
+            json.list("groups"),
+            Err(vec![messages::INVALID_VALUE.into()])
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod client;
 pub mod email;
 pub mod fields;
 pub mod password;
+pub mod permissions;
 pub mod uid;
 pub mod username;
 
@@ -29,6 +30,15 @@ pub mod messages {
     pub const NOT_AUTHENTICATED: &str = "Authentication credentials were not provided.";
     pub const PERMISSION_DENIED: &str = "You do not have permission to perform this action.";
     pub const NOT_FOUND: &str = "Not found.";
+    pub const INVALID_VALUE: &str = "Invalid value.";
+    pub const NOT_A_BOOLEAN: &str = "Must be a valid boolean.";
+    pub const INVALID_APP_LABEL: &str =
+        "Enter a valid app label: letters, digits and underscores, not starting with a digit.";
+    pub const INVALID_CODENAME: &str = "Enter a valid codename: no spaces.";
+    pub const GROUP_NAME_TAKEN: &str = "group with this name already exists.";
+    pub const PERMISSION_TAKEN: &str = "The fields app_label, codename must make a unique set.";
+    pub const NO_GROUP_MATCHES: &str = "No Group matches the given query.";
+    pub const NO_PERMISSION_MATCHES: &str = "No Permission matches the given query.";
     pub const NO_USER_MATCHES: &str = "No User matches the given query.";
     pub const TOKEN_HEADER_EMPTY: &str = "Invalid token header. No credentials provided.";
     pub const TOKEN_HEADER_SPACES: &str =

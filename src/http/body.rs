@@ -222,7 +222,7 @@ fn parse_json(bytes: &[u8]) -> Result<RawFields, ApiError> {
 fn parse_urlencoded(bytes: &[u8]) -> RawFields {
     let mut fields = RawFields::default();
     for (name, value) in url::form_urlencoded::parse(bytes) {
-        fields.insert(name, Input::Text(value.into_owned()));
+        fields.insert_form_value(name, value.into_owned());
     }
     fields
 }
@@ -247,10 +247,7 @@ async fn parse_multipart(content_type: &str, bytes: Bytes) -> Result<RawFields, 
             continue;
         };
         let value = part.bytes().await.map_err(|e| bad(e.into()))?;
-        fields.insert(
-            name,
-            Input::Text(String::from_utf8_lossy(&value).into_owned()),
-        );
+        fields.insert_form_value(name, String::from_utf8_lossy(&value).into_owned());
     }
     Ok(fields)
 }

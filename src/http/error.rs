@@ -9,7 +9,7 @@ use poem_openapi::types::Type;
 use crate::crypto::HashError;
 use crate::domain::{FieldErrors, messages};
 use crate::throttle::throttled_detail;
-use crate::{accounts, auth, store};
+use crate::{accounts, auth, authz, store};
 
 use super::types::{Detail, ValidationErrors};
 
@@ -181,6 +181,17 @@ impl From<accounts::Error> for ApiError {
             err @ (accounts::Error::Database(_)
             | accounts::Error::Random
             | accounts::Error::Mail(_)) => ApiError::Internal(Box::new(err)),
+        }
+    }
+}
+
+impl From<authz::Error> for ApiError {
+    fn from(err: authz::Error) -> Self {
+        match err {
+            authz::Error::Invalid(errors) => ApiError::Invalid(errors),
+            authz::Error::NotFound(message) => ApiError::NotFound(message),
+            authz::Error::Forbidden => ApiError::Forbidden(messages::PERMISSION_DENIED),
+            err @ authz::Error::Database(_) => ApiError::Internal(Box::new(err)),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Everything that knows about HTTP: routes, the OpenAPI document, Swagger UI, health checks,
 //! request logging. Handlers parse, call one `accounts` function, and map the result.
 
+/// `/permissions/`, `/groups/` and a user's groups, permissions and roles.
+mod authz;
 /// The request bodies DRF accepts (JSON, urlencoded, multipart) as one set of fields.
 mod body;
 /// Who is calling from where: the `ClientInfo` extractor.
@@ -53,15 +55,27 @@ enum ApiTags {
     Users,
     /// Log in and out; sessions
     Token,
+    /// Django's groups and permissions, and a user's roles
+    Authorization,
     /// OAuth2 beside Djoser: token pairs, revocation, introspection (RFC 6749, 7009, 7662)
     #[oai(rename = "OAuth2")]
     OAuth2,
 }
 
-type DrfApis = (users::UsersApi, token::TokenApi, sessions::SessionsApi);
+type DrfApis = (
+    users::UsersApi,
+    token::TokenApi,
+    sessions::SessionsApi,
+    authz::AuthzApi,
+);
 
 fn drf_apis() -> DrfApis {
-    (users::UsersApi, token::TokenApi, sessions::SessionsApi)
+    (
+        users::UsersApi,
+        token::TokenApi,
+        sessions::SessionsApi,
+        authz::AuthzApi,
+    )
 }
 
 /// Every operation, for the document; the DRF ones and the OAuth2 ones are served apart.
@@ -136,7 +150,13 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
         "400" | "408" | "415" => has_body,
         // Another user's record; activation's reused link (djoser's "Stale token for given
         // user."); a login over the token limit under the `deny` policy (knox's words).
-        "403" => path.starts_with("/users/{") || id == "users_activation" || id == "token_login",
+        "403" => {
+            path.starts_with("/users/{")
+                || path.starts_with("/permissions/")
+                || path.starts_with("/groups/")
+                || id == "users_activation"
+                || id == "token_login"
+        }
         "404" => detail_route,
         // The failed-password limits (the password grant) and DRF's request-rate throttles
         // (every DRF operation; OAuth2 is exempt).

@@ -144,6 +144,41 @@ pub static ROUTES: &[ApiRoute] = &[
         ..USER_ACTION
     },
     ApiRoute {
+        path: "/users/{id}/groups/",
+        allow: "GET, PUT, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/{id}/permissions/",
+        allow: "GET, PUT, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/users/{id}/roles/",
+        allow: "GET, PATCH, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/permissions/",
+        allow: "GET, POST, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/permissions/{id}/",
+        allow: "GET, PATCH, DELETE, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/groups/",
+        allow: "GET, POST, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
+        path: "/groups/{id}/",
+        allow: "GET, PUT, PATCH, DELETE, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
         path: "/token/login/",
         allow: "POST, OPTIONS",
         slash_optional: true,

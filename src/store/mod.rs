@@ -1,5 +1,6 @@
 //! The only module that speaks sea-orm: connections, migrations and every query.
 
+pub mod authz;
 pub mod clients;
 pub mod email_tokens;
 pub mod entity;
@@ -17,11 +18,12 @@ use migration::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr, Statement, TransactionOptions,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, SqlErr, Statement, TransactionOptions,
     TransactionTrait,
 };
 
 pub use entity::auth_user::Model as User;
+pub use sea_orm::DbErr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod authz;
 mod bodies;
 mod cli;
 mod concurrency;

@@ -1,0 +1,375 @@
+//! Queries on Django's groups and permissions: the five `auth_*` tables.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Set, Statement,
+};
+
+use super::entity::{
+    auth_group, auth_group_permissions, auth_permission, auth_user_groups,
+    auth_user_user_permissions,
+};
+
+pub use auth_group::Model as Group;
+pub use auth_permission::Model as Permission;
+
+/// A permission's name as `has_perm` sees it: `app_label.codename`.
+pub fn full_name(permission: &Permission) -> String {
+    format!("{}.{}", permission.app_label, permission.codename)
+}
+
+/// What a user holds: their groups' names and their effective permissions
+/// (`app_label.codename`), both sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub groups: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+/// A user's groups and effective permissions in one round trip: their direct permissions and
+/// their groups' (Django's `ModelBackend`), or, for a superuser, every permission there is.
+pub async fn grants(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    is_superuser: bool,
+) -> Result<Grants, DbErr> {
+    let backend = db.get_database_backend();
+    let user = match backend {
+        DbBackend::Postgres => "$1",
+        _ => "?1",
+    };
+    let held = match is_superuser {
+        true => String::new(),
+        false => format!(
+            "WHERE p.id IN (SELECT permission_id FROM auth_user_user_permissions WHERE user_id = {user} \
+             UNION SELECT gp.permission_id FROM auth_group_permissions gp \
+             JOIN auth_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = {user})"
+        ),
+    };
+    let sql = format!(
+        "SELECT 'g' AS kind, g.name AS name FROM auth_group g \
+         JOIN auth_user_groups ug ON ug.group_id = g.id WHERE ug.user_id = {user} \
+         UNION ALL \
+         SELECT 'p' AS kind, p.app_label || '.' || p.codename AS name FROM auth_permission p {held}"
+    );
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [user_id.into()],
+        ))
+        .await?;
+    let mut grants = Grants::default();
+    for row in rows {
+        let kind: String = row.try_get("", "kind")?;
+        let name: String = row.try_get("", "name")?;
+        match kind.as_str() {
+            "g" => grants.groups.push(name),
+            _ => grants.permissions.push(name),
+        }
+    }
+    grants.groups.sort();
+    grants.permissions.sort();
+    grants.permissions.dedup();
+    Ok(grants)
+}
+
+/// Serialises every change to groups and permissions, so that a change re-checks the acting
+/// user's own grants inside its transaction without another change landing beside it. SQLite's
+/// write transactions are serial already.
+pub async fn lock(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared("SELECT pg_advisory_xact_lock(14140001)")
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn permissions(db: &impl ConnectionTrait) -> Result<Vec<Permission>, DbErr> {
+    auth_permission::Entity::find()
+        .order_by_asc(auth_permission::Column::AppLabel)
+        .order_by_asc(auth_permission::Column::Codename)
+        .all(db)
+        .await
+}
+
+pub async fn permission(db: &impl ConnectionTrait, id: i64) -> Result<Option<Permission>, DbErr> {
+    auth_permission::Entity::find_by_id(id).one(db).await
+}
+
+/// The permissions among `names` (`(app_label, codename)` pairs) that exist.
+pub async fn permissions_named(
+    db: &impl ConnectionTrait,
+    names: &[(String, String)],
+) -> Result<Vec<Permission>, DbErr> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut any = Condition::any();
+    for (app_label, codename) in names {
+        any = any.add(
+            Condition::all()
+                .add(auth_permission::Column::AppLabel.eq(app_label.as_str()))
+                .add(auth_permission::Column::Codename.eq(codename.as_str())),
+        );
+    }
+    auth_permission::Entity::find().filter(any).all(db).await
+}
+
+pub async fn insert_permission(
+    db: &impl ConnectionTrait,
+    app_label: &str,
+    codename: &str,
+    name: &str,
+) -> Result<Permission, DbErr> {
+    auth_permission::ActiveModel {
+        app_label: Set(app_label.to_owned()),
+        codename: Set(codename.to_owned()),
+        name: Set(name.to_owned()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn update_permission(
+    db: &impl ConnectionTrait,
+    changed: Permission,
+) -> Result<Permission, DbErr> {
+    auth_permission::ActiveModel {
+        id: Set(changed.id),
+        app_label: Set(changed.app_label),
+        codename: Set(changed.codename),
+        name: Set(changed.name),
+    }
+    .update(db)
+    .await
+}
+
+/// Deletes a permission; every grant of it goes with it (cascade).
+pub async fn delete_permission(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+    auth_permission::Entity::delete_by_id(id)
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn groups(db: &impl ConnectionTrait) -> Result<Vec<Group>, DbErr> {
+    auth_group::Entity::find()
+        .order_by_asc(auth_group::Column::Id)
+        .all(db)
+        .await
+}
+
+pub async fn group(db: &impl ConnectionTrait, id: i64) -> Result<Option<Group>, DbErr> {
+    auth_group::Entity::find_by_id(id).one(db).await
+}
+
+pub async fn groups_named(
+    db: &impl ConnectionTrait,
+    names: &[String],
+) -> Result<Vec<Group>, DbErr> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    auth_group::Entity::find()
+        .filter(auth_group::Column::Name.is_in(names.iter().map(String::as_str)))
+        .all(db)
+        .await
+}
+
+pub async fn insert_group(db: &impl ConnectionTrait, name: &str) -> Result<Group, DbErr> {
+    auth_group::ActiveModel {
+        name: Set(name.to_owned()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn rename_group(db: &impl ConnectionTrait, id: i64, name: &str) -> Result<Group, DbErr> {
+    auth_group::ActiveModel {
+        id: Set(id),
+        name: Set(name.to_owned()),
+    }
+    .update(db)
+    .await
+}
+
+/// Deletes a group; its memberships and grants go with it (cascade).
+pub async fn delete_group(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+    auth_group::Entity::delete_by_id(id)
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Each group's permissions, for the groups in `group_ids`.
+pub async fn permissions_of_groups(
+    db: &impl ConnectionTrait,
+    group_ids: &[i64],
+) -> Result<BTreeMap<i64, Vec<Permission>>, DbErr> {
+    let mut held: BTreeMap<i64, Vec<Permission>> = BTreeMap::new();
+    if group_ids.is_empty() {
+        return Ok(held);
+    }
+    let links = auth_group_permissions::Entity::find()
+        .filter(auth_group_permissions::Column::GroupId.is_in(group_ids.iter().copied()))
+        .all(db)
+        .await?;
+    let permissions = by_id(db, links.iter().map(|link| link.permission_id)).await?;
+    for link in links {
+        if let Some(permission) = permissions.get(&link.permission_id) {
+            held.entry(link.group_id)
+                .or_default()
+                .push(permission.clone());
+        }
+    }
+    for list in held.values_mut() {
+        list.sort_by(|a, b| (&a.app_label, &a.codename).cmp(&(&b.app_label, &b.codename)));
+    }
+    Ok(held)
+}
+
+async fn by_id(
+    db: &impl ConnectionTrait,
+    ids: impl Iterator<Item = i64>,
+) -> Result<BTreeMap<i64, Permission>, DbErr> {
+    let ids: Vec<i64> = ids.collect();
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(auth_permission::Entity::find()
+        .filter(auth_permission::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|permission| (permission.id, permission))
+        .collect())
+}
+
+pub async fn set_group_permissions(
+    db: &impl ConnectionTrait,
+    group_id: i64,
+    permission_ids: &[i64],
+) -> Result<(), DbErr> {
+    auth_group_permissions::Entity::delete_many()
+        .filter(auth_group_permissions::Column::GroupId.eq(group_id))
+        .exec(db)
+        .await?;
+    if permission_ids.is_empty() {
+        return Ok(());
+    }
+    auth_group_permissions::Entity::insert_many(permission_ids.iter().map(|&permission_id| {
+        auth_group_permissions::ActiveModel {
+            group_id: Set(group_id),
+            permission_id: Set(permission_id),
+            ..Default::default()
+        }
+    }))
+    .exec(db)
+    .await
+    .map(|_| ())
+}
+
+/// A user's groups, by name.
+pub async fn groups_of_user(db: &impl ConnectionTrait, user_id: i64) -> Result<Vec<Group>, DbErr> {
+    let ids: Vec<i64> = auth_user_groups::Entity::find()
+        .filter(auth_user_groups::Column::UserId.eq(user_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|link| link.group_id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    auth_group::Entity::find()
+        .filter(auth_group::Column::Id.is_in(ids))
+        .order_by_asc(auth_group::Column::Name)
+        .all(db)
+        .await
+}
+
+pub async fn set_user_groups(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    group_ids: &[i64],
+) -> Result<(), DbErr> {
+    auth_user_groups::Entity::delete_many()
+        .filter(auth_user_groups::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    if group_ids.is_empty() {
+        return Ok(());
+    }
+    auth_user_groups::Entity::insert_many(group_ids.iter().map(|&group_id| {
+        auth_user_groups::ActiveModel {
+            user_id: Set(user_id),
+            group_id: Set(group_id),
+            ..Default::default()
+        }
+    }))
+    .exec(db)
+    .await
+    .map(|_| ())
+}
+
+/// A user's direct permissions (not their groups'), sorted by name.
+pub async fn permissions_of_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+) -> Result<Vec<Permission>, DbErr> {
+    let links = auth_user_user_permissions::Entity::find()
+        .filter(auth_user_user_permissions::Column::UserId.eq(user_id))
+        .all(db)
+        .await?;
+    let mut held: Vec<Permission> = by_id(db, links.iter().map(|link| link.permission_id))
+        .await?
+        .into_values()
+        .collect();
+    held.sort_by(|a, b| (&a.app_label, &a.codename).cmp(&(&b.app_label, &b.codename)));
+    Ok(held)
+}
+
+pub async fn set_user_permissions(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    permission_ids: &[i64],
+) -> Result<(), DbErr> {
+    auth_user_user_permissions::Entity::delete_many()
+        .filter(auth_user_user_permissions::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    if permission_ids.is_empty() {
+        return Ok(());
+    }
+    auth_user_user_permissions::Entity::insert_many(permission_ids.iter().map(|&permission_id| {
+        auth_user_user_permissions::ActiveModel {
+            user_id: Set(user_id),
+            permission_id: Set(permission_id),
+            ..Default::default()
+        }
+    }))
+    .exec(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn set_roles(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    is_staff: bool,
+    is_superuser: bool,
+) -> Result<(), DbErr> {
+    use super::entity::auth_user::{Column, Entity};
+    Entity::update_many()
+        .col_expr(Column::IsStaff, is_staff.into())
+        .col_expr(Column::IsSuperuser, is_superuser.into())
+        .filter(Column::Id.eq(user_id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}

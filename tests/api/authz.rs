@@ -1,0 +1,715 @@
+//! Django's groups and permissions over HTTP and from the command line: who may read and
+//! change them, what staff may never grant, and bad input answered 400 with nothing changed.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Reply, TestApp};
+
+const DENIED: &str = "You do not have permission to perform this action.";
+
+/// Makes a user a superuser by hand, as `createsuperuser` leaves one.
+async fn make_superuser(app: &TestApp, id: i64) {
+    app.exec(&format!(
+        "UPDATE auth_user SET is_staff = true, is_superuser = true WHERE id = {id}"
+    ))
+    .await;
+    app.state.auth.forget(&authd::auth::Invalidation::User(id));
+}
+
+async fn superuser(app: &TestApp, name: &str) -> (i64, String) {
+    let (id, token) = app.create_user(name).await;
+    make_superuser(app, id).await;
+    (id, token)
+}
+
+async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> Reply {
+    app.call(method, path, token, Some(body)).await
+}
+
+async fn get(app: &TestApp, path: &str, token: &str) -> Reply {
+    app.call(Method::GET, path, token, None).await
+}
+
+#[track_caller]
+fn ok(reply: &Reply, status: StatusCode) -> Value {
+    assert_eq!(reply.status, status, "{}", reply.text);
+    reply.json()
+}
+
+#[track_caller]
+fn denied(reply: &Reply) {
+    reply.assert(StatusCode::FORBIDDEN, json!({ "detail": DENIED }));
+}
+
+async fn create_permission(app: &TestApp, token: &str, name: &str) -> i64 {
+    let (app_label, codename) = name.split_once('.').expect("app_label.codename");
+    let reply = call(
+        app,
+        Method::POST,
+        "/permissions/",
+        token,
+        json!({ "app_label": app_label, "codename": codename, "name": format!("Can {codename}") }),
+    )
+    .await;
+    ok(&reply, StatusCode::CREATED)["id"].as_i64().expect("id")
+}
+
+/// Everything `auth_*` holds, for "nothing changed".
+async fn grants_snapshot(app: &TestApp) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for table in [
+        "auth_permission",
+        "auth_group",
+        "auth_group_permissions",
+        "auth_user_groups",
+        "auth_user_user_permissions",
+        "auth_user WHERE is_staff OR is_superuser",
+    ] {
+        counts.push(app.count(table).await);
+    }
+    counts
+}
+
+/// The migration seeds Django's own twelve `auth.*` permissions.
+#[tokio::test]
+async fn djangos_auth_permissions_are_there_from_the_start() {
+    let app = TestApp::spawn().await;
+    let (_, root) = superuser(&app, "root").await;
+    let listed = ok(&get(&app, "/permissions/", &root).await, StatusCode::OK);
+    let names: Vec<String> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            format!(
+                "{}.{}",
+                p["app_label"].as_str().unwrap_or(""),
+                p["codename"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for model in ["group", "permission", "user"] {
+        for action in ["add", "change", "delete", "view"] {
+            expected.push(format!("auth.{action}_{model}"));
+        }
+    }
+    expected.sort();
+    assert_eq!(names, expected);
+    let add_user = listed
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["codename"] == "add_user"))
+        .expect("auth.add_user");
+    assert_eq!(add_user["name"], "Can add user");
+    assert_eq!(
+        add_user
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+        Some(vec![
+            "id".into(),
+            "app_label".into(),
+            "codename".into(),
+            "name".into()
+        ])
+    );
+}
+
+/// The whole story: a superuser makes a permission and a group, puts a user in it, and the
+/// user's groups and the group's permissions read back.
+#[tokio::test]
+async fn a_superuser_builds_a_group_and_puts_a_user_in_it() {
+    let app = TestApp::spawn().await;
+    let (_, root) = superuser(&app, "root").await;
+    let (alice, _) = app.create_user("alice").await;
+    let post = create_permission(&app, &root, "blog.add_post").await;
+    ok(
+        &get(&app, &format!("/permissions/{post}/"), &root).await,
+        StatusCode::OK,
+    );
+
+    let created = call(
+        &app,
+        Method::POST,
+        "/groups/",
+        &root,
+        json!({ "name": "editors", "permissions": ["blog.add_post", "auth.view_user"] }),
+    )
+    .await;
+    let group = ok(&created, StatusCode::CREATED);
+    assert_eq!(group["name"], "editors");
+    assert_eq!(
+        group["permissions"],
+        json!(["auth.view_user", "blog.add_post"])
+    );
+    let group_id = group["id"].as_i64().expect("id");
+
+    let joined = call(
+        &app,
+        Method::PUT,
+        &format!("/users/{alice}/groups/"),
+        &root,
+        json!({ "groups": ["editors"] }),
+    )
+    .await;
+    joined.assert(StatusCode::OK, json!({ "groups": ["editors"] }));
+    get(&app, &format!("/users/{alice}/groups/"), &root)
+        .await
+        .assert(StatusCode::OK, json!({ "groups": ["editors"] }));
+    get(&app, &format!("/groups/{group_id}/"), &root)
+        .await
+        .assert(StatusCode::OK, group.clone());
+    get(&app, "/groups/", &root)
+        .await
+        .assert(StatusCode::OK, json!([group]));
+
+    let granted = call(
+        &app,
+        Method::PUT,
+        &format!("/users/{alice}/permissions/"),
+        &root,
+        json!({ "permissions": ["blog.add_post"] }),
+    )
+    .await;
+    granted.assert(StatusCode::OK, json!({ "permissions": ["blog.add_post"] }));
+    let patched = call(
+        &app,
+        Method::PATCH,
+        &format!("/groups/{group_id}/"),
+        &root,
+        json!({ "permissions": ["blog.add_post"] }),
+    )
+    .await;
+    assert_eq!(
+        ok(&patched, StatusCode::OK)["permissions"],
+        json!(["blog.add_post"])
+    );
+    let roles = call(
+        &app,
+        Method::PATCH,
+        &format!("/users/{alice}/roles/"),
+        &root,
+        json!({ "is_staff": true }),
+    )
+    .await;
+    roles.assert(
+        StatusCode::OK,
+        json!({ "is_staff": true, "is_superuser": false }),
+    );
+
+    let deleted = app
+        .call(Method::DELETE, &format!("/groups/{group_id}/"), &root, None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+    get(&app, &format!("/users/{alice}/groups/"), &root)
+        .await
+        .assert(StatusCode::OK, json!({ "groups": [] }));
+}
+
+/// Reading needs staff plus `auth.view_*`; managing, staff plus the matching add, change or
+/// delete; a superuser needs nothing else. Anonymous callers get 401.
+#[tokio::test]
+async fn staff_without_auth_permissions_are_refused() {
+    let app = TestApp::spawn().await;
+    let (_, root) = superuser(&app, "root").await;
+    let (staff_id, staff) = app.create_user("staff").await;
+    app.make_staff(staff_id).await;
+    let (plain_id, plain) = app.create_user("plain").await;
+    // Holding the permission without being staff is not enough either (the admin's rule).
+    call(
+        &app,
+        Method::PUT,
+        &format!("/users/{plain_id}/permissions/"),
+        &root,
+        json!({ "permissions": ["auth.view_group"] }),
+    )
+    .await;
+    let before = grants_snapshot(&app).await;
+    for token in [&staff, &plain] {
+        denied(&get(&app, "/groups/", token).await);
+        denied(&get(&app, "/permissions/", token).await);
+        denied(&get(&app, &format!("/users/{plain_id}/groups/"), token).await);
+        denied(&get(&app, &format!("/users/{plain_id}/roles/"), token).await);
+        denied(
+            &call(
+                &app,
+                Method::POST,
+                "/groups/",
+                token,
+                json!({ "name": "x" }),
+            )
+            .await,
+        );
+        denied(
+            &call(
+                &app,
+                Method::PATCH,
+                &format!("/users/{plain_id}/roles/"),
+                token,
+                json!({ "is_superuser": true }),
+            )
+            .await,
+        );
+        denied(
+            &call(
+                &app,
+                Method::PUT,
+                &format!("/users/{staff_id}/permissions/"),
+                token,
+                json!({ "permissions": ["auth.change_user"] }),
+            )
+            .await,
+        );
+    }
+    assert_eq!(grants_snapshot(&app).await, before);
+    let anonymous = app.send(app.request(Method::GET, "/groups/")).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    // With `auth.view_group`, the staff user reads groups, and still nothing else.
+    call(
+        &app,
+        Method::PUT,
+        &format!("/users/{staff_id}/permissions/"),
+        &root,
+        json!({ "permissions": ["auth.view_group"] }),
+    )
+    .await;
+    ok(&get(&app, "/groups/", &staff).await, StatusCode::OK);
+    denied(&get(&app, "/permissions/", &staff).await);
+    denied(
+        &call(
+            &app,
+            Method::POST,
+            "/groups/",
+            &staff,
+            json!({ "name": "x" }),
+        )
+        .await,
+    );
+}
+
+/// Staff holding `auth.add_group` and `auth.change_user` manage what they hold, and cannot
+/// grant more: not a permission they lack, not an `auth.*` one, not staff or superuser status,
+/// not a group that would give any of those.
+#[tokio::test]
+async fn staff_cannot_grant_beyond_what_they_hold() {
+    let app = TestApp::spawn().await;
+    let (_, root) = superuser(&app, "root").await;
+    let (clerk_id, clerk) = app.create_user("clerk").await;
+    app.make_staff(clerk_id).await;
+    let (bob, _) = app.create_user("bob").await;
+    create_permission(&app, &root, "blog.add_post").await;
+    create_permission(&app, &root, "blog.delete_post").await;
+    call(
+        &app,
+        Method::PUT,
+        &format!("/users/{clerk_id}/permissions/"),
+        &root,
+        json!({ "permissions": ["auth.add_group", "auth.change_user", "blog.add_post"] }),
+    )
+    .await;
+    let admins = call(
+        &app,
+        Method::POST,
+        "/groups/",
+        &root,
+        json!({ "name": "admins", "permissions": ["auth.view_user"] }),
+    )
+    .await;
+    ok(&admins, StatusCode::CREATED);
+    let before = grants_snapshot(&app).await;
+
+    for refused in [
+        json!({ "name": "escalate", "permissions": ["auth.change_user"] }),
+        json!({ "name": "beyond", "permissions": ["blog.delete_post"] }),
+    ] {
+        denied(&call(&app, Method::POST, "/groups/", &clerk, refused).await);
+    }
+    for refused in [
+        json!({ "permissions": ["auth.change_user"] }),
+        json!({ "permissions": ["blog.delete_post"] }),
+    ] {
+        let path = format!("/users/{bob}/permissions/");
+        denied(&call(&app, Method::PUT, &path, &clerk, refused).await);
+    }
+    for flag in ["is_staff", "is_superuser"] {
+        let path = format!("/users/{bob}/roles/");
+        denied(&call(&app, Method::PATCH, &path, &clerk, json!({ flag: true })).await);
+    }
+    let path = format!("/users/{bob}/groups/");
+    denied(
+        &call(
+            &app,
+            Method::PUT,
+            &path,
+            &clerk,
+            json!({ "groups": ["admins"] }),
+        )
+        .await,
+    );
+    // Nor can they take the admin's power away from themselves or others.
+    let own = format!("/users/{clerk_id}/permissions/");
+    denied(
+        &call(
+            &app,
+            Method::PUT,
+            &own,
+            &clerk,
+            json!({ "permissions": ["blog.add_post"] }),
+        )
+        .await,
+    );
+    assert_eq!(grants_snapshot(&app).await, before);
+
+    let writers = call(
+        &app,
+        Method::POST,
+        "/groups/",
+        &clerk,
+        json!({ "name": "writers", "permissions": ["blog.add_post"] }),
+    )
+    .await;
+    ok(&writers, StatusCode::CREATED);
+    call(
+        &app,
+        Method::PUT,
+        &path,
+        &clerk,
+        json!({ "groups": ["writers"] }),
+    )
+    .await
+    .assert(StatusCode::OK, json!({ "groups": ["writers"] }));
+    let bobs = format!("/users/{bob}/permissions/");
+    call(
+        &app,
+        Method::PUT,
+        &bobs,
+        &clerk,
+        json!({ "permissions": ["blog.add_post"] }),
+    )
+    .await
+    .assert(StatusCode::OK, json!({ "permissions": ["blog.add_post"] }));
+    // A superuser sets roles.
+    call(
+        &app,
+        Method::PATCH,
+        &format!("/users/{bob}/roles/"),
+        &root,
+        json!({ "is_staff": "true" }),
+    )
+    .await
+    .assert(
+        StatusCode::OK,
+        json!({ "is_staff": true, "is_superuser": false }),
+    );
+}
+
+/// Unknown names, duplicates, wrong shapes: DRF's 400s, and nothing changes. Missing rows
+/// are DRF's 404s.
+#[tokio::test]
+async fn bad_input_is_a_400_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let (_, root) = superuser(&app, "root").await;
+    let (alice, _) = app.create_user("alice").await;
+    create_permission(&app, &root, "blog.add_post").await;
+    ok(
+        &call(
+            &app,
+            Method::POST,
+            "/groups/",
+            &root,
+            json!({ "name": "editors" }),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let before = grants_snapshot(&app).await;
+
+    let cases = [
+        (
+            Method::POST,
+            "/groups/".to_owned(),
+            json!({ "name": "editors", "permissions": ["blog.nope", "bad name"] }),
+            json!({
+                "name": ["group with this name already exists."],
+                "permissions": [
+                    "Object with app_label.codename=bad name does not exist.",
+                    "Object with app_label.codename=blog.nope does not exist."
+                ]
+            }),
+        ),
+        (
+            Method::POST,
+            "/groups/".to_owned(),
+            json!({ "permissions": "blog.add_post" }),
+            json!({
+                "name": ["This field is required."],
+                "permissions": ["Expected a list of items but got type \"str\"."]
+            }),
+        ),
+        (
+            Method::POST,
+            "/permissions/".to_owned(),
+            json!({ "app_label": "blog", "codename": "add_post", "name": "Again" }),
+            json!({ "non_field_errors": ["The fields app_label, codename must make a unique set."] }),
+        ),
+        (
+            Method::POST,
+            "/permissions/".to_owned(),
+            json!({ "app_label": "my-app", "codename": "two words" }),
+            json!({
+                "app_label": ["Enter a valid app label: letters, digits and underscores, not starting with a digit."],
+                "codename": ["Enter a valid codename: no spaces."],
+                "name": ["This field is required."]
+            }),
+        ),
+        (
+            Method::PUT,
+            format!("/users/{alice}/groups/"),
+            json!({ "groups": ["editors", "ghosts"] }),
+            json!({ "groups": ["Object with name=ghosts does not exist."] }),
+        ),
+        (
+            Method::PUT,
+            format!("/users/{alice}/groups/"),
+            json!({}),
+            json!({ "groups": ["This field is required."] }),
+        ),
+        (
+            Method::PUT,
+            format!("/users/{alice}/permissions/"),
+            json!({ "permissions": [{}, "blog.add_post"] }),
+            json!({ "permissions": ["Invalid value."] }),
+        ),
+        (
+            Method::PATCH,
+            format!("/users/{alice}/roles/"),
+            json!({ "is_staff": "maybe" }),
+            json!({ "is_staff": ["Must be a valid boolean."] }),
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let reply = call(&app, method, &path, &root, body).await;
+        reply.assert(StatusCode::BAD_REQUEST, expected);
+    }
+    assert_eq!(grants_snapshot(&app).await, before);
+
+    for (path, detail) in [
+        (
+            "/groups/999/".to_owned(),
+            "No Group matches the given query.",
+        ),
+        ("/groups/abc/".to_owned(), "Not found."),
+        (
+            "/permissions/999/".to_owned(),
+            "No Permission matches the given query.",
+        ),
+        (
+            "/users/999/groups/".to_owned(),
+            "No User matches the given query.",
+        ),
+    ] {
+        get(&app, &path, &root)
+            .await
+            .assert(StatusCode::NOT_FOUND, json!({ "detail": detail }));
+    }
+}
+
+/// A form body names a list by repeating the key, as DRF reads a `QueryDict`.
+#[tokio::test]
+async fn form_bodies_repeat_a_key_for_a_list() {
+    let app = TestApp::spawn().await;
+    let (_, root) = superuser(&app, "root").await;
+    let reply = app
+        .send(
+            app.request(Method::POST, "/groups/")
+                .header("Authorization", format!("Token {root}"))
+                .form(&[
+                    ("name", "viewers"),
+                    ("permissions", "auth.view_user"),
+                    ("permissions", "auth.view_group"),
+                ]),
+        )
+        .await;
+    let group = ok(&reply, StatusCode::CREATED);
+    assert_eq!(
+        group["permissions"],
+        json!(["auth.view_group", "auth.view_user"])
+    );
+}
+
+/// Renaming a permission changes what every holder holds: superusers only. Its `name` is
+/// just words, and staff allowed to change permissions may reword it.
+#[tokio::test]
+async fn only_superusers_rename_a_permission() {
+    let app = TestApp::spawn().await;
+    let (_, root) = superuser(&app, "root").await;
+    let (clerk_id, clerk) = app.create_user("clerk").await;
+    app.make_staff(clerk_id).await;
+    let post = create_permission(&app, &root, "blog.add_post").await;
+    call(
+        &app,
+        Method::PUT,
+        &format!("/users/{clerk_id}/permissions/"),
+        &root,
+        json!({ "permissions": ["auth.change_permission", "auth.delete_permission"] }),
+    )
+    .await;
+    let path = format!("/permissions/{post}/");
+    denied(
+        &call(
+            &app,
+            Method::PATCH,
+            &path,
+            &clerk,
+            json!({ "codename": "change_user", "app_label": "auth" }),
+        )
+        .await,
+    );
+    let reworded = call(
+        &app,
+        Method::PATCH,
+        &path,
+        &clerk,
+        json!({ "name": "Can write" }),
+    )
+    .await;
+    assert_eq!(ok(&reworded, StatusCode::OK)["name"], "Can write");
+    // Staff may not delete Django's own permissions (that revokes the admin's power), nor
+    // create new ones in the `auth` app.
+    let seeded = app.count("auth_permission WHERE app_label = 'auth'").await;
+    let add_user: i64 = ok(&get(&app, "/permissions/", &root).await, StatusCode::OK)
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["codename"] == "add_user"))
+        .and_then(|p| p["id"].as_i64())
+        .expect("auth.add_user");
+    denied(
+        &app.call(
+            Method::DELETE,
+            &format!("/permissions/{add_user}/"),
+            &clerk,
+            None,
+        )
+        .await,
+    );
+    assert_eq!(
+        app.count("auth_permission WHERE app_label = 'auth'").await,
+        seeded
+    );
+    let deleted = app.call(Method::DELETE, &path, &clerk, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+}
+
+/// The command line manages the same model, as the operator (no checks), and prints JSON.
+#[tokio::test]
+async fn the_command_line_manages_groups_and_grants() {
+    let app = TestApp::spawn().await;
+    app.create_user("alice").await;
+    let run = async |args: &[&str]| {
+        let output = app.command(args).await;
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    run(&[
+        "permission",
+        "create",
+        "blog.add_post",
+        "--name",
+        "Can add post",
+    ])
+    .await;
+    run(&[
+        "permission",
+        "create",
+        "blog.publish",
+        "--name",
+        "Can publish",
+    ])
+    .await;
+    run(&[
+        "group",
+        "create",
+        "editors",
+        "--permission",
+        "blog.add_post",
+    ])
+    .await;
+    run(&["group", "grant", "editors", "blog.publish"]).await;
+    run(&["group", "revoke", "editors", "blog.add_post"]).await;
+    run(&["user", "add-to-group", "alice", "editors"]).await;
+    run(&["user", "grant", "alice", "blog.add_post"]).await;
+    run(&["user", "set-staff", "alice", "true"]).await;
+
+    let groups = run(&["group", "list"]).await;
+    let editors: Value =
+        serde_json::from_str(groups.lines().next().expect("a line")).expect("JSON");
+    assert_eq!(editors["name"], "editors");
+    assert_eq!(editors["permissions"], json!(["blog.publish"]));
+    let users = run(&["user", "list"]).await;
+    let alice: Value = serde_json::from_str(users.lines().next().expect("a line")).expect("JSON");
+    assert_eq!(
+        (
+            alice["groups"].clone(),
+            alice["permissions"].clone(),
+            alice["is_staff"].clone()
+        ),
+        (json!(["editors"]), json!(["blog.add_post"]), json!(true))
+    );
+    let permissions = run(&["permission", "list"]).await;
+    assert_eq!(permissions.lines().count(), 14, "{permissions}");
+
+    run(&["user", "remove-from-group", "alice", "editors"]).await;
+    run(&["user", "revoke", "alice", "blog.add_post"]).await;
+    run(&["group", "delete", "editors"]).await;
+    run(&["permission", "delete", "blog.publish"]).await;
+    assert_eq!(app.count("auth_user_groups").await, 0);
+    assert_eq!(app.count("auth_user_user_permissions").await, 0);
+    assert_eq!(app.count("auth_group").await, 0);
+
+    let unknown = app.command(&["user", "grant", "alice", "blog.nope"]).await;
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("blog.nope does not exist"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+}
+
+/// Grants made at the same moment are serialised: none is lost (both databases).
+#[tokio::test]
+async fn simultaneous_grants_to_one_group_all_land() {
+    let app = TestApp::spawn().await;
+    let (_, root) = superuser(&app, "root").await;
+    let names: Vec<String> = (0..8).map(|i| format!("blog.p{i}")).collect();
+    for name in &names {
+        create_permission(&app, &root, name).await;
+    }
+    ok(
+        &call(
+            &app,
+            Method::POST,
+            "/groups/",
+            &root,
+            json!({ "name": "g" }),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let grants = names.iter().map(|name| {
+        let app = &app;
+        async move { app.command(&["group", "grant", "g", name]).await }
+    });
+    for output in futures::future::join_all(grants).await {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let groups = ok(&get(&app, "/groups/", &root).await, StatusCode::OK);
+    assert_eq!(groups[0]["permissions"], json!(names));
+}
