@@ -1,6 +1,6 @@
 //! Databases written by earlier releases (the first three migrations; every migration up to the
-//! failure counters) start, serve and deliver their pending mail after the upgrade; their links,
-//! tokens and counters keep working.
+//! failure counters; every one before groups and permissions) start, serve and deliver their
+//! pending mail after the upgrade; their links, tokens and counters keep working.
 
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
@@ -481,6 +481,32 @@ async fn form(
 /// hold, and the pending mail is delivered.
 #[tokio::test]
 async fn a_database_of_the_release_before_upgrades_with_nothing_lost() {
+    let (app, smtp) = spawn_filled(7).await;
+    assert_nothing_lost(&app, &smtp).await;
+}
+
+/// The same data written by the release before groups and permissions (every migration up to
+/// the per-address mail limits) upgrades with nothing lost; its superuser, who meant nothing
+/// more than staff then, now holds every permission, as in Django, and its staff none.
+#[tokio::test]
+async fn a_database_of_the_release_before_groups_upgrades_with_nothing_lost() {
+    let (app, smtp) = spawn_filled(11).await;
+    assert_nothing_lost(&app, &smtp).await;
+    let root = app.token_for("root", PASSWORD).await;
+    let permissions = app.call(Method::GET, "/permissions/", &root, None).await;
+    assert_eq!(permissions.status, StatusCode::OK, "{}", permissions.text);
+    assert_eq!(permissions.json().as_array().map(Vec::len), Some(12));
+    app.exec("UPDATE auth_user SET is_staff = TRUE WHERE id = 2")
+        .await;
+    app.state.auth.forget(&authd::auth::Invalidation::User(2));
+    let bob = app.token_for("bob", PASSWORD).await;
+    let refused = app.call(Method::GET, "/groups/", &bob, None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+}
+
+/// A database `migrations` made and the release before filled (with a superuser besides),
+/// upgraded by the app's start.
+async fn spawn_filled(migrations: u32) -> (TestApp, SmtpServer) {
     let hash = authd::crypto::PasswordHasher::new(authd::crypto::HashCost::OWASP_MINIMUM, 1)
         .expect("pool")
         .admit()
@@ -491,8 +517,24 @@ async fn a_database_of_the_release_before_upgrades_with_nothing_lost() {
     let smtp = SmtpServer::start().await;
     let port = smtp.port;
     let app = TestApp::spawn_on_old_schema(
-        7,
-        |db| fill_as_the_release_before(db, hash),
+        migrations,
+        |db| async move {
+            fill_as_the_release_before(db.clone(), hash.clone()).await;
+            let root = "INSERT INTO auth_user (id, username, username_canonical, email, email_canonical, password, password_version, is_active, activation_pending, is_staff, is_superuser, date_joined) VALUES (?, ?, ?, ?, NULL, ?, 0, TRUE, FALSE, TRUE, TRUE, ?)";
+            run(
+                &db,
+                root,
+                vec![
+                    3i64.into(),
+                    "root".into(),
+                    "root".into(),
+                    "root@example.com".into(),
+                    hash.into(),
+                    Utc::now().into(),
+                ],
+            )
+            .await;
+        },
         |s| {
             crate::helpers::behind_proxy(s);
             s.mail.backend = authd::config::EmailBackend::Smtp(authd::config::DatabaseUrl::new(
@@ -503,6 +545,10 @@ async fn a_database_of_the_release_before_upgrades_with_nothing_lost() {
         },
     )
     .await;
+    (app, smtp)
+}
+
+async fn assert_nothing_lost(app: &TestApp, smtp: &SmtpServer) {
     let confidential = Some(("authd-client-confidential", MAIN_CLIENT_SECRET));
 
     app.call(Method::GET, "/users/me/", MAIN_TOKEN, None)
@@ -535,7 +581,7 @@ async fn a_database_of_the_release_before_upgrades_with_nothing_lost() {
         .collect();
     assert_eq!(names, ["laptop", "Orders service"]);
     let introspected = form(
-        &app,
+        app,
         "/oauth/introspect",
         confidential,
         &[("token", MAIN_ACCESS)],
@@ -548,7 +594,7 @@ async fn a_database_of_the_release_before_upgrades_with_nothing_lost() {
     );
 
     let bob = form(
-        &app,
+        app,
         "/oauth/token",
         None,
         &[
@@ -565,7 +611,7 @@ async fn a_database_of_the_release_before_upgrades_with_nothing_lost() {
         bob.text
     );
     let rotated = form(
-        &app,
+        app,
         "/oauth/token",
         confidential,
         &[
@@ -585,7 +631,7 @@ async fn a_database_of_the_release_before_upgrades_with_nothing_lost() {
         .expect("access")
         .to_owned();
     let reused = form(
-        &app,
+        app,
         "/oauth/token",
         confidential,
         &[
