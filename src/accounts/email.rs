@@ -12,7 +12,7 @@ use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, ui
 use crate::mail::{Kind, Mailer};
 use crate::state::AppState;
 use crate::store::entity::email_token;
-use crate::store::{self, User, email_tokens, known_addresses, outbox, sessions, users};
+use crate::store::{self, Principal, email_tokens, known_addresses, outbox, sessions, users};
 
 use super::{Error, Result, collect, credentials};
 
@@ -75,7 +75,7 @@ impl Purpose {
 /// Ties a link to the account as it was: a password change (its version, not its hash, so a
 /// rehash at a new cost keeps links alive) or a new email address kills it. Migration 4 holds
 /// a frozen copy, with which it rewrote the previous release's fingerprints.
-pub(super) fn fingerprint(user: &User) -> String {
+pub(super) fn fingerprint(user: &Principal) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"authd link v2\0");
     hasher.update(user.password_version.to_string().as_bytes());
@@ -92,7 +92,7 @@ async fn redeem(
     txn: &impl ConnectionTrait,
     token: &email_token::Model,
     purpose: Purpose,
-) -> Result<Option<User>> {
+) -> Result<Option<Principal>> {
     if !email_tokens::consume(txn, token.id).await? {
         return Ok(None);
     }
@@ -104,7 +104,7 @@ async fn redeem(
 
 /// Inactive because it never proved its address (new, or after an email change), not because
 /// an operator deactivated it.
-pub(super) fn awaits_activation(user: &User) -> bool {
+pub(super) fn awaits_activation(user: &Principal) -> bool {
     !user.is_active && user.activation_pending
 }
 
@@ -116,7 +116,7 @@ pub(crate) async fn send(
     db: &impl ConnectionTrait,
     mailer: &Mailer,
     kind: Kind,
-    user: &User,
+    user: &Principal,
 ) -> Result<()> {
     if user.email.is_empty() {
         return Ok(());
@@ -157,7 +157,7 @@ pub(super) async fn send_sign_up(
     db: &impl ConnectionTrait,
     mailer: &Mailer,
     kind: Kind,
-    user: &User,
+    user: &Principal,
 ) -> Result<bool> {
     let Some(key) = address_key(&user.email) else {
         return Ok(false);
@@ -181,7 +181,7 @@ pub(super) async fn send_sign_up(
 pub(super) async fn send_email_change_notice(
     db: &impl ConnectionTrait,
     mailer: &Mailer,
-    before: &User,
+    before: &Principal,
     new_address: &str,
 ) -> Result<bool> {
     let change = crate::mail::EmailChange {
@@ -254,9 +254,9 @@ pub async fn request_link(state: &AppState, fields: &RawFields, purpose: Purpose
 
 /// The uid and token of a link, checked in djoser's order: uid first, then the token.
 enum LinkCheck {
-    Valid(User, email_token::Model),
+    Valid(Principal, email_token::Model),
     /// The token was issued to this user for this purpose, but is used, expired or stale.
-    Spent(User),
+    Spent(Principal),
 }
 
 async fn check_link(
@@ -329,7 +329,7 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
         return Err(Error::StaleToken);
     };
     users::set_activation(&txn, user.id, true, false).await?;
-    let activated = User {
+    let activated = Principal {
         is_active: true,
         activation_pending: false,
         ..user

@@ -24,7 +24,7 @@ use crate::domain::{FieldErrors, RawFields, email as address, messages, username
 use crate::mail::Kind;
 use crate::mail::MailError;
 use crate::state::AppState;
-use crate::store::User;
+use crate::store::Principal;
 use crate::store::users as user_rows;
 
 pub use admin::{activate, change_password, create_superuser, deactivate};
@@ -108,7 +108,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 async fn commit_change(
     state: &AppState,
     txn: sea_orm::DatabaseTransaction,
-    user: &User,
+    user: &Principal,
     message: Option<Kind>,
 ) -> Result<()> {
     if let Some(kind) = message {

@@ -7,7 +7,7 @@ use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, email, messages, username};
 use crate::mail::Kind;
 use crate::state::AppState;
-use crate::store::{self, User, users};
+use crate::store::{self, Principal, users};
 
 use super::email::send_sign_up;
 
@@ -22,7 +22,11 @@ pub(super) enum Creator {
 }
 
 /// `POST /users/`.
-pub async fn register(state: &AppState, hashing: &Admission, fields: &RawFields) -> Result<User> {
+pub async fn register(
+    state: &AppState,
+    hashing: &Admission,
+    fields: &RawFields,
+) -> Result<Principal> {
     create(state, hashing, fields, Creator::SignUp).await
 }
 
@@ -32,7 +36,7 @@ pub(super) async fn create(
     hashing: &Admission,
     fields: &RawFields,
     creator: Creator,
-) -> Result<User> {
+) -> Result<Principal> {
     let retype = state.settings.djoser.user_create_password_retype;
     let mut errors = FieldErrors::new();
 

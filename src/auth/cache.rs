@@ -253,13 +253,12 @@ mod tests {
     }
 
     fn in_session(user_id: i64, session_id: i64) -> Arc<Caller> {
-        let user = crate::store::User {
+        let user = crate::store::Principal {
             id: user_id,
             username: "u".into(),
             username_canonical: "u".into(),
             email: String::new(),
             email_canonical: None,
-            password: String::new(),
             password_version: 0,
             is_active: true,
             activation_pending: false,

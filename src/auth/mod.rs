@@ -15,7 +15,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::crypto;
 use crate::store::entity::{auth_session, auth_token, oauth_client};
-use crate::store::{self, User, clients, sessions, tokens};
+use crate::store::{self, Principal, clients, sessions, tokens};
 
 pub use cache::{Invalidation, TokenCache};
 
@@ -58,7 +58,7 @@ impl TokenKind {
 /// A live token and what it stands for: the user, the session, the token itself.
 #[derive(Debug)]
 pub struct Caller {
-    pub user: User,
+    pub user: Principal,
     pub session_id: i64,
     pub token_id: i64,
     /// SHA-256 of the presented token (what the database stores; not a secret).
@@ -76,7 +76,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(
-        user: User,
+        user: Principal,
         token: &auth_token::Model,
         session: &auth_session::Model,
         kind: TokenKind,

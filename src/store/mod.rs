@@ -21,7 +21,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-pub use entity::auth_user::Model as User;
+pub use users::{Credentials, Principal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {

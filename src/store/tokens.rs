@@ -8,6 +8,7 @@ use sea_orm::{
 
 use super::entity::auth_token::{ActiveModel, Column, Entity, Model};
 use super::entity::{auth_session, auth_user};
+use super::users::Principal;
 
 /// A token about to be stored: only its digest.
 #[derive(Debug, Clone)]
@@ -54,9 +55,9 @@ pub(super) fn live_by_digest(
 pub async fn find_live(
     db: &impl ConnectionTrait,
     digest: &str,
-) -> Result<Option<(Model, auth_user::Model, auth_session::Model)>, DbErr> {
+) -> Result<Option<(Model, Principal, auth_session::Model)>, DbErr> {
     let found = live_by_digest(digest).one(db).await?;
-    Ok(found.and_then(|(token, user, session)| Some((token, user?, session?))))
+    Ok(found.and_then(|(token, user, session)| Some((token, user?.into(), session?))))
 }
 
 pub async fn find(db: &impl ConnectionTrait, digest: &str) -> Result<Option<Model>, DbErr> {

@@ -28,12 +28,18 @@ async fn register_returns_djosers_body_and_stores_a_hash() {
         0,
         "registration creates no token"
     );
-    let user = authd::store::users::find_by_id(app.db(), 1)
+    let user = authd::store::users::credentials(app.db(), 1)
         .await
         .expect("query")
         .expect("user");
-    assert!(user.password.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-    assert!(!user.is_staff, "unknown keys such as is_staff are ignored");
+    assert!(
+        user.password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    assert!(
+        !user.principal.is_staff,
+        "unknown keys such as is_staff are ignored"
+    );
 }
 
 #[tokio::test]
@@ -311,7 +317,10 @@ async fn switching_to_email_login_fills_canonical_emails_or_refuses_duplicates()
     let alice = authd::store::users::find_by_email(&state.db, "alice@example.com")
         .await
         .expect("query");
-    assert_eq!(alice.map(|u| u.username), Some("alice".to_owned()));
+    assert_eq!(
+        alice.map(|u| u.principal.username),
+        Some("alice".to_owned())
+    );
 
     app.exec("UPDATE auth_user SET email_canonical = NULL")
         .await;
