@@ -271,7 +271,7 @@ pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
 /// Inside a write transaction: the account, locked, if it is active and its password is still
 /// the one that was verified (a rehash at a new cost keeps the version, a change bumps it).
 pub(super) async fn still_verified(
-    txn: &impl sea_orm::ConnectionTrait,
+    txn: &impl store::Conn,
     verified: &Principal,
 ) -> Result<Option<Principal>> {
     Ok(users::lock(txn, verified.id)
@@ -474,7 +474,7 @@ pub(crate) async fn parse_new_identifier(
 /// confirmation email if asked for, then every cached token of the user forgotten. Losing a
 /// race at the unique index reads as "taken".
 pub(crate) async fn rename(
-    txn: sea_orm::DatabaseTransaction,
+    txn: store::Tx,
     state: &AppState,
     new_field: &str,
     user: Principal,

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{DatabaseConnection, DbErr};
 use tokio_util::sync::CancellationToken;
 
 use crate::crypto;
@@ -20,6 +19,7 @@ use crate::mail::{Link, Mailer};
 use crate::store::entity::{email_outbox, email_request};
 use crate::store::outbox::NewMessage;
 use crate::store::{self, email_tokens, outbox, users};
+use crate::store::{Db, DbErr};
 
 use super::Error;
 use super::email::{Purpose, addresses, awaits_activation, fingerprint, send, send_sign_up};
@@ -44,7 +44,7 @@ pub enum WorkerError {
 /// What the background delivery needs: the database and the mailer.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub mailer: Arc<Mailer>,
 }
 

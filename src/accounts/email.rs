@@ -3,7 +3,6 @@
 //! and dead once the password or email changes; only their digest is stored.
 
 use chrono::Utc;
-use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{self, Admission};
@@ -13,6 +12,7 @@ use crate::mail::{Kind, Mailer};
 use crate::state::AppState;
 use crate::store::entity::email_token;
 use crate::store::{self, Principal, email_tokens, known_addresses, outbox, sessions, users};
+use crate::store::Conn;
 
 use super::{Error, Result, collect, credentials};
 
@@ -89,7 +89,7 @@ pub(super) fn fingerprint(user: &Principal) -> String {
 /// for activation, still waiting for it). Nothing read before the transaction (before a slow
 /// hash, say) is trusted.
 async fn redeem(
-    txn: &impl ConnectionTrait,
+    txn: &impl Conn,
     token: &email_token::Model,
     purpose: Purpose,
 ) -> Result<Option<Principal>> {
@@ -113,7 +113,7 @@ pub(super) fn awaits_activation(user: &Principal) -> bool {
 /// delivered, so no working link rests in the database. Users without an address get nothing
 /// (as in djoser).
 pub(crate) async fn send(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     mailer: &Mailer,
     kind: Kind,
     user: &Principal,
@@ -154,7 +154,7 @@ pub(super) fn address_key(address: &str) -> Option<String> {
 /// the window the message is dropped (and logged); the account is made all the same, and
 /// `resend_activation` works once the window has passed. Returns whether it was queued.
 pub(super) async fn send_sign_up(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     mailer: &Mailer,
     kind: Kind,
     user: &Principal,
@@ -179,7 +179,7 @@ pub(super) async fn send_sign_up(
 /// move unnoticed. `before` is the account as it was. The notice carries no link. Returns
 /// whether a message was queued (an account without an address gets none).
 pub(super) async fn send_email_change_notice(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     mailer: &Mailer,
     before: &Principal,
     new_address: &str,

@@ -11,11 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::crypto;
 use crate::store::entity::{auth_session, auth_token, oauth_client};
 use crate::store::{self, Principal, clients, sessions, tokens};
+use crate::store::{Db, DbErr, Tx};
 
 pub use cache::{Invalidation, TokenCache};
 
@@ -121,7 +121,7 @@ pub enum TokenRejected {
 
 /// The guard, its memory, and the last uses waiting to be written.
 pub struct Authenticator {
-    db: DatabaseConnection,
+    db: Db,
     cache: TokenCache,
     idle: Duration,
     /// How often at most a session's last use is queued for writing.
@@ -143,7 +143,7 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// `cache_ttl` of zero: every request asks the database; `idle` of zero: no idle limit.
-    pub fn new(db: DatabaseConnection, cache_ttl: Duration, idle: Duration) -> Self {
+    pub fn new(db: Db, cache_ttl: Duration, idle: Duration) -> Self {
         // A session read back from the database (the cache expired, another instance answers)
         // is judged by its written last use: written every quarter of the idle limit at most,
         // it is never stale enough to idle a token in use out.
@@ -301,7 +301,7 @@ impl Authenticator {
     /// is delivered if and only if the change commits), and this instance forgets at once.
     pub async fn commit(
         &self,
-        txn: DatabaseTransaction,
+        txn: Tx,
         changes: &[Invalidation],
     ) -> Result<(), DbErr> {
         for change in changes {

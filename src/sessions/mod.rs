@@ -4,7 +4,6 @@
 //! this module starts where the password was checked.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use crate::auth::{Caller, Invalidation, TokenKind};
 use crate::config::{LimitPolicy, Tokens};
@@ -13,6 +12,7 @@ use crate::domain::ClientInfo;
 use crate::state::AppState;
 use crate::store::entity::auth_session;
 use crate::store::{self, sessions, tokens, users};
+use crate::store::{Conn, DbErr, Tx};
 
 /// The longest session name kept, in characters.
 pub const NAME_MAX: usize = 64;
@@ -93,7 +93,7 @@ pub fn name(device_name: Option<&str>, client: &ClientInfo) -> String {
 /// per-user limit holds under concurrent logins. Returns what to hand out and the sessions
 /// the limit evicted (for the caller to announce when it commits).
 pub async fn open(
-    txn: &DatabaseTransaction,
+    txn: &Tx,
     settings: &Tokens,
     user_id: i64,
     kind: Kind,
@@ -132,7 +132,7 @@ pub async fn open(
 
 /// AUTHD_TOKEN_LIMIT_PER_USER: ends the oldest sessions, or refuses the login.
 async fn make_room(
-    txn: &DatabaseTransaction,
+    txn: &Tx,
     settings: &Tokens,
     user_id: i64,
     now: DateTime<Utc>,
@@ -155,7 +155,7 @@ async fn make_room(
 }
 
 async fn mint(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     session: &auth_session::Model,
     kind: TokenKind,
     expires_at: Option<DateTime<Utc>>,
@@ -178,7 +178,7 @@ async fn mint(
 /// An access token (capped by the family's end) and a refresh token (living to the family's
 /// end: rotation never extends it).
 async fn mint_pair(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     settings: &Tokens,
     session: &auth_session::Model,
     now: DateTime<Utc>,
@@ -366,7 +366,7 @@ pub async fn refresh(
 /// Sets the expiry of the tokens the previous release left (creation + AUTHD_TOKEN_TTL_SECONDS),
 /// at the first start after the upgrade, in batches.
 pub async fn settle_legacy_expiry(
-    db: &sea_orm::DatabaseConnection,
+    db: &store::Db,
     settings: &Tokens,
 ) -> Result<u64, DbErr> {
     let mut settled = 0;

@@ -1,4 +1,6 @@
-//! The only module that speaks sea-orm: connections, migrations and every query.
+//! The only module that speaks sea-orm: connections, migrations and every query. The rest of
+//! the service sees [`Db`], [`Tx`], [`Conn`], [`DbErr`] and the types defined here
+//! (`tests/api/layout.rs` holds it to that).
 
 pub mod clients;
 pub mod email_tokens;
@@ -17,11 +19,24 @@ use migration::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr, Statement, TransactionOptions,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, SqlErr, Statement, TransactionOptions,
     TransactionTrait,
 };
 
+pub use sea_orm::DbErr;
 pub use users::{Credentials, Principal};
+
+/// The database: a pool of connections, shared by the whole service.
+pub type Db = DatabaseConnection;
+
+/// One transaction, from [`begin_write`]: a use case's writes go through it and are committed
+/// (`commit`) or, dropped, rolled back as one.
+pub type Tx = sea_orm::DatabaseTransaction;
+
+/// What a query runs on: the pool ([`Db`]) or a transaction ([`Tx`]).
+pub trait Conn: ConnectionTrait {}
+
+impl<T: ConnectionTrait> Conn for T {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -137,7 +152,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// Starts a transaction that holds the write lock from its first statement. On SQLite a
 /// deferred transaction that reads and then writes fails at once with SQLITE_BUSY when another
 /// writer got there first; `BEGIN IMMEDIATE` waits for the lock (busy timeout) instead.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+pub async fn begin_write(db: &Db) -> Result<Tx, DbErr> {
     db.begin_with_options(TransactionOptions {
         sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
         ..Default::default()
