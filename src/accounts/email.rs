@@ -10,29 +10,16 @@ use crate::domain::fields::CharField;
 use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, uid};
 use crate::mail::{Kind, Mailer};
 use crate::state::AppState;
+use crate::store::Conn;
 use crate::store::entity::email_token;
 use crate::store::{self, Principal, email_tokens, known_addresses, outbox, sessions, users};
-use crate::store::Conn;
 
 use super::{Error, Result, collect, credentials};
 
-/// What a link token may be used for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    Activation,
-    PasswordReset,
-    UsernameReset,
-}
+/// What a link token may be used for (stored with the link, the request and the message).
+pub use crate::store::Purpose;
 
 impl Purpose {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Activation => "activation",
-            Purpose::PasswordReset => "password_reset",
-            Purpose::UsernameReset => "username_reset",
-        }
-    }
-
     /// Which accounts a request for this purpose is for.
     pub(super) fn holders(self) -> users::Holders {
         match self {
@@ -59,15 +46,6 @@ impl Purpose {
             | Kind::PasswordChangedConfirmation
             | Kind::UsernameChangedConfirmation
             | Kind::EmailChangedNotice => None,
-        }
-    }
-
-    pub(super) fn from_request(kind: &str) -> Option<Self> {
-        match kind {
-            "activation" => Some(Purpose::Activation),
-            "password_reset" => Some(Purpose::PasswordReset),
-            "username_reset" => Some(Purpose::UsernameReset),
-            _ => None,
         }
     }
 }
@@ -125,7 +103,7 @@ pub(crate) async fn send(
         Some(purpose) => {
             let message = outbox::LinkMessage {
                 message_id: crate::mail::new_message_id(),
-                kind: purpose.as_str(),
+                kind: purpose,
                 user_id: user.id,
                 recipient: user.email.clone(),
                 fingerprint: fingerprint(user),
@@ -240,11 +218,11 @@ pub async fn request_link(state: &AppState, fields: &RawFields, purpose: Purpose
         return Ok(());
     };
     let limit = state.settings.mail.queue_limit;
-    match outbox::enqueue_request(&state.db, purpose.as_str(), &address, &key, limit).await? {
+    match outbox::enqueue_request(&state.db, purpose, &address, &key, limit).await? {
         outbox::Queued::Queued => state.mailer.wake(),
         outbox::Queued::Merged => {}
         outbox::Queued::Full => tracing::warn!(
-            kind = purpose.as_str(),
+            kind = ?purpose,
             limit,
             "email request dropped: AUTHD_EMAIL_QUEUE_LIMIT requests are pending"
         ),
@@ -282,8 +260,7 @@ async fn check_link(
         return Err(invalid_token());
     };
     let digest = crypto::token_digest(token.trim());
-    let Some(found) = email_tokens::find(&state.db, user.id, purpose.as_str(), &digest).await?
-    else {
+    let Some(found) = email_tokens::find(&state.db, user.id, purpose, &digest).await? else {
         return Err(invalid_token());
     };
     let usable = found.used_at.is_none()

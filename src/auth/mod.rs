@@ -17,6 +17,7 @@ use crate::store::entity::{auth_session, auth_token, oauth_client};
 use crate::store::{self, Principal, clients, sessions, tokens};
 use crate::store::{Db, DbErr, Tx};
 
+pub use crate::store::TokenKind;
 pub use cache::{Invalidation, TokenCache};
 
 /// A session's last use is written at most this often, and more often under a short idle
@@ -24,36 +25,6 @@ pub use cache::{Invalidation, TokenCache};
 const LAST_USE_WRITE_INTERVAL: Duration = Duration::from_secs(60);
 /// Registered clients stay in memory this long at most (a deletion evicts them at once).
 const CLIENT_CACHE_TTL: Duration = Duration::from_secs(60);
-
-/// What a token is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    /// A Djoser login token.
-    Login,
-    /// An OAuth2 access token.
-    Access,
-    /// An OAuth2 refresh token: never accepted by the guard.
-    Refresh,
-}
-
-impl TokenKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Login => "token",
-            TokenKind::Access => "access",
-            TokenKind::Refresh => "refresh",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "token" => Some(TokenKind::Login),
-            "access" => Some(TokenKind::Access),
-            "refresh" => Some(TokenKind::Refresh),
-            _ => None,
-        }
-    }
-}
 
 /// A live token and what it stands for: the user, the session, the token itself.
 #[derive(Debug)]
@@ -238,9 +209,7 @@ impl Authenticator {
         let Some((token, user, session)) = tokens::find_live(&self.db, &digest).await? else {
             return Ok(None);
         };
-        let Some(kind) = TokenKind::parse(&token.kind) else {
-            return Ok(None);
-        };
+        let kind = token.kind;
         if token.retired_at.is_some() {
             return Ok(None);
         }
@@ -299,11 +268,7 @@ impl Authenticator {
     /// Commits a transaction that revoked tokens or changed users, so that no instance answers
     /// from memory what it changed: the message to the others is part of the transaction (it
     /// is delivered if and only if the change commits), and this instance forgets at once.
-    pub async fn commit(
-        &self,
-        txn: Tx,
-        changes: &[Invalidation],
-    ) -> Result<(), DbErr> {
+    pub async fn commit(&self, txn: Tx, changes: &[Invalidation]) -> Result<(), DbErr> {
         for change in changes {
             store::notify(&txn, Invalidation::CHANNEL, &change.payload()).await?;
         }

@@ -12,7 +12,7 @@ use crate::domain::ClientInfo;
 use crate::state::AppState;
 use crate::store::entity::auth_session;
 use crate::store::{self, sessions, tokens, users};
-use crate::store::{Conn, DbErr, Tx};
+use crate::store::{Conn, DbErr, SessionKind, Tx};
 
 /// The longest session name kept, in characters.
 pub const NAME_MAX: usize = 64;
@@ -38,10 +38,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    /// What its row records (the client goes into a column of its own).
+    fn stored(self) -> SessionKind {
         match self {
-            Kind::Token => "token",
-            Kind::OAuth { .. } => "oauth",
+            Kind::Token => SessionKind::Token,
+            Kind::OAuth { .. } => SessionKind::OAuth,
         }
     }
 }
@@ -112,7 +113,7 @@ pub async fn open(
         sessions::NewSession {
             public_id: crypto::random_hex(16),
             user_id,
-            kind: kind.as_str(),
+            kind: kind.stored(),
             client_id: match kind {
                 Kind::OAuth { client } => client,
                 Kind::Token => None,
@@ -167,7 +168,7 @@ async fn mint(
             digest: token.digest,
             user_id: session.user_id,
             session_id: session.id,
-            kind: kind.as_str(),
+            kind,
             expires_at,
         },
     )
@@ -302,7 +303,7 @@ pub async fn refresh(
     let Some(presented) = tokens::find(&state.db, &digest).await? else {
         return Err(RefreshError::InvalidGrant);
     };
-    let (Some(session_id), "refresh") = (presented.session_id, presented.kind.as_str()) else {
+    let (Some(session_id), TokenKind::Refresh) = (presented.session_id, presented.kind) else {
         return Err(RefreshError::InvalidGrant);
     };
     let now = Utc::now();
@@ -365,10 +366,7 @@ pub async fn refresh(
 
 /// Sets the expiry of the tokens the previous release left (creation + AUTHD_TOKEN_TTL_SECONDS),
 /// at the first start after the upgrade, in batches.
-pub async fn settle_legacy_expiry(
-    db: &store::Db,
-    settings: &Tokens,
-) -> Result<u64, DbErr> {
+pub async fn settle_legacy_expiry(db: &store::Db, settings: &Tokens) -> Result<u64, DbErr> {
     let mut settled = 0;
     loop {
         let batch = tokens::expiry_pending(db, 500).await?;

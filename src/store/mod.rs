@@ -23,6 +23,9 @@ use sea_orm::{
     TransactionTrait,
 };
 
+pub use entity::auth_session::SessionKind;
+pub use entity::auth_token::TokenKind;
+pub use entity::email_token::Purpose;
 pub use sea_orm::DbErr;
 pub use users::{Credentials, Principal};
 
@@ -282,7 +285,7 @@ pub fn indexed_lookups(backend: DbBackend) -> Vec<(&'static str, Statement)> {
         ("auth_token", tokens::by_digest(&digest).build(backend)),
         (
             "email_token",
-            email_tokens::by_digest(1, "password_reset", &digest).build(backend),
+            email_tokens::by_digest(1, Purpose::PasswordReset, &digest).build(backend),
         ),
         (
             "login_failure",

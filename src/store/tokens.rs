@@ -6,7 +6,7 @@ use sea_orm::{
     QuerySelect, Select, SelectThree, Set, TopologyStar, sea_query::Expr,
 };
 
-use super::entity::auth_token::{ActiveModel, Column, Entity, Model};
+use super::entity::auth_token::{ActiveModel, Column, Entity, Model, TokenKind};
 use super::entity::{auth_session, auth_user};
 use super::users::Principal;
 
@@ -16,8 +16,7 @@ pub struct NewToken {
     pub digest: String,
     pub user_id: i64,
     pub session_id: i64,
-    /// `token`, `access` or `refresh`.
-    pub kind: &'static str,
+    pub kind: TokenKind,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -27,7 +26,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewToken) -> Result<Model, D
         user_id: Set(new.user_id),
         created: Set(Utc::now()),
         session_id: Set(Some(new.session_id)),
-        kind: Set(new.kind.to_owned()),
+        kind: Set(new.kind),
         expires_at: Set(new.expires_at),
         expiry_pending: Set(false),
         retired_at: Set(None),
@@ -153,7 +152,7 @@ pub async fn purge_expired(
         .filter(Column::ExpiresAt.lt(now))
         .filter(
             Condition::any()
-                .add(Column::Kind.eq("access"))
+                .add(Column::Kind.eq(TokenKind::Access))
                 .add(Column::RetiredAt.is_not_null()),
         )
         .limit(limit)
