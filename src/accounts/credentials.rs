@@ -9,6 +9,7 @@ use crate::domain::{ClientInfo, FieldErrors, Input, RawFields, email, messages, 
 use crate::mail::Kind;
 use crate::sessions::{self, Issued};
 use crate::state::AppState;
+use crate::store::users::{OnConstraint, Taken};
 use crate::store::{
     self, Credentials, Principal, email_tokens, known_addresses, sessions as session_rows, users,
 };
@@ -488,42 +489,36 @@ pub(crate) async fn rename(
             users::set_email(&txn, user.id, &value, email::canonical(&value)).await
         }
     };
-    match written {
-        Err(err) if store::is_unique_violation(&err) => {
-            let taken = match login_field(state) {
-                LoginField::Username => messages::USERNAME_TAKEN,
-                LoginField::Email => messages::EMAIL_TAKEN,
-            };
-            Err(FieldErrors::single(new_field, taken).into())
-        }
-        Err(err) => Err(err.into()),
-        Ok(()) => {
-            let mut notified = false;
-            if login_field(state) == LoginField::Email {
-                // Links sent to the old address die with it, and it is told.
-                email_tokens::revoke_live(&txn, user.id, None).await?;
-                notified =
-                    super::email::send_email_change_notice(&txn, &state.mailer, &user, &value)
-                        .await?;
-            }
-            let renamed = match login_field(state) {
-                LoginField::Username => Principal {
-                    username: value,
-                    ..user
-                },
-                LoginField::Email => Principal {
-                    email: value,
-                    ..user
-                },
-            };
-            let confirmation = (state.settings.djoser)
-                .username_changed_email_confirmation
-                .then_some(Kind::UsernameChangedConfirmation);
-            commit_change(state, txn, &renamed, confirmation).await?;
-            if notified {
-                state.mailer.wake();
-            }
-            Ok(())
-        }
+    written.on_constraint(|taken| {
+        let message = match taken {
+            Taken::Username => messages::USERNAME_TAKEN,
+            Taken::Email => messages::EMAIL_TAKEN,
+        };
+        Error::from(FieldErrors::single(new_field, message))
+    })?;
+    let mut notified = false;
+    if login_field(state) == LoginField::Email {
+        // Links sent to the old address die with it, and it is told.
+        email_tokens::revoke_live(&txn, user.id, None).await?;
+        notified =
+            super::email::send_email_change_notice(&txn, &state.mailer, &user, &value).await?;
     }
+    let renamed = match login_field(state) {
+        LoginField::Username => Principal {
+            username: value,
+            ..user
+        },
+        LoginField::Email => Principal {
+            email: value,
+            ..user
+        },
+    };
+    let confirmation = (state.settings.djoser)
+        .username_changed_email_confirmation
+        .then_some(Kind::UsernameChangedConfirmation);
+    commit_change(state, txn, &renamed, confirmation).await?;
+    if notified {
+        state.mailer.wake();
+    }
+    Ok(())
 }

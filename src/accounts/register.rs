@@ -7,6 +7,7 @@ use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, email, messages, username};
 use crate::mail::Kind;
 use crate::state::AppState;
+use crate::store::users::OnConstraint;
 use crate::store::{self, Principal, users};
 
 use super::email::send_sign_up;
@@ -109,11 +110,9 @@ pub(super) async fn create(
         is_superuser: creator == Creator::Operator,
     };
     let txn = store::begin_write(&state.db).await?;
-    let user = match users::insert(&txn, new_user).await {
-        Ok(user) => user,
-        Err(err) if store::is_unique_violation(&err) => return Err(Error::CannotCreateUser),
-        Err(err) => return Err(err.into()),
-    };
+    let user = users::insert(&txn, new_user)
+        .await
+        .on_constraint(|_| Error::CannotCreateUser)?;
     if activation {
         send_sign_up(&txn, &state.mailer, Kind::Activation, &user).await?;
     } else if creator == Creator::SignUp && djoser.send_confirmation_email {

@@ -3,6 +3,7 @@ use crate::crypto::Admission;
 use crate::domain::{ClientInfo, FieldErrors, RawFields, messages};
 use crate::mail::Kind;
 use crate::state::AppState;
+use crate::store::users::OnConstraint;
 use crate::store::{self, Principal, email_tokens, users};
 
 use super::credentials::{current_password_changed, current_password_problems, still_verified};
@@ -131,12 +132,9 @@ pub async fn update_user(
         }
         let before = user.clone();
         let canonical = email_canonical(state, &new_email);
-        match users::set_email(&txn, user.id, &new_email, canonical.clone()).await {
-            Err(err) if store::is_unique_violation(&err) => {
-                return Err(FieldErrors::single("email", messages::EMAIL_TAKEN).into());
-            }
-            other => other?,
-        }
+        users::set_email(&txn, user.id, &new_email, canonical.clone())
+            .await
+            .on_constraint(|_| Error::from(FieldErrors::single("email", messages::EMAIL_TAKEN)))?;
         user.email = new_email;
         user.email_canonical = canonical;
         // Links sent to the old address die with it (even if it comes back later).

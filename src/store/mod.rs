@@ -19,7 +19,7 @@ use migration::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbBackend, EntityTrait, QueryFilter, QueryOrder, SqlErr, Statement, TransactionOptions,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement, TransactionOptions,
     TransactionTrait,
 };
 
@@ -293,8 +293,4 @@ pub fn indexed_lookups(backend: DbBackend) -> Vec<(&'static str, Statement)> {
                 .build(backend),
         ),
     ]
-}
-
-pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, Set, SqlErr, sea_query::Expr,
 };
 
 use super::entity::auth_user::{ActiveModel, Column, Entity, Model};
@@ -71,6 +71,47 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("principal", &self.principal)
             .finish_non_exhaustive()
+    }
+}
+
+/// Which unique value of an account a write collided with: the losing side of a race that the
+/// checks before the write could not see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Username,
+    Email,
+}
+
+impl Taken {
+    /// The unique index `err` violates, if it is one of an account's. The database names it:
+    /// SQLite "UNIQUE constraint failed: auth_user.username_canonical", PostgreSQL the
+    /// constraint `auth_user_username_canonical_key`.
+    fn of(err: &DbErr) -> Option<Self> {
+        let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() else {
+            return None;
+        };
+        if message.contains("username_canonical") {
+            Some(Taken::Username)
+        } else if message.contains("email_canonical") {
+            Some(Taken::Email)
+        } else {
+            None
+        }
+    }
+}
+
+/// realworld's `on_constraint`: a write to an account that hit the unique username or email
+/// becomes the error `taken` makes of it; any other failure stays a database error.
+pub trait OnConstraint<T> {
+    fn on_constraint<E: From<DbErr>>(self, taken: impl FnOnce(Taken) -> E) -> Result<T, E>;
+}
+
+impl<T> OnConstraint<T> for Result<T, DbErr> {
+    fn on_constraint<E: From<DbErr>>(self, taken: impl FnOnce(Taken) -> E) -> Result<T, E> {
+        self.map_err(|err| match Taken::of(&err) {
+            Some(which) => taken(which),
+            None => err.into(),
+        })
     }
 }
 

@@ -451,3 +451,45 @@ async fn the_login_email_is_read_only_in_user_updates() {
         .await;
     assert_eq!(stolen.status, StatusCode::BAD_REQUEST);
 }
+
+/// A write that loses at a unique index of `auth_user` names which one, as the database words
+/// it (SQLite and PostgreSQL word it differently): what turns a lost race into "taken".
+#[tokio::test]
+async fn a_lost_race_at_the_unique_indexes_names_the_username_or_the_email() {
+    use authd::store::users::{self, NewUser, OnConstraint, Taken};
+    let app = TestApp::spawn().await;
+    let new = |name: &str, email: &str| NewUser {
+        username: name.into(),
+        username_canonical: name.into(),
+        email: email.into(),
+        email_canonical: Some(email.into()),
+        password_hash: "!".into(),
+        is_active: true,
+        activation_pending: false,
+        is_staff: false,
+        is_superuser: false,
+    };
+    /// What a failed insert turned into.
+    #[derive(Debug, PartialEq)]
+    enum Failed {
+        Taken(Taken),
+        Other,
+    }
+    impl From<authd::store::DbErr> for Failed {
+        fn from(_: authd::store::DbErr) -> Self {
+            Failed::Other
+        }
+    }
+    users::insert(app.db(), new("alice", "alice@example.com"))
+        .await
+        .expect("the first account");
+    let username = users::insert(app.db(), new("alice", "other@example.com"))
+        .await
+        .on_constraint(Failed::Taken);
+    assert_eq!(username.err(), Some(Failed::Taken(Taken::Username)));
+    let email = users::insert(app.db(), new("bob", "alice@example.com"))
+        .await
+        .on_constraint(Failed::Taken);
+    assert_eq!(email.err(), Some(Failed::Taken(Taken::Email)));
+    assert_eq!(app.count("auth_user").await, 1);
+}
