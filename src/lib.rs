@@ -30,7 +30,8 @@ pub mod sessions;
 pub mod startup;
 /// Shared application state.
 pub mod state;
-/// The only module that speaks sea-orm: connections, migrations, queries.
+/// The only module that speaks sea-orm (`tests/api/layout.rs` holds it to that):
+/// connections, migrations, queries.
 pub mod store;
 /// The background tasks and their orderly stop.
 pub mod tasks;

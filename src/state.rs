@@ -2,17 +2,16 @@
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
-
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::crypto::PasswordHasher;
 use crate::mail::Mailer;
+use crate::store::Db;
 use crate::throttle::RequestThrottle;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub settings: Arc<Settings>,
     pub hasher: Arc<PasswordHasher>,
     pub auth: Arc<Authenticator>,

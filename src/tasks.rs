@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{DatabaseConnection, DbErr};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +16,7 @@ use crate::auth::{Authenticator, Invalidation};
 use crate::config::{Mail, Maintenance};
 use crate::state::AppState;
 use crate::store::{self, email_tokens, outbox};
+use crate::store::{Db, DbErr};
 use crate::throttle::FailureLimits;
 
 /// How often the mail worker looks for due work when nobody wakes it.
@@ -103,11 +103,7 @@ async fn deliver_mail(delivery: Delivery, stop: CancellationToken) {
     }
 }
 
-async fn follow_invalidations(
-    db: DatabaseConnection,
-    auth: Arc<Authenticator>,
-    stop: CancellationToken,
-) {
+async fn follow_invalidations(db: Db, auth: Arc<Authenticator>, stop: CancellationToken) {
     let listening = store::listen(&db, Invalidation::CHANNEL, |payload| {
         auth.on_notification(payload)
     });
@@ -141,7 +137,7 @@ struct Purge {
     failures: FailureLimits,
 }
 
-async fn purge_periodically(db: DatabaseConnection, purge: Purge, stop: CancellationToken) {
+async fn purge_periodically(db: Db, purge: Purge, stop: CancellationToken) {
     loop {
         if let Err(err) = purge.run(&db).await {
             tracing::error!(error = %crate::telemetry::chain(&err), "purge failed");
@@ -159,7 +155,7 @@ impl Purge {
     /// longer ago than the retention, closed send windows, old cache invalidations, failed
     /// logins past every throttle window, login addresses no longer known. Retired refresh tokens stay until their family ends:
     /// reuse detection needs them.
-    async fn run(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+    async fn run(&self, db: &Db) -> Result<(), DbErr> {
         let now = Utc::now();
         let ago = |span: Duration| {
             now - chrono::Duration::from_std(span).unwrap_or(chrono::Duration::MAX)

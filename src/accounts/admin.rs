@@ -1,7 +1,7 @@
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, username};
 use crate::state::AppState;
-use crate::store::{self, User, email_tokens, sessions, users};
+use crate::store::{self, Principal, email_tokens, sessions, users};
 
 use super::register::{Creator, create};
 use super::{Error, Result, check_password, commit_change};
@@ -12,7 +12,7 @@ pub async fn create_superuser(
     name: &str,
     email_address: &str,
     password: &str,
-) -> Result<User> {
+) -> Result<Principal> {
     let fields = RawFields::from_pairs([
         ("username", name),
         ("email", email_address),
@@ -22,9 +22,10 @@ pub async fn create_superuser(
     create(state, &state.hasher.admit()?, &fields, Creator::Operator).await
 }
 
-async fn find(state: &AppState, name: &str) -> Result<User> {
+async fn find(state: &AppState, name: &str) -> Result<Principal> {
     users::find_by_username(&state.db, &username::canonical(name))
         .await?
+        .map(|found| found.principal)
         .ok_or(Error::NoSuchUser)
 }
 

@@ -9,7 +9,11 @@ use crate::domain::{ClientInfo, FieldErrors, Input, RawFields, email, messages, 
 use crate::mail::Kind;
 use crate::sessions::{self, Issued};
 use crate::state::AppState;
-use crate::store::{self, User, email_tokens, known_addresses, sessions as session_rows, users};
+use crate::store::OnConstraint;
+use crate::store::users::Taken;
+use crate::store::{
+    self, Credentials, Principal, email_tokens, known_addresses, sessions as session_rows, users,
+};
 use crate::throttle;
 
 use super::{
@@ -105,7 +109,7 @@ pub async fn log_in(
             .unwrap_or(chrono::Duration::MAX);
     let known = known_addresses::is_known(
         &state.db,
-        found.as_ref().map_or(0, |user| user.id),
+        found.as_ref().map_or(0, |found| found.principal.id),
         &address,
         known_since,
     )
@@ -114,16 +118,17 @@ pub async fn log_in(
         address: &address,
         known,
     };
-    let attempt = begin_attempt(state, client, source, &account, found.as_ref()).await?;
+    let principal = found.as_ref().map(|found| &found.principal);
+    let attempt = begin_attempt(state, client, source, &account, principal).await?;
     let checked = check_login(hashing, found.as_ref(), password.clone()).await;
-    let (user, outdated) = match checked {
+    let (verified, outdated) = match checked {
         Err(err) => {
             attempt.abandon().await;
             return Err(err);
         }
         Ok(None) => {
             attempt.failed().await;
-            log_failure(found.as_ref(), &account, client, "password check failed");
+            log_failure(principal, &account, client, "password check failed");
             return Ok(None);
         }
         Ok(Some(verified)) => {
@@ -135,13 +140,14 @@ pub async fn log_in(
         true => Some(hashing.hash(password).await?),
         false => None,
     };
+    let user = &verified.principal;
     let txn = store::begin_write(&state.db).await?;
     // The password may have changed, or the account been deactivated, while we hashed.
-    if still_verified(&txn, &user).await?.is_none() {
+    if still_verified(&txn, user).await?.is_none() {
         return Ok(None);
     }
     if let Some(rehashed) = rehashed {
-        users::rehash(&txn, user.id, &user.password, &rehashed).await?;
+        users::rehash(&txn, user.id, &verified.password_hash, &rehashed).await?;
     }
     let (issued, evicted) =
         sessions::open(&txn, &state.settings.tokens, user.id, kind, name, client).await?;
@@ -172,7 +178,7 @@ fn canonical_login(state: &AppState, login_value: &str) -> String {
 }
 
 /// An account's own canonical login value.
-pub(super) fn account_of(state: &AppState, user: &User) -> String {
+pub(super) fn account_of(state: &AppState, user: &Principal) -> String {
     match login_field(state) {
         LoginField::Username => user.username_canonical.clone(),
         LoginField::Email => canonical_login(state, &user.email),
@@ -180,7 +186,7 @@ pub(super) fn account_of(state: &AppState, user: &User) -> String {
 }
 
 /// The account `identifier` names, active or not.
-async fn find_account(state: &AppState, identifier: &str) -> Result<Option<User>> {
+async fn find_account(state: &AppState, identifier: &str) -> Result<Option<Credentials>> {
     Ok(match login_field(state) {
         LoginField::Username => {
             users::find_by_username(&state.db, &username::canonical(identifier)).await?
@@ -199,7 +205,7 @@ async fn begin_attempt(
     client: &ClientInfo,
     source: throttle::Source<'_>,
     account: &str,
-    found: Option<&User>,
+    found: Option<&Principal>,
 ) -> Result<throttle::Attempt> {
     let begun = throttle::begin_attempt(
         &state.db,
@@ -231,7 +237,7 @@ async fn begin_attempt(
 /// A failed password check, as the log tells it: the canonical account only when it exists
 /// (a login value typed for no account may be a password typed into the wrong field), and the
 /// client's address.
-fn log_failure(found: Option<&User>, account: &str, client: &ClientInfo, what: &str) {
+fn log_failure(found: Option<&Principal>, account: &str, client: &ClientInfo, what: &str) {
     match found {
         Some(user) => {
             tracing::warn!(user_id = user.id, account, client_ip = %client.ip, "{what}")
@@ -244,15 +250,18 @@ fn log_failure(found: Option<&User>, account: &str, client: &ClientInfo, what: &
 /// outdated. No account costs a full hash too.
 async fn check_login(
     hashing: &Admission,
-    found: Option<&User>,
+    found: Option<&Credentials>,
     password: String,
-) -> Result<Option<(User, bool)>> {
-    let Some(user) = found else {
+) -> Result<Option<(Credentials, bool)>> {
+    let Some(account) = found else {
         hashing.verify_dummy(password).await?;
         return Ok(None);
     };
-    let verified = hashing.verify(password, user.password.clone()).await?;
-    Ok((verified.matches && user.is_active).then(|| (user.clone(), verified.outdated)))
+    let verified = hashing
+        .verify(password, account.password_hash.clone())
+        .await?;
+    let active = account.principal.is_active;
+    Ok((verified.matches && active).then(|| (account.clone(), verified.outdated)))
 }
 
 /// `POST /token/logout/`: ends the caller's session (for an access token, its whole family).
@@ -264,9 +273,9 @@ pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
 /// Inside a write transaction: the account, locked, if it is active and its password is still
 /// the one that was verified (a rehash at a new cost keeps the version, a change bumps it).
 pub(super) async fn still_verified(
-    txn: &impl sea_orm::ConnectionTrait,
-    verified: &User,
-) -> Result<Option<User>> {
+    txn: &impl store::Conn,
+    verified: &Principal,
+) -> Result<Option<Principal>> {
     Ok(users::lock(txn, verified.id)
         .await?
         .filter(|now| now.is_active && now.password_version == verified.password_version))
@@ -292,19 +301,29 @@ pub(super) async fn current_password_problems(
         Err(problems) => return Ok(Some(problems)),
         Ok(current) => current,
     };
+    // The hash as stored now: the cached caller holds none. A password changed since the
+    // caller was cached fails the version check of the write that follows.
+    let stored = users::credentials(&state.db, caller.user.id).await?;
     let account = account_of(state, &caller.user);
     let source = throttle::Source::Session(caller.session_id);
     let attempt = begin_attempt(state, client, source, &account, Some(&caller.user)).await?;
-    match hashing.verify(current, caller.user.password.clone()).await {
+    let checked = match stored {
+        Some(stored) => {
+            (hashing.verify(current, stored.password_hash).await).map(|verified| verified.matches)
+        }
+        // Deleted since the token was checked: a full hash, and no match.
+        None => hashing.verify_dummy(current).await.map(|()| false),
+    };
+    match checked {
         Err(err) => {
             attempt.abandon().await;
             Err(err.into())
         }
-        Ok(verified) if verified.matches => {
+        Ok(true) => {
             attempt.succeeded().await?;
             Ok(None)
         }
-        Ok(_) => {
+        Ok(false) => {
             attempt.failed().await;
             log_failure(
                 Some(&caller.user),
@@ -457,10 +476,10 @@ pub(crate) async fn parse_new_identifier(
 /// confirmation email if asked for, then every cached token of the user forgotten. Losing a
 /// race at the unique index reads as "taken".
 pub(crate) async fn rename(
-    txn: sea_orm::DatabaseTransaction,
+    txn: store::Tx,
     state: &AppState,
     new_field: &str,
-    user: User,
+    user: Principal,
     value: String,
 ) -> Result<()> {
     let written = match login_field(state) {
@@ -471,42 +490,36 @@ pub(crate) async fn rename(
             users::set_email(&txn, user.id, &value, email::canonical(&value)).await
         }
     };
-    match written {
-        Err(err) if store::is_unique_violation(&err) => {
-            let taken = match login_field(state) {
-                LoginField::Username => messages::USERNAME_TAKEN,
-                LoginField::Email => messages::EMAIL_TAKEN,
-            };
-            Err(FieldErrors::single(new_field, taken).into())
-        }
-        Err(err) => Err(err.into()),
-        Ok(()) => {
-            let mut notified = false;
-            if login_field(state) == LoginField::Email {
-                // Links sent to the old address die with it, and it is told.
-                email_tokens::revoke_live(&txn, user.id, None).await?;
-                notified =
-                    super::email::send_email_change_notice(&txn, &state.mailer, &user, &value)
-                        .await?;
-            }
-            let renamed = match login_field(state) {
-                LoginField::Username => User {
-                    username: value,
-                    ..user
-                },
-                LoginField::Email => User {
-                    email: value,
-                    ..user
-                },
-            };
-            let confirmation = (state.settings.djoser)
-                .username_changed_email_confirmation
-                .then_some(Kind::UsernameChangedConfirmation);
-            commit_change(state, txn, &renamed, confirmation).await?;
-            if notified {
-                state.mailer.wake();
-            }
-            Ok(())
-        }
+    written.on_constraint(|taken| {
+        let message = match taken {
+            Taken::Username => messages::USERNAME_TAKEN,
+            Taken::Email => messages::EMAIL_TAKEN,
+        };
+        Error::from(FieldErrors::single(new_field, message))
+    })?;
+    let mut notified = false;
+    if login_field(state) == LoginField::Email {
+        // Links sent to the old address die with it, and it is told.
+        email_tokens::revoke_live(&txn, user.id, None).await?;
+        notified =
+            super::email::send_email_change_notice(&txn, &state.mailer, &user, &value).await?;
     }
+    let renamed = match login_field(state) {
+        LoginField::Username => Principal {
+            username: value,
+            ..user
+        },
+        LoginField::Email => Principal {
+            email: value,
+            ..user
+        },
+    };
+    let confirmation = (state.settings.djoser)
+        .username_changed_email_confirmation
+        .then_some(Kind::UsernameChangedConfirmation);
+    commit_change(state, txn, &renamed, confirmation).await?;
+    if notified {
+        state.mailer.wake();
+    }
+    Ok(())
 }

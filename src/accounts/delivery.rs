@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use sea_orm::{DatabaseConnection, DbErr};
 use tokio_util::sync::CancellationToken;
 
 use crate::crypto;
@@ -20,6 +19,7 @@ use crate::mail::{Link, Mailer};
 use crate::store::entity::{email_outbox, email_request};
 use crate::store::outbox::NewMessage;
 use crate::store::{self, email_tokens, outbox, users};
+use crate::store::{Db, DbErr};
 
 use super::Error;
 use super::email::{Purpose, addresses, awaits_activation, fingerprint, send, send_sign_up};
@@ -44,7 +44,7 @@ pub enum WorkerError {
 /// What the background delivery needs: the database and the mailer.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub db: DatabaseConnection,
+    pub db: Db,
     pub mailer: Arc<Mailer>,
 }
 
@@ -85,10 +85,7 @@ impl Delivery {
     /// The worker's half of `request_link`: a message for each matching account whose window
     /// is open (for a resent activation, a sign-up message: the address's window).
     async fn resolve(&self, request: email_request::Model) -> Result<(), WorkerError> {
-        let Some(purpose) = Purpose::from_request(&request.kind) else {
-            outbox::finish_request(&self.db, request.id).await?;
-            return Ok(());
-        };
+        let purpose = request.kind;
         let matching =
             users::find_by_address(&self.db, &addresses(&request.email), purpose.holders()).await?;
         let window = self.mailer.settings().send_window;
@@ -99,7 +96,7 @@ impl Delivery {
                 Purpose::Activation => {
                     send_sign_up(&txn, &self.mailer, purpose.kind(), user).await?
                 }
-                _ if outbox::claim_window(&txn, user.id, purpose.as_str(), window).await? => {
+                _ if outbox::claim_window(&txn, user.id, purpose, window).await? => {
                     send(&txn, &self.mailer, purpose.kind(), user).await?;
                     true
                 }
@@ -128,7 +125,7 @@ impl Delivery {
                 text_body: row.text_body.clone(),
                 html_body: row.html_body.clone(),
             },
-            Some(kind) => match self.render_with_link(row, kind).await? {
+            Some(kind) => match self.render_with_link(row, *kind).await? {
                 Some(message) => message,
                 None => return Ok(None),
             },
@@ -142,29 +139,28 @@ impl Delivery {
     async fn render_with_link(
         &self,
         row: &email_outbox::Model,
-        kind: &str,
+        purpose: Purpose,
     ) -> Result<Option<NewMessage>, WorkerError> {
         let txn = store::begin_write(&self.db).await?;
         let user = match row.user_id {
             Some(id) => users::lock(&txn, id).await?,
             None => None,
         };
-        let purpose = Purpose::from_request(kind);
-        let problem = match (&user, purpose) {
-            (None, _) | (_, None) => Some("the account is gone"),
-            (Some(user), _) if Some(fingerprint(user)) != row.fingerprint => {
+        let problem = match &user {
+            None => Some("the account is gone"),
+            Some(user) if Some(fingerprint(user)) != row.fingerprint => {
                 Some("the account's password or email changed since the request")
             }
-            (Some(user), Some(Purpose::Activation)) if !awaits_activation(user) => {
+            Some(user) if purpose == Purpose::Activation && !awaits_activation(user) => {
                 Some("the account no longer waits for activation")
             }
-            (Some(user), Some(_)) if !user.is_active && purpose != Some(Purpose::Activation) => {
+            Some(user) if purpose != Purpose::Activation && !user.is_active => {
                 Some("the account is inactive")
             }
             _ => None,
         };
-        let (Some(user), Some(purpose), None) = (user, purpose, problem) else {
-            let reason = format!("dropped: {}", problem.unwrap_or("unknown kind"));
+        let (Some(user), None) = (user, problem) else {
+            let reason = format!("dropped: {}", problem.unwrap_or("the account is gone"));
             outbox::drop_message(&txn, row.id, &reason).await?;
             txn.commit().await?;
             tracing::info!(message = row.id, %reason, "email not sent");
@@ -173,11 +169,11 @@ impl Delivery {
         let token = crypto::generate_link_token().map_err(|_| Error::Random)?;
         let lifetime = chrono::Duration::from_std(self.mailer.settings().token_lifetime)
             .unwrap_or(chrono::Duration::days(1));
-        email_tokens::revoke_live(&txn, user.id, Some(purpose.as_str())).await?;
+        email_tokens::revoke_live(&txn, user.id, Some(purpose)).await?;
         email_tokens::insert(
             &txn,
             user.id,
-            purpose.as_str(),
+            purpose,
             token.digest,
             fingerprint(&user),
             Utc::now() + lifetime,

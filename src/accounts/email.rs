@@ -3,7 +3,6 @@
 //! and dead once the password or email changes; only their digest is stored.
 
 use chrono::Utc;
-use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::{self, Admission};
@@ -11,28 +10,16 @@ use crate::domain::fields::CharField;
 use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, uid};
 use crate::mail::{Kind, Mailer};
 use crate::state::AppState;
+use crate::store::Conn;
 use crate::store::entity::email_token;
-use crate::store::{self, User, email_tokens, known_addresses, outbox, sessions, users};
+use crate::store::{self, Principal, email_tokens, known_addresses, outbox, sessions, users};
 
 use super::{Error, Result, collect, credentials};
 
-/// What a link token may be used for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    Activation,
-    PasswordReset,
-    UsernameReset,
-}
+/// What a link token may be used for (stored with the link, the request and the message).
+pub use crate::store::Purpose;
 
 impl Purpose {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Activation => "activation",
-            Purpose::PasswordReset => "password_reset",
-            Purpose::UsernameReset => "username_reset",
-        }
-    }
-
     /// Which accounts a request for this purpose is for.
     pub(super) fn holders(self) -> users::Holders {
         match self {
@@ -61,21 +48,12 @@ impl Purpose {
             | Kind::EmailChangedNotice => None,
         }
     }
-
-    pub(super) fn from_request(kind: &str) -> Option<Self> {
-        match kind {
-            "activation" => Some(Purpose::Activation),
-            "password_reset" => Some(Purpose::PasswordReset),
-            "username_reset" => Some(Purpose::UsernameReset),
-            _ => None,
-        }
-    }
 }
 
 /// Ties a link to the account as it was: a password change (its version, not its hash, so a
 /// rehash at a new cost keeps links alive) or a new email address kills it. Migration 4 holds
 /// a frozen copy, with which it rewrote the previous release's fingerprints.
-pub(super) fn fingerprint(user: &User) -> String {
+pub(super) fn fingerprint(user: &Principal) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"authd link v2\0");
     hasher.update(user.password_version.to_string().as_bytes());
@@ -89,10 +67,10 @@ pub(super) fn fingerprint(user: &User) -> String {
 /// for activation, still waiting for it). Nothing read before the transaction (before a slow
 /// hash, say) is trusted.
 async fn redeem(
-    txn: &impl ConnectionTrait,
+    txn: &impl Conn,
     token: &email_token::Model,
     purpose: Purpose,
-) -> Result<Option<User>> {
+) -> Result<Option<Principal>> {
     if !email_tokens::consume(txn, token.id).await? {
         return Ok(None);
     }
@@ -104,7 +82,7 @@ async fn redeem(
 
 /// Inactive because it never proved its address (new, or after an email change), not because
 /// an operator deactivated it.
-pub(super) fn awaits_activation(user: &User) -> bool {
+pub(super) fn awaits_activation(user: &Principal) -> bool {
     !user.is_active && user.activation_pending
 }
 
@@ -113,10 +91,10 @@ pub(super) fn awaits_activation(user: &User) -> bool {
 /// delivered, so no working link rests in the database. Users without an address get nothing
 /// (as in djoser).
 pub(crate) async fn send(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     mailer: &Mailer,
     kind: Kind,
-    user: &User,
+    user: &Principal,
 ) -> Result<()> {
     if user.email.is_empty() {
         return Ok(());
@@ -125,7 +103,7 @@ pub(crate) async fn send(
         Some(purpose) => {
             let message = outbox::LinkMessage {
                 message_id: crate::mail::new_message_id(),
-                kind: purpose.as_str(),
+                kind: purpose,
                 user_id: user.id,
                 recipient: user.email.clone(),
                 fingerprint: fingerprint(user),
@@ -154,10 +132,10 @@ pub(super) fn address_key(address: &str) -> Option<String> {
 /// the window the message is dropped (and logged); the account is made all the same, and
 /// `resend_activation` works once the window has passed. Returns whether it was queued.
 pub(super) async fn send_sign_up(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     mailer: &Mailer,
     kind: Kind,
-    user: &User,
+    user: &Principal,
 ) -> Result<bool> {
     let Some(key) = address_key(&user.email) else {
         return Ok(false);
@@ -179,9 +157,9 @@ pub(super) async fn send_sign_up(
 /// move unnoticed. `before` is the account as it was. The notice carries no link. Returns
 /// whether a message was queued (an account without an address gets none).
 pub(super) async fn send_email_change_notice(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     mailer: &Mailer,
-    before: &User,
+    before: &Principal,
     new_address: &str,
 ) -> Result<bool> {
     let change = crate::mail::EmailChange {
@@ -240,11 +218,11 @@ pub async fn request_link(state: &AppState, fields: &RawFields, purpose: Purpose
         return Ok(());
     };
     let limit = state.settings.mail.queue_limit;
-    match outbox::enqueue_request(&state.db, purpose.as_str(), &address, &key, limit).await? {
+    match outbox::enqueue_request(&state.db, purpose, &address, &key, limit).await? {
         outbox::Queued::Queued => state.mailer.wake(),
         outbox::Queued::Merged => {}
         outbox::Queued::Full => tracing::warn!(
-            kind = purpose.as_str(),
+            kind = ?purpose,
             limit,
             "email request dropped: AUTHD_EMAIL_QUEUE_LIMIT requests are pending"
         ),
@@ -254,9 +232,9 @@ pub async fn request_link(state: &AppState, fields: &RawFields, purpose: Purpose
 
 /// The uid and token of a link, checked in djoser's order: uid first, then the token.
 enum LinkCheck {
-    Valid(User, email_token::Model),
+    Valid(Principal, email_token::Model),
     /// The token was issued to this user for this purpose, but is used, expired or stale.
-    Spent(User),
+    Spent(Principal),
 }
 
 async fn check_link(
@@ -282,8 +260,7 @@ async fn check_link(
         return Err(invalid_token());
     };
     let digest = crypto::token_digest(token.trim());
-    let Some(found) = email_tokens::find(&state.db, user.id, purpose.as_str(), &digest).await?
-    else {
+    let Some(found) = email_tokens::find(&state.db, user.id, purpose, &digest).await? else {
         return Err(invalid_token());
     };
     let usable = found.used_at.is_none()
@@ -329,7 +306,7 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
         return Err(Error::StaleToken);
     };
     users::set_activation(&txn, user.id, true, false).await?;
-    let activated = User {
+    let activated = Principal {
         is_active: true,
         activation_pending: false,
         ..user

@@ -14,8 +14,6 @@ mod register;
 /// Reading, updating and deleting users.
 mod users;
 
-use sea_orm::DbErr;
-
 use crate::auth::Invalidation;
 use crate::config::LoginField;
 use crate::crypto::HashError;
@@ -24,8 +22,8 @@ use crate::domain::{FieldErrors, RawFields, email as address, messages, username
 use crate::mail::Kind;
 use crate::mail::MailError;
 use crate::state::AppState;
-use crate::store::User;
 use crate::store::users as user_rows;
+use crate::store::{DbErr, Principal, Tx};
 
 pub use admin::{activate, change_password, create_superuser, deactivate};
 pub use credentials::{PasswordLogin, log_in, login, logout, set_password, set_username};
@@ -107,8 +105,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// mail worker woken.
 async fn commit_change(
     state: &AppState,
-    txn: sea_orm::DatabaseTransaction,
-    user: &User,
+    txn: Tx,
+    user: &Principal,
     message: Option<Kind>,
 ) -> Result<()> {
     if let Some(kind) = message {

@@ -7,7 +7,9 @@ use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, email, messages, username};
 use crate::mail::Kind;
 use crate::state::AppState;
-use crate::store::{self, User, users};
+use crate::store::OnConstraint;
+use crate::store::users::Taken;
+use crate::store::{self, Principal, users};
 
 use super::email::send_sign_up;
 
@@ -22,7 +24,11 @@ pub(super) enum Creator {
 }
 
 /// `POST /users/`.
-pub async fn register(state: &AppState, hashing: &Admission, fields: &RawFields) -> Result<User> {
+pub async fn register(
+    state: &AppState,
+    hashing: &Admission,
+    fields: &RawFields,
+) -> Result<Principal> {
     create(state, hashing, fields, Creator::SignUp).await
 }
 
@@ -32,7 +38,7 @@ pub(super) async fn create(
     hashing: &Admission,
     fields: &RawFields,
     creator: Creator,
-) -> Result<User> {
+) -> Result<Principal> {
     let retype = state.settings.djoser.user_create_password_retype;
     let mut errors = FieldErrors::new();
 
@@ -105,11 +111,9 @@ pub(super) async fn create(
         is_superuser: creator == Creator::Operator,
     };
     let txn = store::begin_write(&state.db).await?;
-    let user = match users::insert(&txn, new_user).await {
-        Ok(user) => user,
-        Err(err) if store::is_unique_violation(&err) => return Err(Error::CannotCreateUser),
-        Err(err) => return Err(err.into()),
-    };
+    let user = users::insert(&txn, new_user)
+        .await
+        .on_constraint(|_: Taken| Error::CannotCreateUser)?;
     if activation {
         send_sign_up(&txn, &state.mailer, Kind::Activation, &user).await?;
     } else if creator == Creator::SignUp && djoser.send_confirmation_email {

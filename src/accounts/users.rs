@@ -3,14 +3,16 @@ use crate::crypto::Admission;
 use crate::domain::{ClientInfo, FieldErrors, RawFields, messages};
 use crate::mail::Kind;
 use crate::state::AppState;
-use crate::store::{self, User, email_tokens, users};
+use crate::store::OnConstraint;
+use crate::store::users::Taken;
+use crate::store::{self, Principal, email_tokens, users};
 
 use super::credentials::{current_password_changed, current_password_problems, still_verified};
 use super::email::{awaits_activation, send_email_change_notice};
 use super::{Error, Result, collect, commit_change, email_canonical, email_login, parse_email};
 
 /// `GET /users/`: everyone for staff or without HIDE_USERS, otherwise only the caller.
-pub async fn list_users(state: &AppState, caller: &Caller) -> Result<Vec<User>> {
+pub async fn list_users(state: &AppState, caller: &Caller) -> Result<Vec<Principal>> {
     if state.settings.djoser.hide_users && !caller.user.is_staff {
         return Ok(vec![caller.user.clone()]);
     }
@@ -37,7 +39,7 @@ async fn resolve(
     caller: &Caller,
     target: Target<'_>,
     action: Action,
-) -> Result<User> {
+) -> Result<Principal> {
     let id_text = match target {
         Target::Me => return Ok(caller.user.clone()),
         Target::Id(id_text) => id_text,
@@ -55,12 +57,16 @@ async fn resolve(
     Err(Error::PermissionDenied)
 }
 
-pub async fn get_user(state: &AppState, caller: &Caller, target: Target<'_>) -> Result<User> {
+pub async fn get_user(state: &AppState, caller: &Caller, target: Target<'_>) -> Result<Principal> {
     resolve(state, caller, target, Action::Retrieve).await
 }
 
 /// The user a `PUT`/`PATCH` may change (404/403 come before the body is read).
-pub async fn user_to_update(state: &AppState, caller: &Caller, target: Target<'_>) -> Result<User> {
+pub async fn user_to_update(
+    state: &AppState,
+    caller: &Caller,
+    target: Target<'_>,
+) -> Result<Principal> {
     resolve(state, caller, target, Action::Update).await
 }
 
@@ -68,7 +74,7 @@ pub async fn user_to_update(state: &AppState, caller: &Caller, target: Target<'_
 /// the account, so a stolen token alone must not move it (AUTHD_EMAIL_CHANGE_REQUIRES_PASSWORD).
 /// Staff changing a non-staff account need none, as in Djoser; a staff or superuser account's
 /// address needs the caller's own password, whoever the caller is.
-fn change_needs_password(state: &AppState, caller: &Caller, target: &User) -> bool {
+fn change_needs_password(state: &AppState, caller: &Caller, target: &Principal) -> bool {
     state.settings.email_change_requires_password
         && !(caller.user.is_staff && !target.is_staff && !target.is_superuser)
 }
@@ -81,9 +87,9 @@ pub async fn update_user(
     state: &AppState,
     client: &ClientInfo,
     caller: &Caller,
-    target: User,
+    target: Principal,
     fields: &RawFields,
-) -> Result<User> {
+) -> Result<Principal> {
     let mut errors = FieldErrors::new();
     // djoser's `read_only_fields`: the login field changes only through set_username, which
     // asks for the password.
@@ -127,12 +133,11 @@ pub async fn update_user(
         }
         let before = user.clone();
         let canonical = email_canonical(state, &new_email);
-        match users::set_email(&txn, user.id, &new_email, canonical.clone()).await {
-            Err(err) if store::is_unique_violation(&err) => {
-                return Err(FieldErrors::single("email", messages::EMAIL_TAKEN).into());
-            }
-            other => other?,
-        }
+        users::set_email(&txn, user.id, &new_email, canonical.clone())
+            .await
+            .on_constraint(|_: Taken| {
+                Error::from(FieldErrors::single("email", messages::EMAIL_TAKEN))
+            })?;
         user.email = new_email;
         user.email_canonical = canonical;
         // Links sent to the old address die with it (even if it comes back later).
@@ -157,7 +162,11 @@ pub async fn update_user(
 }
 
 /// The user a `DELETE` may remove (404/403 come before the body is read).
-pub async fn user_to_delete(state: &AppState, caller: &Caller, target: Target<'_>) -> Result<User> {
+pub async fn user_to_delete(
+    state: &AppState,
+    caller: &Caller,
+    target: Target<'_>,
+) -> Result<Principal> {
     resolve(state, caller, target, Action::Destroy).await
 }
 
@@ -167,7 +176,7 @@ pub async fn delete_user(
     hashing: &Admission,
     client: &ClientInfo,
     caller: &Caller,
-    user: User,
+    user: Principal,
     fields: &RawFields,
 ) -> Result<()> {
     if let Some(problems) =

@@ -259,13 +259,12 @@ mod tests {
     }
 
     fn in_session(user_id: i64, session_id: i64) -> Arc<Caller> {
-        let user = crate::store::User {
+        let user = crate::store::Principal {
             id: user_id,
             username: "u".into(),
             username_canonical: "u".into(),
             email: String::new(),
             email_canonical: None,
-            password: String::new(),
             password_version: 0,
             is_active: true,
             activation_pending: false,
@@ -281,7 +280,7 @@ mod tests {
             user_id,
             created: now,
             session_id: Some(session_id),
-            kind: "token".into(),
+            kind: crate::store::TokenKind::Login,
             expires_at: None,
             expiry_pending: false,
             retired_at: None,
@@ -291,7 +290,7 @@ mod tests {
             id: session_id,
             public_id: "s".into(),
             user_id,
-            kind: "token".into(),
+            kind: crate::store::SessionKind::Token,
             client_id: None,
             name: String::new(),
             client_ip: None,

@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
 use crate::crypto;
 use crate::store::entity::{auth_session, auth_token, oauth_client};
-use crate::store::{self, User, clients, sessions, tokens};
+use crate::store::{self, Principal, clients, sessions, tokens};
+use crate::store::{Db, DbErr, Tx};
 
+pub use crate::store::TokenKind;
 pub use cache::{Invalidation, TokenCache};
 
 /// A session's last use is written at most this often, and more often under a short idle
@@ -25,40 +26,10 @@ const LAST_USE_WRITE_INTERVAL: Duration = Duration::from_secs(60);
 /// Registered clients stay in memory this long at most (a deletion evicts them at once).
 const CLIENT_CACHE_TTL: Duration = Duration::from_secs(60);
 
-/// What a token is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
-    /// A Djoser login token.
-    Login,
-    /// An OAuth2 access token.
-    Access,
-    /// An OAuth2 refresh token: never accepted by the guard.
-    Refresh,
-}
-
-impl TokenKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Login => "token",
-            TokenKind::Access => "access",
-            TokenKind::Refresh => "refresh",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "token" => Some(TokenKind::Login),
-            "access" => Some(TokenKind::Access),
-            "refresh" => Some(TokenKind::Refresh),
-            _ => None,
-        }
-    }
-}
-
 /// A live token and what it stands for: the user, the session, the token itself.
 #[derive(Debug)]
 pub struct Caller {
-    pub user: User,
+    pub user: Principal,
     pub session_id: i64,
     pub token_id: i64,
     /// SHA-256 of the presented token (what the database stores; not a secret).
@@ -76,7 +47,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(
-        user: User,
+        user: Principal,
         token: &auth_token::Model,
         session: &auth_session::Model,
         kind: TokenKind,
@@ -121,7 +92,7 @@ pub enum TokenRejected {
 
 /// The guard, its memory, and the last uses waiting to be written.
 pub struct Authenticator {
-    db: DatabaseConnection,
+    db: Db,
     cache: TokenCache,
     idle: Duration,
     /// How often at most a session's last use is queued for writing.
@@ -143,7 +114,7 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// `cache_ttl` of zero: every request asks the database; `idle` of zero: no idle limit.
-    pub fn new(db: DatabaseConnection, cache_ttl: Duration, idle: Duration) -> Self {
+    pub fn new(db: Db, cache_ttl: Duration, idle: Duration) -> Self {
         // A session read back from the database (the cache expired, another instance answers)
         // is judged by its written last use: written every quarter of the idle limit at most,
         // it is never stale enough to idle a token in use out.
@@ -238,9 +209,7 @@ impl Authenticator {
         let Some((token, user, session)) = tokens::find_live(&self.db, &digest).await? else {
             return Ok(None);
         };
-        let Some(kind) = TokenKind::parse(&token.kind) else {
-            return Ok(None);
-        };
+        let kind = token.kind;
         if token.retired_at.is_some() {
             return Ok(None);
         }
@@ -299,11 +268,7 @@ impl Authenticator {
     /// Commits a transaction that revoked tokens or changed users, so that no instance answers
     /// from memory what it changed: the message to the others is part of the transaction (it
     /// is delivered if and only if the change commits), and this instance forgets at once.
-    pub async fn commit(
-        &self,
-        txn: DatabaseTransaction,
-        changes: &[Invalidation],
-    ) -> Result<(), DbErr> {
+    pub async fn commit(&self, txn: Tx, changes: &[Invalidation]) -> Result<(), DbErr> {
         for change in changes {
             store::notify(&txn, Invalidation::CHANNEL, &change.payload()).await?;
         }

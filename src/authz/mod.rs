@@ -11,14 +11,12 @@ mod rules;
 
 use std::collections::BTreeSet;
 
-use sea_orm::ConnectionTrait;
-
 use crate::auth::Invalidation;
 use crate::domain::permissions::{self, PermissionName, does_not_exist};
 use crate::domain::{FieldErrors, RawFields, fields, messages};
 use crate::state::AppState;
-use crate::store::authz::{self as rows, Group, Permission};
-use crate::store::{self, DbErr, users};
+use crate::store::authz::{self as rows, Group, Permission, Taken};
+use crate::store::{self, Conn, DbErr, OnConstraint, Principal, users};
 
 pub use rules::{Action, Actor, Model};
 
@@ -183,7 +181,7 @@ impl RolesChange {
 }
 
 /// The acting user as they are now: their row and their grants, read in `db`.
-async fn actor(db: &impl ConnectionTrait, who: Who) -> Result<Actor> {
+async fn actor(db: &impl Conn, who: Who) -> Result<Actor> {
     let Who::User(id) = who else {
         return Ok(Actor::operator());
     };
@@ -196,6 +194,14 @@ async fn actor(db: &impl ConnectionTrait, who: Who) -> Result<Actor> {
         is_superuser: user.is_superuser,
         permissions: grants.permissions.into_iter().collect(),
     })
+}
+
+/// A lost race at a unique index: the field error the check before it would have given.
+fn taken(which: Taken) -> Error {
+    match which {
+        Taken::GroupName => FieldErrors::single("name", messages::GROUP_NAME_TAKEN).into(),
+        Taken::Permission => FieldErrors::non_field(messages::PERMISSION_TAKEN).into(),
+    }
 }
 
 fn allowed(actor: &Actor, action: Action, model: Model) -> Result<()> {
@@ -229,7 +235,7 @@ async fn begin(
     who: Who,
     action: Action,
     model: Model,
-) -> Result<(sea_orm::DatabaseTransaction, Actor)> {
+) -> Result<(store::Tx, Actor)> {
     let txn = store::begin_write(&state.db).await?;
     rows::lock(&txn).await?;
     let actor = actor(&txn, who).await?;
@@ -245,7 +251,7 @@ async fn reader(state: &AppState, who: Who, model: Model) -> Result<()> {
 
 /// Resolves permission names; unknown or malformed ones are errors on `field`.
 async fn resolve_permissions(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     names: &[String],
     field: &str,
 ) -> Result<Vec<Permission>> {
@@ -274,7 +280,7 @@ async fn resolve_permissions(
     Ok(rows)
 }
 
-async fn resolve_groups(db: &impl ConnectionTrait, names: &[String]) -> Result<Vec<Group>> {
+async fn resolve_groups(db: &impl Conn, names: &[String]) -> Result<Vec<Group>> {
     let rows = rows::groups_named(db, names).await?;
     let mut errors = FieldErrors::new();
     for name in names {
@@ -344,12 +350,9 @@ pub async fn create_permission(
     if app_label == permissions::AUTH_APP && !actor.is_superuser {
         return Err(Error::Forbidden);
     }
-    let created = match rows::insert_permission(&txn, &app_label, &codename, &name).await {
-        Err(err) if store::is_unique_violation(&err) => {
-            return Err(FieldErrors::non_field(messages::PERMISSION_TAKEN).into());
-        }
-        other => other?,
-    };
+    let created = rows::insert_permission(&txn, &app_label, &codename, &name)
+        .await
+        .on_constraint(taken)?;
     // A superuser holds every permission there is: theirs just grew.
     state
         .auth
@@ -389,12 +392,9 @@ pub async fn update_permission(
     permission.app_label = change.app_label.unwrap_or(permission.app_label);
     permission.codename = change.codename.unwrap_or(permission.codename);
     permission.name = change.name.unwrap_or(permission.name);
-    let updated = match rows::update_permission(&txn, permission).await {
-        Err(err) if store::is_unique_violation(&err) => {
-            return Err(FieldErrors::non_field(messages::PERMISSION_TAKEN).into());
-        }
-        other => other?,
-    };
+    let updated = rows::update_permission(&txn, permission)
+        .await
+        .on_constraint(taken)?;
     state
         .auth
         .commit(txn, &[Invalidation::Authorization])
@@ -434,13 +434,13 @@ pub async fn permission_id(state: &AppState, name: &str) -> Result<String> {
 pub async fn user_id(state: &AppState, name: &str) -> Result<String> {
     users::find_by_username(&state.db, &crate::domain::username::canonical(name))
         .await?
-        .map(|user| user.id.to_string())
+        .map(|user| user.principal.id.to_string())
         .ok_or(Error::NotFound(messages::NO_USER_MATCHES))
 }
 
 // --- Groups ----------------------------------------------------------------------------------
 
-async fn group_views(db: &impl ConnectionTrait, groups: Vec<Group>) -> Result<Vec<GroupView>> {
+async fn group_views(db: &impl Conn, groups: Vec<Group>) -> Result<Vec<GroupView>> {
     let ids: Vec<i64> = groups.iter().map(|group| group.id).collect();
     let mut held = rows::permissions_of_groups(db, &ids).await?;
     Ok(groups
@@ -480,7 +480,7 @@ pub async fn group_id(state: &AppState, name: &str) -> Result<String> {
         .ok_or(Error::NotFound(messages::NO_GROUP_MATCHES))
 }
 
-async fn name_taken(db: &impl ConnectionTrait, name: &str, except: Option<i64>) -> Result<bool> {
+async fn name_taken(db: &impl Conn, name: &str, except: Option<i64>) -> Result<bool> {
     Ok(rows::groups_named(db, &[name.to_owned()])
         .await?
         .iter()
@@ -517,12 +517,7 @@ pub async fn create_group(
     };
     errors.into_result()?;
     may_change(&actor, permissions.iter().map(name_of), [])?;
-    let group = match rows::insert_group(&txn, &name).await {
-        Err(err) if store::is_unique_violation(&err) => {
-            return Err(FieldErrors::single("name", messages::GROUP_NAME_TAKEN).into());
-        }
-        other => other?,
-    };
+    let group = rows::insert_group(&txn, &name).await.on_constraint(taken)?;
     let ids: Vec<i64> = permissions.iter().map(|permission| permission.id).collect();
     rows::set_group_permissions(&txn, group.id, &ids).await?;
     // Nobody is in a new group: no cached principal changes.
@@ -588,12 +583,9 @@ pub async fn update_group(
         removed.iter().map(name_of),
     )?;
     if let Some(name) = change.name.filter(|name| *name != group.name) {
-        group = match rows::rename_group(&txn, group.id, &name).await {
-            Err(err) if store::is_unique_violation(&err) => {
-                return Err(FieldErrors::single("name", messages::GROUP_NAME_TAKEN).into());
-            }
-            other => other?,
-        };
+        group = rows::rename_group(&txn, group.id, &name)
+            .await
+            .on_constraint(taken)?;
     }
     let ids: Vec<i64> = permissions.iter().map(|permission| permission.id).collect();
     rows::set_group_permissions(&txn, group.id, &ids).await?;
@@ -672,7 +664,7 @@ fn difference(before: &[Permission], after: &[Permission]) -> (Vec<Permission>, 
 
 // --- A user's groups, permissions and roles -------------------------------------------------
 
-async fn target_user(db: &impl ConnectionTrait, id: &str) -> Result<store::User> {
+async fn target_user(db: &impl Conn, id: &str) -> Result<Principal> {
     found(
         users::find_by_id(db, parse_id(id)?).await?,
         messages::NO_USER_MATCHES,

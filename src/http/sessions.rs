@@ -36,7 +36,7 @@ impl From<SessionView> for Session {
     }
 }
 
-fn internal(err: sea_orm::DbErr) -> ApiError {
+fn internal(err: crate::store::DbErr) -> ApiError {
     ApiError::Internal(Box::new(err))
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use poem_openapi::Object;
 
-use crate::store::User;
+use crate::store::Principal;
 
 /// `{"detail": "…"}`
 #[derive(Debug, Object)]
@@ -25,8 +25,8 @@ pub struct UserView {
     pub username: String,
 }
 
-impl From<User> for UserView {
-    fn from(user: User) -> Self {
+impl From<Principal> for UserView {
+    fn from(user: Principal) -> Self {
         Self {
             email: user.email,
             id: user.id,
@@ -44,8 +44,8 @@ pub struct CreatedUser {
     pub id: i64,
 }
 
-impl From<User> for CreatedUser {
-    fn from(user: User) -> Self {
+impl From<Principal> for CreatedUser {
+    fn from(user: Principal) -> Self {
         Self {
             email: user.email,
             username: user.username,

@@ -12,7 +12,7 @@ use minijinja::Environment;
 use tokio::sync::Notify;
 
 use crate::config::{EmailBackend, Mail};
-use crate::store::User;
+use crate::store::Principal;
 use crate::store::outbox::NewMessage;
 
 /// The messages, by their djoser template names (and authd's own notice).
@@ -224,7 +224,7 @@ impl Mailer {
     pub fn compose(
         &self,
         kind: Kind,
-        user: &User,
+        user: &Principal,
         link: Option<&Link>,
     ) -> Result<Option<NewMessage>, MailError> {
         self.render(kind, user, link, None)
@@ -233,7 +233,7 @@ impl Mailer {
     /// Renders the notice of an email change, to `user` as it was (its previous address).
     pub fn compose_email_change(
         &self,
-        user: &User,
+        user: &Principal,
         change: &EmailChange,
     ) -> Result<Option<NewMessage>, MailError> {
         self.render(Kind::EmailChangedNotice, user, None, Some(change))
@@ -242,7 +242,7 @@ impl Mailer {
     fn render(
         &self,
         kind: Kind,
-        user: &User,
+        user: &Principal,
         link: Option<&Link>,
         change: Option<&EmailChange>,
     ) -> Result<Option<NewMessage>, MailError> {
@@ -387,14 +387,13 @@ fn operator_template(dir: Option<&Path>, file_name: &str) -> Result<Option<Strin
     }
 }
 
-fn sample_user() -> User {
-    User {
+fn sample_user() -> Principal {
+    Principal {
         id: 1,
         username: "sample".into(),
         username_canonical: "sample".into(),
         email: "sample@example.com".into(),
         email_canonical: None,
-        password: String::new(),
         password_version: 0,
         is_active: true,
         activation_pending: false,

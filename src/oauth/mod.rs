@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use sea_orm::DbErr;
 use sha2::{Digest, Sha256};
 
 use crate::accounts::{self, PasswordLogin};
@@ -14,6 +13,7 @@ use crate::domain::fields::python_strip;
 use crate::domain::{ClientInfo, Input, RawFields};
 use crate::sessions::{self, Issued, Pair, RefreshError};
 use crate::state::AppState;
+use crate::store::DbErr;
 use crate::store::entity::oauth_client;
 use crate::store::{self, clients};
 

@@ -4,7 +4,6 @@
 //! this module starts where the password was checked.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 
 use crate::auth::{Caller, Invalidation, TokenKind};
 use crate::config::{LimitPolicy, Tokens};
@@ -13,6 +12,7 @@ use crate::domain::ClientInfo;
 use crate::state::AppState;
 use crate::store::entity::auth_session;
 use crate::store::{self, sessions, tokens, users};
+use crate::store::{Conn, DbErr, SessionKind, Tx};
 
 /// The longest session name kept, in characters.
 pub const NAME_MAX: usize = 64;
@@ -38,10 +38,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    /// What its row records (the client goes into a column of its own).
+    fn stored(self) -> SessionKind {
         match self {
-            Kind::Token => "token",
-            Kind::OAuth { .. } => "oauth",
+            Kind::Token => SessionKind::Token,
+            Kind::OAuth { .. } => SessionKind::OAuth,
         }
     }
 }
@@ -93,7 +94,7 @@ pub fn name(device_name: Option<&str>, client: &ClientInfo) -> String {
 /// per-user limit holds under concurrent logins. Returns what to hand out and the sessions
 /// the limit evicted (for the caller to announce when it commits).
 pub async fn open(
-    txn: &DatabaseTransaction,
+    txn: &Tx,
     settings: &Tokens,
     user_id: i64,
     kind: Kind,
@@ -112,7 +113,7 @@ pub async fn open(
         sessions::NewSession {
             public_id: crypto::random_hex(16),
             user_id,
-            kind: kind.as_str(),
+            kind: kind.stored(),
             client_id: match kind {
                 Kind::OAuth { client } => client,
                 Kind::Token => None,
@@ -132,7 +133,7 @@ pub async fn open(
 
 /// AUTHD_TOKEN_LIMIT_PER_USER: ends the oldest sessions, or refuses the login.
 async fn make_room(
-    txn: &DatabaseTransaction,
+    txn: &Tx,
     settings: &Tokens,
     user_id: i64,
     now: DateTime<Utc>,
@@ -155,7 +156,7 @@ async fn make_room(
 }
 
 async fn mint(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     session: &auth_session::Model,
     kind: TokenKind,
     expires_at: Option<DateTime<Utc>>,
@@ -167,7 +168,7 @@ async fn mint(
             digest: token.digest,
             user_id: session.user_id,
             session_id: session.id,
-            kind: kind.as_str(),
+            kind,
             expires_at,
         },
     )
@@ -178,7 +179,7 @@ async fn mint(
 /// An access token (capped by the family's end) and a refresh token (living to the family's
 /// end: rotation never extends it).
 async fn mint_pair(
-    db: &impl ConnectionTrait,
+    db: &impl Conn,
     settings: &Tokens,
     session: &auth_session::Model,
     now: DateTime<Utc>,
@@ -302,7 +303,7 @@ pub async fn refresh(
     let Some(presented) = tokens::find(&state.db, &digest).await? else {
         return Err(RefreshError::InvalidGrant);
     };
-    let (Some(session_id), "refresh") = (presented.session_id, presented.kind.as_str()) else {
+    let (Some(session_id), TokenKind::Refresh) = (presented.session_id, presented.kind) else {
         return Err(RefreshError::InvalidGrant);
     };
     let now = Utc::now();
@@ -365,10 +366,7 @@ pub async fn refresh(
 
 /// Sets the expiry of the tokens the previous release left (creation + AUTHD_TOKEN_TTL_SECONDS),
 /// at the first start after the upgrade, in batches.
-pub async fn settle_legacy_expiry(
-    db: &sea_orm::DatabaseConnection,
-    settings: &Tokens,
-) -> Result<u64, DbErr> {
+pub async fn settle_legacy_expiry(db: &store::Db, settings: &Tokens) -> Result<u64, DbErr> {
     let mut settled = 0;
     loop {
         let batch = tokens::expiry_pending(db, 500).await?;

@@ -15,6 +15,27 @@ use super::entity::{
 pub use auth_group::Model as Group;
 pub use auth_permission::Model as Permission;
 
+/// Which of the authorization tables' unique indexes a write hit: SQLite names the columns
+/// ("UNIQUE constraint failed: auth_group.name"), PostgreSQL the constraint
+/// (`auth_group_name_key`, `auth_permission_app_label_codename_uniq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    GroupName,
+    Permission,
+}
+
+impl super::Unique for Taken {
+    fn of(violated: &str) -> Option<Self> {
+        if violated.contains("auth_group.name") || violated.contains("auth_group_name_key") {
+            Some(Taken::GroupName)
+        } else if violated.contains("auth_permission") {
+            Some(Taken::Permission)
+        } else {
+            None
+        }
+    }
+}
+
 /// A permission's name as `has_perm` sees it: `app_label.codename`.
 pub fn full_name(permission: &Permission) -> String {
     format!("{}.{}", permission.app_label, permission.codename)

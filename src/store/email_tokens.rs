@@ -6,19 +6,19 @@ use sea_orm::{
     sea_query::Expr,
 };
 
-use super::entity::email_token::{ActiveModel, Column, Entity, Model};
+use super::entity::email_token::{ActiveModel, Column, Entity, Model, Purpose};
 
 pub async fn insert(
     db: &impl ConnectionTrait,
     user_id: i64,
-    purpose: &str,
+    purpose: Purpose,
     digest: String,
     fingerprint: String,
     expires_at: DateTime<Utc>,
 ) -> Result<Model, DbErr> {
     ActiveModel {
         user_id: Set(user_id),
-        purpose: Set(purpose.to_owned()),
+        purpose: Set(purpose),
         digest: Set(digest),
         fingerprint: Set(fingerprint),
         created: Set(Utc::now()),
@@ -30,7 +30,7 @@ pub async fn insert(
     .await
 }
 
-pub(super) fn by_digest(user_id: i64, purpose: &str, digest: &str) -> Select<Entity> {
+pub(super) fn by_digest(user_id: i64, purpose: Purpose, digest: &str) -> Select<Entity> {
     Entity::find()
         .filter(Column::Digest.eq(digest))
         .filter(Column::UserId.eq(user_id))
@@ -40,7 +40,7 @@ pub(super) fn by_digest(user_id: i64, purpose: &str, digest: &str) -> Select<Ent
 pub async fn find(
     db: &impl ConnectionTrait,
     user_id: i64,
-    purpose: &str,
+    purpose: Purpose,
     digest: &str,
 ) -> Result<Option<Model>, DbErr> {
     by_digest(user_id, purpose, digest).one(db).await
@@ -62,7 +62,7 @@ pub async fn consume(db: &impl ConnectionTrait, token_id: i64) -> Result<bool, D
 pub async fn revoke_live(
     db: &impl ConnectionTrait,
     user_id: i64,
-    purpose: Option<&str>,
+    purpose: Option<Purpose>,
 ) -> Result<u64, DbErr> {
     let mut update = Entity::update_many()
         .col_expr(Column::UsedAt, Expr::value(Utc::now()))

@@ -1,4 +1,6 @@
-//! The only module that speaks sea-orm: connections, migrations and every query.
+//! The only module that speaks sea-orm: connections, migrations and every query. The rest of
+//! the service sees [`Db`], [`Tx`], [`Conn`], [`DbErr`] and the types defined here
+//! (`tests/api/layout.rs` holds it to that).
 
 pub mod authz;
 pub mod clients;
@@ -18,12 +20,54 @@ use migration::MigratorTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DbBackend, EntityTrait, QueryFilter, QueryOrder, SqlErr, Statement, TransactionOptions,
+    DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement, TransactionOptions,
     TransactionTrait,
 };
 
-pub use entity::auth_user::Model as User;
+pub use entity::auth_session::SessionKind;
+pub use entity::auth_token::TokenKind;
+pub use entity::email_token::Purpose;
 pub use sea_orm::DbErr;
+pub use users::{Credentials, Principal};
+
+/// Which unique index of a table a write hit, read from the database's message.
+pub trait Unique: Sized {
+    fn of(violated: &str) -> Option<Self>;
+}
+
+/// realworld's `on_constraint`: a write that hit one of a table's unique indexes becomes the
+/// error `taken` makes of it (a field error, as Django's validation would have given); any
+/// other failure stays a database error.
+pub trait OnConstraint<T> {
+    fn on_constraint<U: Unique, E: From<DbErr>>(self, taken: impl FnOnce(U) -> E) -> Result<T, E>;
+}
+
+impl<T> OnConstraint<T> for Result<T, DbErr> {
+    fn on_constraint<U: Unique, E: From<DbErr>>(self, taken: impl FnOnce(U) -> E) -> Result<T, E> {
+        self.map_err(|err| {
+            let which = match err.sql_err() {
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(message)) => U::of(&message),
+                _ => None,
+            };
+            match which {
+                Some(which) => taken(which),
+                None => err.into(),
+            }
+        })
+    }
+}
+
+/// The database: a pool of connections, shared by the whole service.
+pub type Db = DatabaseConnection;
+
+/// One transaction, from [`begin_write`]: a use case's writes go through it and are committed
+/// (`commit`) or, dropped, rolled back as one.
+pub type Tx = sea_orm::DatabaseTransaction;
+
+/// What a query runs on: the pool ([`Db`]) or a transaction ([`Tx`]).
+pub trait Conn: ConnectionTrait {}
+
+impl<T: ConnectionTrait> Conn for T {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {
@@ -139,7 +183,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// Starts a transaction that holds the write lock from its first statement. On SQLite a
 /// deferred transaction that reads and then writes fails at once with SQLITE_BUSY when another
 /// writer got there first; `BEGIN IMMEDIATE` waits for the lock (busy timeout) instead.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+pub async fn begin_write(db: &Db) -> Result<Tx, DbErr> {
     db.begin_with_options(TransactionOptions {
         sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
         ..Default::default()
@@ -269,7 +313,7 @@ pub fn indexed_lookups(backend: DbBackend) -> Vec<(&'static str, Statement)> {
         ("auth_token", tokens::by_digest(&digest).build(backend)),
         (
             "email_token",
-            email_tokens::by_digest(1, "password_reset", &digest).build(backend),
+            email_tokens::by_digest(1, Purpose::PasswordReset, &digest).build(backend),
         ),
         (
             "login_failure",
@@ -277,8 +321,4 @@ pub fn indexed_lookups(backend: DbBackend) -> Vec<(&'static str, Statement)> {
                 .build(backend),
         ),
     ]
-}
-
-pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }

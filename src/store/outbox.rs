@@ -10,6 +10,7 @@ use sea_orm::{
 
 use sea_orm::sea_query::OnConflict;
 
+use super::entity::email_token::Purpose;
 use super::entity::{email_address_window, email_cooldown, email_outbox, email_request};
 
 /// A message ready to be written to the outbox.
@@ -30,13 +31,11 @@ pub async fn enqueue(db: &impl ConnectionTrait, message: NewMessage) -> Result<(
 async fn insert(
     db: &impl ConnectionTrait,
     message: NewMessage,
-    link: Option<(&str, i64, String)>,
+    link: Option<(Purpose, i64, String)>,
 ) -> Result<(), DbErr> {
     let now = Utc::now();
     let (kind, user_id, fingerprint) = match link {
-        Some((kind, user_id, fingerprint)) => {
-            (Some(kind.to_owned()), Some(user_id), Some(fingerprint))
-        }
+        Some((kind, user_id, fingerprint)) => (Some(kind), Some(user_id), Some(fingerprint)),
         None => (None, None, None),
     };
     email_outbox::ActiveModel {
@@ -158,7 +157,7 @@ pub enum Queued {
 /// while fewer than `limit` are.
 pub async fn enqueue_request(
     db: &impl ConnectionTrait,
-    kind: &str,
+    kind: Purpose,
     email: &str,
     address_key: &str,
     limit: u64,
@@ -168,7 +167,7 @@ pub async fn enqueue_request(
         return Ok(Queued::Full);
     }
     let inserted = Entity::insert(ActiveModel {
-        kind: Set(kind.to_owned()),
+        kind: Set(kind),
         email: Set(email.to_owned()),
         created: Set(Utc::now()),
         locked_until: Set(None),
@@ -227,7 +226,7 @@ pub async fn finish_request(db: &impl ConnectionTrait, id: i64) -> Result<(), Db
 #[derive(Debug, Clone)]
 pub struct LinkMessage {
     pub message_id: String,
-    pub kind: &'static str,
+    pub kind: Purpose,
     pub user_id: i64,
     pub recipient: String,
     /// The account's fingerprint at request time: a different one at delivery drops it.
@@ -304,7 +303,7 @@ pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u
 pub async fn claim_window(
     db: &impl ConnectionTrait,
     user_id: i64,
-    purpose: &str,
+    purpose: Purpose,
     window: std::time::Duration,
 ) -> Result<bool, DbErr> {
     use email_cooldown::{ActiveModel, Column, Entity};
@@ -312,7 +311,7 @@ pub async fn claim_window(
     let window = Duration::from_std(window).unwrap_or(Duration::MAX);
     let inserted = Entity::insert(ActiveModel {
         user_id: Set(user_id),
-        purpose: Set(purpose.to_owned()),
+        purpose: Set(purpose),
         last_sent_at: Set(now),
     })
     .on_conflict(

@@ -6,14 +6,13 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
 };
 
-use super::entity::auth_session::{ActiveModel, Column, Entity, Model};
+use super::entity::auth_session::{ActiveModel, Column, Entity, Model, SessionKind};
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub public_id: String,
     pub user_id: i64,
-    /// `token` or `oauth`.
-    pub kind: &'static str,
+    pub kind: SessionKind,
     pub client_id: Option<i64>,
     pub name: String,
     pub client_ip: Option<String>,
@@ -24,7 +23,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewSession) -> Result<Model,
     ActiveModel {
         public_id: Set(new.public_id),
         user_id: Set(new.user_id),
-        kind: Set(new.kind.to_owned()),
+        kind: Set(new.kind),
         client_id: Set(new.client_id),
         name: Set(new.name),
         client_ip: Set(new.client_ip),
@@ -154,13 +153,15 @@ pub async fn dead(
     let mut dead = Condition::any().add(Column::ExpiresAt.lte(now));
     if let Some(before) = idle_before {
         dead = dead.add(
-            Condition::all().add(Column::Kind.eq("token")).add(
-                Condition::any().add(Column::LastUsed.lt(before)).add(
-                    Condition::all()
-                        .add(Column::LastUsed.is_null())
-                        .add(Column::Created.lt(before)),
+            Condition::all()
+                .add(Column::Kind.eq(SessionKind::Token))
+                .add(
+                    Condition::any().add(Column::LastUsed.lt(before)).add(
+                        Condition::all()
+                            .add(Column::LastUsed.is_null())
+                            .add(Column::Created.lt(before)),
+                    ),
                 ),
-            ),
         );
     }
     Entity::find()

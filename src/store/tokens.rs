@@ -6,8 +6,9 @@ use sea_orm::{
     QuerySelect, Select, SelectThree, Set, TopologyStar, sea_query::Expr,
 };
 
-use super::entity::auth_token::{ActiveModel, Column, Entity, Model};
+use super::entity::auth_token::{ActiveModel, Column, Entity, Model, TokenKind};
 use super::entity::{auth_session, auth_user};
+use super::users::Principal;
 
 /// A token about to be stored: only its digest.
 #[derive(Debug, Clone)]
@@ -15,8 +16,7 @@ pub struct NewToken {
     pub digest: String,
     pub user_id: i64,
     pub session_id: i64,
-    /// `token`, `access` or `refresh`.
-    pub kind: &'static str,
+    pub kind: TokenKind,
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -26,7 +26,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewToken) -> Result<Model, D
         user_id: Set(new.user_id),
         created: Set(Utc::now()),
         session_id: Set(Some(new.session_id)),
-        kind: Set(new.kind.to_owned()),
+        kind: Set(new.kind),
         expires_at: Set(new.expires_at),
         expiry_pending: Set(false),
         retired_at: Set(None),
@@ -54,9 +54,9 @@ pub(super) fn live_by_digest(
 pub async fn find_live(
     db: &impl ConnectionTrait,
     digest: &str,
-) -> Result<Option<(Model, auth_user::Model, auth_session::Model)>, DbErr> {
+) -> Result<Option<(Model, Principal, auth_session::Model)>, DbErr> {
     let found = live_by_digest(digest).one(db).await?;
-    Ok(found.and_then(|(token, user, session)| Some((token, user?, session?))))
+    Ok(found.and_then(|(token, user, session)| Some((token, user?.into(), session?))))
 }
 
 pub async fn find(db: &impl ConnectionTrait, digest: &str) -> Result<Option<Model>, DbErr> {
@@ -152,7 +152,7 @@ pub async fn purge_expired(
         .filter(Column::ExpiresAt.lt(now))
         .filter(
             Condition::any()
-                .add(Column::Kind.eq("access"))
+                .add(Column::Kind.eq(TokenKind::Access))
                 .add(Column::RetiredAt.is_not_null()),
         )
         .limit(limit)

@@ -1,12 +1,100 @@
 //! Queries on `auth_user`.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
 };
 
 use super::entity::auth_user::{ActiveModel, Column, Entity, Model};
+
+/// An account as the rest of the service sees it: everything on its row but the password
+/// hash, which only a login and a `current_password` check read ([`Credentials`]). Built from
+/// the row here and nowhere else, so that what the guard caches never holds a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: i64,
+    pub username: String,
+    pub username_canonical: String,
+    pub email: String,
+    pub email_canonical: Option<String>,
+    /// Bumped by every password change: what a credential-dependent write re-checks.
+    pub password_version: i64,
+    pub is_active: bool,
+    /// Inactive and waiting for activation by email, as opposed to deactivated by an operator.
+    pub activation_pending: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub date_joined: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+impl From<Model> for Principal {
+    fn from(row: Model) -> Self {
+        Self {
+            id: row.id,
+            username: row.username,
+            username_canonical: row.username_canonical,
+            email: row.email,
+            email_canonical: row.email_canonical,
+            password_version: row.password_version,
+            is_active: row.is_active,
+            activation_pending: row.activation_pending,
+            is_staff: row.is_staff,
+            is_superuser: row.is_superuser,
+            date_joined: row.date_joined,
+            last_login: row.last_login,
+        }
+    }
+}
+
+/// An account with its password hash: what a password check needs, and nothing keeps.
+#[derive(Clone)]
+pub struct Credentials {
+    pub principal: Principal,
+    pub password_hash: String,
+}
+
+impl From<Model> for Credentials {
+    fn from(mut row: Model) -> Self {
+        let password_hash = std::mem::take(&mut row.password);
+        Self {
+            principal: row.into(),
+            password_hash,
+        }
+    }
+}
+
+/// The password hash stays out of logs.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which unique value of an account a write collided with: the losing side of a race that the
+/// checks before the write could not see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Username,
+    Email,
+}
+
+/// The database names the index: SQLite "UNIQUE constraint failed: auth_user.username_canonical",
+/// PostgreSQL the constraint `auth_user_username_canonical_key`.
+impl super::Unique for Taken {
+    fn of(violated: &str) -> Option<Self> {
+        if violated.contains("username_canonical") {
+            Some(Taken::Username)
+        } else if violated.contains("email_canonical") {
+            Some(Taken::Email)
+        } else {
+            None
+        }
+    }
+}
 
 /// What a new account is made of; hashing and validation happened before.
 pub struct NewUser {
@@ -32,7 +120,7 @@ impl std::fmt::Debug for NewUser {
     }
 }
 
-pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<Model, DbErr> {
+pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<Principal, DbErr> {
     ActiveModel {
         username: Set(new.username),
         username_canonical: Set(new.username_canonical),
@@ -50,30 +138,40 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewUser) -> Result<Model, Db
     }
     .insert(db)
     .await
+    .map(Principal::from)
 }
 
-pub async fn find_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<Model>, DbErr> {
-    Entity::find_by_id(id).one(db).await
+pub async fn find_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<Principal>, DbErr> {
+    Ok(Entity::find_by_id(id).one(db).await?.map(Principal::from))
 }
 
+/// The account and its hash, for a login by username.
 pub async fn find_by_username(
     db: &impl ConnectionTrait,
     canonical: &str,
-) -> Result<Option<Model>, DbErr> {
-    Entity::find()
+) -> Result<Option<Credentials>, DbErr> {
+    let found = Entity::find()
         .filter(Column::UsernameCanonical.eq(canonical))
         .one(db)
-        .await
+        .await?;
+    Ok(found.map(Credentials::from))
 }
 
+/// The account and its hash, for a login by email.
 pub async fn find_by_email(
     db: &impl ConnectionTrait,
     canonical: &str,
-) -> Result<Option<Model>, DbErr> {
-    Entity::find()
+) -> Result<Option<Credentials>, DbErr> {
+    let found = Entity::find()
         .filter(Column::EmailCanonical.eq(canonical))
         .one(db)
-        .await
+        .await?;
+    Ok(found.map(Credentials::from))
+}
+
+/// The account as it is now and its hash, for a `current_password` check.
+pub async fn credentials(db: &impl ConnectionTrait, id: i64) -> Result<Option<Credentials>, DbErr> {
+    Ok(Entity::find_by_id(id).one(db).await?.map(Credentials::from))
 }
 
 pub async fn username_taken(db: &impl ConnectionTrait, canonical: &str) -> Result<bool, DbErr> {
@@ -96,8 +194,9 @@ pub async fn email_taken(
     Ok(query.count(db).await? > 0)
 }
 
-pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Model>, DbErr> {
-    Entity::find().order_by_asc(Column::Id).all(db).await
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<Principal>, DbErr> {
+    let rows = Entity::find().order_by_asc(Column::Id).all(db).await?;
+    Ok(rows.into_iter().map(Principal::from).collect())
 }
 
 pub async fn set_email(
@@ -118,8 +217,9 @@ pub async fn set_email(
 /// The user's row, locked until the transaction ends, so that what a write depends on cannot
 /// change under it (PostgreSQL: `FOR UPDATE`; SQLite: the write transaction already holds the
 /// database's lock).
-pub async fn lock(db: &impl ConnectionTrait, id: i64) -> Result<Option<Model>, DbErr> {
-    Entity::find_by_id(id).lock_exclusive().one(db).await
+pub async fn lock(db: &impl ConnectionTrait, id: i64) -> Result<Option<Principal>, DbErr> {
+    let found = Entity::find_by_id(id).lock_exclusive().one(db).await?;
+    Ok(found.map(Principal::from))
 }
 
 /// A new password: bumps the version that credential-dependent writes check.
@@ -233,7 +333,7 @@ pub async fn find_by_address(
     db: &impl ConnectionTrait,
     addresses: &[String],
     holders: Holders,
-) -> Result<Vec<Model>, DbErr> {
+) -> Result<Vec<Principal>, DbErr> {
     let query = Entity::find()
         .filter(Column::Email.is_in(addresses.iter().cloned()))
         .filter(Column::Email.ne(""));
@@ -243,7 +343,8 @@ pub async fn find_by_address(
             .filter(Column::IsActive.eq(false))
             .filter(Column::ActivationPending.eq(true)),
     };
-    query.order_by_asc(Column::Id).all(db).await
+    let rows = query.order_by_asc(Column::Id).all(db).await?;
+    Ok(rows.into_iter().map(Principal::from).collect())
 }
 
 /// Django's `is_active`, and whether an inactive account waits for activation by email.
@@ -280,5 +381,27 @@ mod tests {
             is_superuser: false,
         };
         assert!(!format!("{new:?}").contains("argon2"));
+    }
+
+    #[test]
+    fn credentials_debug_output_hides_the_hash() {
+        let row = Model {
+            id: 7,
+            username: "alice".into(),
+            username_canonical: "alice".into(),
+            email: String::new(),
+            email_canonical: None,
+            password: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            password_version: 0,
+            is_active: true,
+            activation_pending: false,
+            is_staff: false,
+            is_superuser: false,
+            date_joined: Utc::now(),
+            last_login: None,
+        };
+        let credentials = Credentials::from(row);
+        assert_eq!(credentials.principal.username, "alice");
+        assert!(!format!("{credentials:?}").contains("argon2"));
     }
 }

@@ -20,10 +20,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, DbErr};
 use sha2::{Digest, Sha256};
 
 use crate::store::{self, failures};
+use crate::store::{Db, DbErr};
 
 use super::rate::Rate;
 
@@ -105,7 +105,7 @@ pub enum Refused {
 #[derive(Debug)]
 #[must_use = "an attempt ends as a failure, a success, or abandoned"]
 pub struct Attempt {
-    db: Option<DatabaseConnection>,
+    db: Option<Db>,
     ids: Vec<i64>,
     clears: Option<String>,
 }
@@ -135,7 +135,7 @@ struct Counted {
 /// Records an attempt against `account` (the canonical login value, whether or not such an
 /// account exists) from `source`, and admits it, makes it wait, or refuses it.
 pub async fn begin_attempt(
-    db: &DatabaseConnection,
+    db: &Db,
     limits: &FailureLimits,
     patience: Duration,
     source: Source<'_>,
@@ -227,7 +227,7 @@ enum Admission {
 /// committed before this attempt's (see `failures::lock_keys`), so two attempts at once never
 /// both miss each other.
 async fn admission(
-    db: &DatabaseConnection,
+    db: &Db,
     counted: &[Counted],
     own: &[i64],
     stale: chrono::Duration,
@@ -281,15 +281,12 @@ fn seconds_until(oldest: DateTime<Utc>, rate: &Rate, now: DateTime<Utc>) -> u64 
 
 /// A completed password reset: every failure counted against the account (per account, per
 /// address and account, per session) is forgotten.
-pub async fn clear_account(
-    db: &impl sea_orm::ConnectionTrait,
-    account: &str,
-) -> Result<u64, DbErr> {
+pub async fn clear_account(db: &impl store::Conn, account: &str) -> Result<u64, DbErr> {
     failures::delete_account(db, &account_key(account)).await
 }
 
 impl Attempt {
-    fn take(&mut self) -> Option<(DatabaseConnection, Vec<i64>)> {
+    fn take(&mut self) -> Option<(Db, Vec<i64>)> {
         let db = self.db.take()?;
         Some((db, std::mem::take(&mut self.ids)))
     }

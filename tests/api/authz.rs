@@ -713,3 +713,34 @@ async fn simultaneous_grants_to_one_group_all_land() {
     let groups = ok(&get(&app, "/groups/", &root).await, StatusCode::OK);
     assert_eq!(groups[0]["permissions"], json!(names));
 }
+
+/// A write that loses at a unique index of the authorization tables names which one, as each
+/// database words it: what turns a lost race into Django's duplicate errors.
+#[tokio::test]
+async fn a_lost_race_at_the_unique_indexes_names_the_group_or_the_permission() {
+    use authd::store::OnConstraint;
+    use authd::store::authz::{self, Taken};
+    /// What a failed insert turned into.
+    #[derive(Debug, PartialEq)]
+    enum Failed {
+        Taken(Taken),
+        Other,
+    }
+    impl From<authd::store::DbErr> for Failed {
+        fn from(_: authd::store::DbErr) -> Self {
+            Failed::Other
+        }
+    }
+    let app = TestApp::spawn().await;
+    authz::insert_group(app.db(), "editors")
+        .await
+        .expect("the first group");
+    let group = authz::insert_group(app.db(), "editors")
+        .await
+        .on_constraint(Failed::Taken);
+    assert_eq!(group.err(), Some(Failed::Taken(Taken::GroupName)));
+    let permission = authz::insert_permission(app.db(), "auth", "add_user", "Again")
+        .await
+        .on_constraint(Failed::Taken);
+    assert_eq!(permission.err(), Some(Failed::Taken(Taken::Permission)));
+}

@@ -126,7 +126,7 @@ fn createsuperuser_applies_the_validators_and_sets_staff() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let user = stored_user(&dir, "root");
+    let user = stored_user(&dir, "root").principal;
     assert!(user.is_staff && user.is_superuser);
 }
 
@@ -144,7 +144,7 @@ fn createsuperuser_makes_an_active_superuser_even_under_activation_by_email() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let user = stored_user(&dir, "root");
+    let user = stored_user(&dir, "root").principal;
     assert!(
         user.is_active && user.is_staff && user.is_superuser,
         "{user:?}"
@@ -170,7 +170,7 @@ fn create_root(dir: &tempfile::TempDir) -> Command {
 }
 
 /// A user as the command-line runs left it in the database.
-fn stored_user(dir: &tempfile::TempDir, username: &str) -> authd::store::User {
+fn stored_user(dir: &tempfile::TempDir, username: &str) -> authd::store::Credentials {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -628,7 +628,7 @@ fn changepassword_prompts_validates_and_revokes_tokens() {
         hasher
             .admit()
             .expect("room")
-            .verify("another fine secret".into(), user.password),
+            .verify("another fine secret".into(), user.password_hash),
     );
     assert!(verified.expect("verify").matches);
 }

@@ -1,5 +1,5 @@
-//! The layout keeps data flowing downward: no two top-level modules depend on each other, and
-//! the guard (`auth`) depends only on `store` and `crypto`.
+//! The layout keeps data flowing downward: no two top-level modules depend on each other, the
+//! guard (`auth`) depends only on `store` and `crypto`, and only `store` names sea-orm.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -120,4 +120,41 @@ fn the_scanner_sees_grouped_and_plain_paths() {
         used.into_iter().collect::<Vec<_>>(),
         ["accounts", "auth", "store"]
     );
+}
+
+/// The files outside `src/store/` that name sea-orm, with the line: the persistence layer is
+/// the only code that may, so that what a use case receives is the store's own types.
+fn sea_orm_outside_store() -> Vec<String> {
+    let store = Path::new(SRC).join("store");
+    let mut found = Vec::new();
+    for file in rust_files(Path::new(SRC)) {
+        if file.starts_with(&store) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("read");
+        for (number, line) in text.lines().enumerate() {
+            if line.contains("sea_orm") {
+                found.push(format!(
+                    "{}:{}: {}",
+                    file.display(),
+                    number + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn only_the_store_names_sea_orm() {
+    let found = sea_orm_outside_store();
+    assert!(
+        found.is_empty(),
+        "sea-orm outside src/store/:\n{}",
+        found.join("\n")
+    );
+    // The scan itself sees the store's own use, so an empty answer above is not a blind one.
+    let store_mod = std::fs::read_to_string(Path::new(SRC).join("store/mod.rs")).expect("read");
+    assert!(store_mod.contains("sea_orm::"));
 }

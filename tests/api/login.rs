@@ -161,14 +161,14 @@ async fn outdated_hashes_are_upgraded_on_login() {
     ))
     .await;
     app.token_for("alice", PASSWORD).await;
-    let user = authd::store::users::find_by_id(app.db(), 1)
+    let user = authd::store::users::credentials(app.db(), 1)
         .await
         .expect("query")
         .expect("user");
     assert!(
-        user.password.contains("m=19456,t=2,p=1"),
+        user.password_hash.contains("m=19456,t=2,p=1"),
         "{}",
-        user.password
+        user.password_hash
     );
     app.token_for("alice", PASSWORD).await;
 }

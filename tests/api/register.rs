@@ -28,12 +28,18 @@ async fn register_returns_djosers_body_and_stores_a_hash() {
         0,
         "registration creates no token"
     );
-    let user = authd::store::users::find_by_id(app.db(), 1)
+    let user = authd::store::users::credentials(app.db(), 1)
         .await
         .expect("query")
         .expect("user");
-    assert!(user.password.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-    assert!(!user.is_staff, "unknown keys such as is_staff are ignored");
+    assert!(
+        user.password_hash
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    assert!(
+        !user.principal.is_staff,
+        "unknown keys such as is_staff are ignored"
+    );
 }
 
 #[tokio::test]
@@ -311,7 +317,10 @@ async fn switching_to_email_login_fills_canonical_emails_or_refuses_duplicates()
     let alice = authd::store::users::find_by_email(&state.db, "alice@example.com")
         .await
         .expect("query");
-    assert_eq!(alice.map(|u| u.username), Some("alice".to_owned()));
+    assert_eq!(
+        alice.map(|u| u.principal.username),
+        Some("alice".to_owned())
+    );
 
     app.exec("UPDATE auth_user SET email_canonical = NULL")
         .await;
@@ -441,4 +450,47 @@ async fn the_login_email_is_read_only_in_user_updates() {
         )
         .await;
     assert_eq!(stolen.status, StatusCode::BAD_REQUEST);
+}
+
+/// A write that loses at a unique index of `auth_user` names which one, as the database words
+/// it (SQLite and PostgreSQL word it differently): what turns a lost race into "taken".
+#[tokio::test]
+async fn a_lost_race_at_the_unique_indexes_names_the_username_or_the_email() {
+    use authd::store::OnConstraint;
+    use authd::store::users::{self, NewUser, Taken};
+    let app = TestApp::spawn().await;
+    let new = |name: &str, email: &str| NewUser {
+        username: name.into(),
+        username_canonical: name.into(),
+        email: email.into(),
+        email_canonical: Some(email.into()),
+        password_hash: "!".into(),
+        is_active: true,
+        activation_pending: false,
+        is_staff: false,
+        is_superuser: false,
+    };
+    /// What a failed insert turned into.
+    #[derive(Debug, PartialEq)]
+    enum Failed {
+        Taken(Taken),
+        Other,
+    }
+    impl From<authd::store::DbErr> for Failed {
+        fn from(_: authd::store::DbErr) -> Self {
+            Failed::Other
+        }
+    }
+    users::insert(app.db(), new("alice", "alice@example.com"))
+        .await
+        .expect("the first account");
+    let username = users::insert(app.db(), new("alice", "other@example.com"))
+        .await
+        .on_constraint(Failed::Taken);
+    assert_eq!(username.err(), Some(Failed::Taken(Taken::Username)));
+    let email = users::insert(app.db(), new("bob", "alice@example.com"))
+        .await
+        .on_constraint(Failed::Taken);
+    assert_eq!(email.err(), Some(Failed::Taken(Taken::Email)));
+    assert_eq!(app.count("auth_user").await, 1);
 }

@@ -10,8 +10,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub public_id: String,
     pub user_id: i64,
-    /// `token` (Djoser login) or `oauth` (a refresh family).
-    pub kind: String,
+    pub kind: SessionKind,
     /// The registered client it was minted through, if any.
     pub client_id: Option<i64>,
     pub name: String,
@@ -19,6 +18,18 @@ pub struct Model {
     pub created: DateTimeUtc,
     pub last_used: Option<DateTimeUtc>,
     pub expires_at: Option<DateTimeUtc>,
+}
+
+/// What a login opened, stored as the strings the previous releases wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum SessionKind {
+    /// A Djoser login token.
+    #[sea_orm(string_value = "token")]
+    Token,
+    /// An OAuth2 refresh family.
+    #[sea_orm(string_value = "oauth")]
+    OAuth,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

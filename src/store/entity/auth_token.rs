@@ -12,8 +12,7 @@ pub struct Model {
     pub created: DateTimeUtc,
     /// The login it belongs to (`None` only between the migration and the first start).
     pub session_id: Option<i64>,
-    /// `token` (a Djoser login token), `access` or `refresh` (OAuth2).
-    pub kind: String,
+    pub kind: TokenKind,
     /// `None`: never (AUTHD_TOKEN_TTL_SECONDS=0).
     pub expires_at: Option<DateTimeUtc>,
     /// A token of the previous release whose expiry is set at the first start.
@@ -22,6 +21,21 @@ pub struct Model {
     pub retired_at: Option<DateTimeUtc>,
     /// Retired by a grace re-rotation: presented again, it is a reuse at once (no grace).
     pub superseded: bool,
+}
+
+/// What a token is, stored as the strings the previous releases wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum TokenKind {
+    /// A Djoser login token.
+    #[sea_orm(string_value = "token")]
+    Login,
+    /// An OAuth2 access token.
+    #[sea_orm(string_value = "access")]
+    Access,
+    /// An OAuth2 refresh token: never accepted by the guard.
+    #[sea_orm(string_value = "refresh")]
+    Refresh,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,7 +7,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub user_id: i64,
     #[sea_orm(primary_key, auto_increment = false)]
-    pub purpose: String,
+    pub purpose: super::email_token::Purpose,
     pub last_sent_at: DateTimeUtc,
 }
 

@@ -21,7 +21,7 @@ pub struct Model {
     /// at delivery, for this account, if its fingerprint is still this one; its bodies stay
     /// empty. `None`: rendered when queued (messages without links, and the previous
     /// release's rows).
-    pub kind: Option<String>,
+    pub kind: Option<super::email_token::Purpose>,
     pub user_id: Option<i64>,
     pub fingerprint: Option<String>,
 }

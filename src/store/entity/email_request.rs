@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub kind: String,
+    pub kind: super::email_token::Purpose,
     pub email: String,
     pub created: DateTimeUtc,
     pub locked_until: Option<DateTimeUtc>,
