@@ -300,6 +300,7 @@ mod tests {
         };
         Arc::new(Caller::new(
             user,
+            crate::store::authz::Grants::default(),
             &token,
             &session,
             super::super::TokenKind::Login,
@@ -336,6 +337,21 @@ mod tests {
         assert!(cache.get("c").is_some());
         cache.clear();
         assert!(cache.get("c").is_none());
+    }
+
+    #[test]
+    fn an_authorization_change_evicts_everyone_and_refuses_lookups_in_flight() {
+        let cache = TokenCache::new(Duration::from_secs(60));
+        cache.insert("a".into(), in_session(7, 1), cache.epoch());
+        cache.insert("b".into(), in_session(8, 2), cache.epoch());
+        let started = cache.epoch();
+        Invalidation::Authorization.apply(&cache);
+        assert!(cache.get("a").is_none() && cache.get("b").is_none());
+        cache.insert("c".into(), in_session(9, 3), started);
+        assert!(
+            cache.get("c").is_none(),
+            "read before the change, cached after it"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::crypto;
+use crate::store::authz::{self, Grants};
 use crate::store::entity::{auth_session, auth_token, oauth_client};
 use crate::store::{self, Principal, clients, sessions, tokens};
 use crate::store::{Db, DbErr, Tx};
@@ -26,10 +27,14 @@ const LAST_USE_WRITE_INTERVAL: Duration = Duration::from_secs(60);
 /// Registered clients stay in memory this long at most (a deletion evicts them at once).
 const CLIENT_CACHE_TTL: Duration = Duration::from_secs(60);
 
-/// A live token and what it stands for: the user, the session, the token itself.
+/// A live token and what it stands for: the user with their groups and permissions, the
+/// session, the token itself.
 #[derive(Debug)]
 pub struct Caller {
     pub user: Principal,
+    /// The user's groups and effective permissions when the token was looked up; a change to
+    /// either evicts the entry (the user's, or every one).
+    pub grants: Grants,
     pub session_id: i64,
     pub token_id: i64,
     /// SHA-256 of the presented token (what the database stores; not a secret).
@@ -48,6 +53,7 @@ pub struct Caller {
 impl Caller {
     pub fn new(
         user: Principal,
+        grants: Grants,
         token: &auth_token::Model,
         session: &auth_session::Model,
         kind: TokenKind,
@@ -57,6 +63,7 @@ impl Caller {
             .map_or(token.created, |used| used.max(token.created));
         Self {
             user,
+            grants,
             session_id: session.id,
             token_id: token.id,
             token_digest: token.digest.clone(),
@@ -213,7 +220,12 @@ impl Authenticator {
         if token.retired_at.is_some() {
             return Ok(None);
         }
-        let caller = Arc::new(Caller::new(user, &token, &session, kind));
+        // An inactive user holds nothing (and is never answered for).
+        let grants = match user.is_active {
+            true => authz::grants(&self.db, user.id, user.is_superuser).await?,
+            false => Grants::default(),
+        };
+        let caller = Arc::new(Caller::new(user, grants, &token, &session, kind));
         if !caller.alive(now, self.idle) {
             return Ok(None);
         }

@@ -88,6 +88,13 @@ pub struct Introspection {
     /// The registered client the token was issued through, if any.
     pub client_id: Option<String>,
     pub is_staff: Option<bool>,
+    /// An active superuser holds every permission.
+    pub is_superuser: Option<bool>,
+    /// The user's groups, by name.
+    pub groups: Option<Vec<String>>,
+    /// The user's effective permissions (their own and their groups'), `app_label.codename`,
+    /// sorted; a superuser's are every permission there is.
+    pub permissions: Option<Vec<String>>,
 }
 
 /// RFC 6749 §5.2.
@@ -449,6 +456,9 @@ impl OAuthApi {
                 token_use: Some(active.token_use.to_owned()),
                 client_id: active.client_id,
                 is_staff: Some(active.is_staff),
+                is_superuser: Some(active.is_superuser),
+                groups: Some(active.groups),
+                permissions: Some(active.permissions),
             },
             None => Introspection {
                 active: false,
@@ -460,6 +470,9 @@ impl OAuthApi {
                 token_use: None,
                 client_id: None,
                 is_staff: None,
+                is_superuser: None,
+                groups: None,
+                permissions: None,
             },
         };
         Ok(Introspected::Answer(

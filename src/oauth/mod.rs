@@ -235,6 +235,11 @@ pub struct Active {
     pub token_use: &'static str,
     pub client_id: Option<String>,
     pub is_staff: bool,
+    pub is_superuser: bool,
+    /// Group names, sorted.
+    pub groups: Vec<String>,
+    /// Effective permissions (`app_label.codename`), sorted: a superuser's are every one there is.
+    pub permissions: Vec<String>,
 }
 
 /// `POST /oauth/introspect`: for a registered confidential client only. Access and Djoser
@@ -280,6 +285,9 @@ pub async fn introspect(
         token_use,
         client_id,
         is_staff: caller.user.is_staff,
+        is_superuser: caller.user.is_superuser,
+        groups: caller.grants.groups.clone(),
+        permissions: caller.grants.permissions.clone(),
     }))
 }
 

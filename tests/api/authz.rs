@@ -744,3 +744,155 @@ async fn a_lost_race_at_the_unique_indexes_names_the_group_or_the_permission() {
         .on_constraint(Failed::Taken);
     assert_eq!(permission.err(), Some(Failed::Taken(Taken::Permission)));
 }
+
+/// Registers a confidential client through the binary; its Basic credentials.
+async fn resource_server(app: &TestApp) -> (String, String) {
+    let output = app.command(&["client", "create", "Orders service"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let client: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    let field = |name: &str| client[name].as_str().expect(name).to_owned();
+    (field("client_id"), field("client_secret"))
+}
+
+async fn introspect(app: &TestApp, client: &(String, String), token: &str) -> Value {
+    let reply = app
+        .send(
+            app.request(Method::POST, "/oauth/introspect")
+                .basic_auth(&client.0, Some(&client.1))
+                .form(&[("token", token)]),
+        )
+        .await;
+    ok(&reply, StatusCode::OK)
+}
+
+/// Asks `app` until `field` of the introspection answer is `expected`; how long it took.
+async fn until_introspected(
+    app: &TestApp,
+    client: &(String, String),
+    token: &str,
+    field: &str,
+    expected: Value,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let answer = introspect(app, client, token).await;
+        if answer[field] == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "{field} still {} on the other instance, expected {expected}",
+            answer[field]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Introspection tells a service the user's groups and effective permissions; a superuser's
+/// are every permission there is. A permission taken from a group, or a user taken out of one,
+/// shows on another instance (whose cache held the answer) at once: PostgreSQL's NOTIFY,
+/// SQLite's poll.
+#[tokio::test]
+async fn introspection_carries_grants_and_changes_reach_every_instance() {
+    let app = TestApp::spawn().await;
+    let other = app.sibling().await;
+    let client = resource_server(&app).await;
+    let (_, root) = superuser(&app, "root").await;
+    let (alice, alice_token) = app.create_user("alice").await;
+    for name in ["blog.add_post", "blog.publish", "blog.extra"] {
+        create_permission(&app, &root, name).await;
+    }
+    let group = call(
+        &app,
+        Method::POST,
+        "/groups/",
+        &root,
+        json!({ "name": "editors", "permissions": ["blog.add_post", "blog.publish"] }),
+    )
+    .await;
+    let group_id = ok(&group, StatusCode::CREATED)["id"].as_i64().expect("id");
+    let groups = format!("/users/{alice}/groups/");
+    call(
+        &app,
+        Method::PUT,
+        &groups,
+        &root,
+        json!({ "groups": ["editors"] }),
+    )
+    .await;
+    let own = format!("/users/{alice}/permissions/");
+    call(
+        &app,
+        Method::PUT,
+        &own,
+        &root,
+        json!({ "permissions": ["blog.extra"] }),
+    )
+    .await;
+
+    let answer = introspect(&other, &client, &alice_token).await;
+    assert_eq!(
+        (
+            answer["is_superuser"].clone(),
+            answer["groups"].clone(),
+            answer["permissions"].clone()
+        ),
+        (
+            json!(false),
+            json!(["editors"]),
+            json!(["blog.add_post", "blog.extra", "blog.publish"])
+        )
+    );
+    let root_answer = introspect(&other, &client, &root).await;
+    assert_eq!(root_answer["is_superuser"], true);
+    assert_eq!(
+        root_answer["permissions"].as_array().map(Vec::len),
+        Some(15),
+        "every permission there is: {root_answer}"
+    );
+
+    call(
+        &app,
+        Method::PATCH,
+        &format!("/groups/{group_id}/"),
+        &root,
+        json!({ "permissions": ["blog.add_post"] }),
+    )
+    .await;
+    let took = until_introspected(
+        &other,
+        &client,
+        &alice_token,
+        "permissions",
+        json!(["blog.add_post", "blog.extra"]),
+    )
+    .await;
+    eprintln!("a group's change reached the other instance in {took:?}");
+    call(&app, Method::PUT, &groups, &root, json!({ "groups": [] })).await;
+    until_introspected(&other, &client, &alice_token, "groups", json!([])).await;
+    assert_eq!(
+        introspect(&other, &client, &alice_token).await["permissions"],
+        json!(["blog.extra"])
+    );
+    // A new permission is the superuser's at once, everywhere.
+    create_permission(&app, &root, "blog.archive").await;
+    let mut every: Vec<String> = ok(&get(&app, "/permissions/", &root).await, StatusCode::OK)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            format!(
+                "{}.{}",
+                p["app_label"].as_str().unwrap_or(""),
+                p["codename"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    every.sort();
+    assert!(every.contains(&"blog.archive".to_owned()));
+    until_introspected(&other, &client, &root, "permissions", json!(every)).await;
+}
