@@ -5,6 +5,7 @@ mod helpers;
 mod bodies;
 mod cli;
 mod concurrency;
+mod conflict;
 mod cors;
 mod crash;
 mod email;
