@@ -446,6 +446,7 @@ fn explain(err: accounts::Error) -> anyhow::Error {
         accounts::Error::Invalid(errors) => anyhow::anyhow!(describe(&errors)),
         accounts::Error::NoSuchUser => anyhow::anyhow!("no such user"),
         accounts::Error::CannotCreateUser => anyhow::anyhow!("Unable to create account."),
+        accounts::Error::Conflict(refusal) => explain(*refusal),
         other => anyhow::Error::new(other),
     }
 }

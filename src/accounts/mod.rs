@@ -39,6 +39,11 @@ pub enum Error {
     /// Lost a race at the unique index: djoser's bare-list answer.
     #[error("unable to create account")]
     CannotCreateUser,
+    /// A sign-up refused only because its username or email is taken (`Invalid` or
+    /// `CannotCreateUser` inside), under AUTHD_REGISTER_CONFLICT_STATUS=409: the same refusal,
+    /// as a conflict.
+    #[error("username or email taken")]
+    Conflict(Box<Error>),
     /// A malformed id, or another user hidden by HIDE_USERS.
     #[error("not found")]
     NotFound,

@@ -2,6 +2,7 @@ use super::{
     Error, Result, check_password, collect, email_canonical, email_login, parse_email,
     username_problems,
 };
+use crate::config::ConflictStatus;
 use crate::crypto::Admission;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, email, messages, username};
@@ -21,6 +22,34 @@ pub(super) enum Creator {
     /// `authd createsuperuser`: an active staff superuser, as Django's command makes, and no
     /// mail.
     Operator,
+}
+
+/// The field errors' refusal: a conflict if every one of them is a username or email already
+/// taken (see [`conflict`]).
+fn refuse(state: &AppState, creator: Creator, errors: FieldErrors) -> Error {
+    let taken = |field: &str, message: &str| {
+        (field == "username" && message == messages::USERNAME_TAKEN)
+            || (field == "email" && message == messages::EMAIL_TAKEN)
+    };
+    let only_taken = !errors.is_empty()
+        && errors
+            .iter()
+            .all(|(field, list)| list.iter().all(|message| taken(field, message)));
+    if only_taken {
+        conflict(state, creator, errors.into())
+    } else {
+        errors.into()
+    }
+}
+
+/// A sign-up refused because what it asked for is taken: a conflict under
+/// AUTHD_REGISTER_CONFLICT_STATUS=409, Djoser's refusal otherwise (and for an operator's
+/// command, which has no status).
+fn conflict(state: &AppState, creator: Creator, refusal: Error) -> Error {
+    match (creator, state.settings.register_conflict_status) {
+        (Creator::SignUp, ConflictStatus::Conflict) => Error::Conflict(Box::new(refusal)),
+        _ => refusal,
+    }
 }
 
 /// `POST /users/`.
@@ -81,7 +110,7 @@ pub(super) async fn create(
     };
     let (true, Ok(email), Some(name), Some(password)) = (errors.is_empty(), email, name, password)
     else {
-        return Err(errors.into());
+        return Err(refuse(state, creator, errors));
     };
     let email = email.unwrap_or_default();
 
@@ -113,7 +142,7 @@ pub(super) async fn create(
     let txn = store::begin_write(&state.db).await?;
     let user = users::insert(&txn, new_user)
         .await
-        .on_constraint(|_: Taken| Error::CannotCreateUser)?;
+        .on_constraint(|_: Taken| conflict(state, creator, Error::CannotCreateUser))?;
     if activation {
         send_sign_up(&txn, &state.mailer, Kind::Activation, &user).await?;
     } else if creator == Creator::SignUp && djoser.send_confirmation_email {

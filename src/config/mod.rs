@@ -425,6 +425,26 @@ pub struct Settings {
     /// Changing an email through `PUT`/`PATCH` needs `current_password` (staff changing a
     /// non-staff user excepted); `false` is Djoser's behaviour.
     pub email_change_requires_password: bool,
+    /// The status of a sign-up refused only because its username or email is taken.
+    pub register_conflict_status: ConflictStatus,
+}
+
+/// The status of a sign-up whose only problem is a username or email already taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictStatus {
+    /// 400, as Djoser answers.
+    BadRequest,
+    /// 409 Conflict, with the body the 400 would have.
+    Conflict,
+}
+
+impl ConflictStatus {
+    pub fn code(self) -> u16 {
+        match self {
+            ConflictStatus::BadRequest => 400,
+            ConflictStatus::Conflict => 409,
+        }
+    }
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
@@ -474,6 +494,7 @@ impl Settings {
                 email_retention: Duration::from_secs(7 * 24 * 3600),
             },
             email_change_requires_password: true,
+            register_conflict_status: ConflictStatus::BadRequest,
         }
     }
 

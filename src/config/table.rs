@@ -11,8 +11,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    DatabaseUrl, EmailBackend, LimitPolicy, LoginField, Settings, check_mail_text, parse_keywords,
-    parse_prefix,
+    ConflictStatus, DatabaseUrl, EmailBackend, LimitPolicy, LoginField, Settings, check_mail_text,
+    parse_keywords, parse_prefix,
 };
 use crate::throttle::Rate;
 
@@ -346,6 +346,14 @@ fn origins(text: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+fn conflict_status(text: &str) -> Result<ConflictStatus, String> {
+    match text.trim() {
+        "400" => Ok(ConflictStatus::BadRequest),
+        "409" => Ok(ConflictStatus::Conflict),
+        _ => Err("expected `400` or `409`".into()),
+    }
+}
+
 fn login_field(text: &str) -> Result<LoginField, String> {
     match text.trim() {
         "username" => Ok(LoginField::Username),
@@ -548,6 +556,10 @@ pub static SETTINGS: &[Def] = &[
     setting!("login_field", "AUTHD_LOGIN_FIELD", Djoser,
         Parsed(login_field, |f: &LoginField| f.name().to_owned()), |s| s.djoser.login_field,
         example "email", "`email`: log in with the email, which becomes required, unique and read-only outside set_username"),
+    setting!("register_conflict_status", "AUTHD_REGISTER_CONFLICT_STATUS", Djoser,
+        Parsed(conflict_status, |c: &ConflictStatus| c.code().to_string()),
+        |s| s.register_conflict_status, example "409",
+        "the status of a sign-up (`POST /users/`) refused only because its username or email is taken, a lost race included: `400` as in Djoser, or `409`; the body is the same. Any other problem keeps the 400 with every error, and later changes of username or email answer 400 either way"),
     djoser_flag!(
         "send_activation_email",
         "AUTHD_SEND_ACTIVATION_EMAIL",

@@ -21,6 +21,10 @@ pub enum ApiError {
     /// 400 `["…"]` (shape C).
     #[error("bad request")]
     BareList(&'static str),
+    /// 409 with the body of the refusal inside: a sign-up whose username or email is taken,
+    /// under AUTHD_REGISTER_CONFLICT_STATUS=409.
+    #[error("conflict")]
+    Conflict(Box<ApiError>),
     /// 400 `{"detail": "…"}` for a body that cannot be parsed.
     #[error("unparsable body")]
     Unparsable(String),
@@ -71,6 +75,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
@@ -93,6 +98,7 @@ impl ApiError {
                     .collect(),
             ),
             ApiError::BareList(message) => serde_json::json!([message]),
+            ApiError::Conflict(refusal) => refusal.body(),
             ApiError::Unparsable(message) => detail(message),
             ApiError::NotAuthenticated => detail(messages::NOT_AUTHENTICATED),
             ApiError::AuthenticationFailed(message) => detail(message),
@@ -169,6 +175,7 @@ impl From<accounts::Error> for ApiError {
         match err {
             accounts::Error::Invalid(errors) => ApiError::Invalid(errors),
             accounts::Error::CannotCreateUser => ApiError::BareList(messages::CANNOT_CREATE_USER),
+            accounts::Error::Conflict(refusal) => ApiError::Conflict(Box::new((*refusal).into())),
             accounts::Error::NotFound => ApiError::NotFound(messages::NOT_FOUND),
             accounts::Error::NoSuchUser => ApiError::NotFound(messages::NO_USER_MATCHES),
             accounts::Error::PermissionDenied => ApiError::Forbidden(messages::PERMISSION_DENIED),
@@ -322,5 +329,56 @@ impl ApiResponse for ApiError {
     fn register(registry: &mut Registry) {
         Detail::register(registry);
         ValidationErrors::register(registry);
+    }
+}
+
+/// The failures of `POST /users/`: every operation's, and the 409 that
+/// AUTHD_REGISTER_CONFLICT_STATUS=409 gives a username or email already taken. The document
+/// lists the 409 whatever the setting, so that clients can be written for both.
+#[derive(Debug)]
+pub struct SignUpError(ApiError);
+
+impl<E: Into<ApiError>> From<E> for SignUpError {
+    fn from(err: E) -> Self {
+        SignUpError(err.into())
+    }
+}
+
+impl From<SignUpError> for poem::Error {
+    fn from(err: SignUpError) -> Self {
+        err.0.into()
+    }
+}
+
+impl IntoResponse for SignUpError {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+impl ApiResponse for SignUpError {
+    fn meta() -> MetaResponses {
+        let mut meta = ApiError::meta();
+        let conflict = MetaResponse {
+            description: "With `AUTHD_REGISTER_CONFLICT_STATUS=409`: the username or email is taken and nothing else is wrong; the body is the 400's (a field error, or `[\"Unable to create account.\"]` for a lost race)",
+            status: Some(409),
+            status_range: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: ValidationErrors::schema_ref(),
+            }],
+            headers: vec![],
+        };
+        let at = meta
+            .responses
+            .iter()
+            .position(|response| response.status.is_some_and(|status| status > 409))
+            .unwrap_or(meta.responses.len());
+        meta.responses.insert(at, conflict);
+        meta
+    }
+
+    fn register(registry: &mut Registry) {
+        ApiError::register(registry);
     }
 }

@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 use super::ApiTags;
 use super::body::DrfBody;
-use super::error::ApiError;
+use super::error::{ApiError, SignUpError};
 use super::security::Authenticated;
 use super::types::{
     ActivationRequest, CreatedUser, DeleteUserRequest, EmailRequest, PasswordResetConfirmRequest,
@@ -47,7 +47,7 @@ impl UsersApi {
         &self,
         state: Data<&AppState>,
         body: DrfBody<RegisterRequest>,
-    ) -> ApiResult<Registered> {
+    ) -> Result<Registered, SignUpError> {
         let fields = body.fields().await?;
         let user = accounts::register(&state, &state.hasher.admit()?, &fields).await?;
         Ok(Registered::Created(Json(user.into())))

@@ -6,6 +6,7 @@ mod authz;
 mod bodies;
 mod cli;
 mod concurrency;
+mod conflict;
 mod cors;
 mod crash;
 mod email;
