@@ -30,6 +30,7 @@ pub use credentials::{PasswordLogin, log_in, login, logout, set_password, set_us
 pub use register::register;
 pub use users::{
     Target, delete_user, get_user, list_users, update_user, user_to_delete, user_to_update,
+    with_grants,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,11 @@
 use crate::auth::Caller;
+use crate::config::UserExtraField;
 use crate::crypto::Admission;
 use crate::domain::{ClientInfo, FieldErrors, RawFields, messages};
 use crate::mail::Kind;
 use crate::state::AppState;
 use crate::store::OnConstraint;
+use crate::store::authz::{self, Grants};
 use crate::store::users::Taken;
 use crate::store::{self, Principal, email_tokens, users};
 
@@ -55,6 +57,31 @@ async fn resolve(
         return Err(Error::NotFound);
     }
     Err(Error::PermissionDenied)
+}
+
+/// Each user with their groups and effective permissions when AUTHD_USER_EXTRA_FIELDS shows
+/// either: the caller's from the guard's cache, anyone else's from the database.
+pub async fn with_grants(
+    state: &AppState,
+    caller: &Caller,
+    users: Vec<Principal>,
+) -> Result<Vec<(Principal, Option<Grants>)>> {
+    let shown = &state.settings.user_extra_fields;
+    if !shown.contains(&UserExtraField::Groups) && !shown.contains(&UserExtraField::Permissions) {
+        return Ok(users.into_iter().map(|user| (user, None)).collect());
+    }
+    let mut answered = Vec::with_capacity(users.len());
+    for user in users {
+        let grants = if user.id == caller.user.id {
+            caller.grants.clone()
+        } else if user.is_active {
+            authz::grants(&state.db, user.id, user.is_superuser).await?
+        } else {
+            Grants::default()
+        };
+        answered.push((user, Some(grants)));
+    }
+    Ok(answered)
 }
 
 pub async fn get_user(state: &AppState, caller: &Caller, target: Target<'_>) -> Result<Principal> {

@@ -427,6 +427,43 @@ pub struct Settings {
     pub email_change_requires_password: bool,
     /// The status of a sign-up refused only because its username or email is taken.
     pub register_conflict_status: ConflictStatus,
+    /// Read-only fields `/users/me/` and `/users/{id}/` show beyond Djoser's three.
+    pub user_extra_fields: Vec<UserExtraField>,
+}
+
+/// A field a Djoser site adds to its user serializer, as authd can show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum UserExtraField {
+    /// Group names.
+    Groups,
+    /// Effective permissions, `app_label.codename`.
+    Permissions,
+    IsStaff,
+    IsSuperuser,
+    DateJoined,
+    LastLogin,
+}
+
+impl UserExtraField {
+    pub const ALL: [UserExtraField; 6] = [
+        UserExtraField::Groups,
+        UserExtraField::Permissions,
+        UserExtraField::IsStaff,
+        UserExtraField::IsSuperuser,
+        UserExtraField::DateJoined,
+        UserExtraField::LastLogin,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UserExtraField::Groups => "groups",
+            UserExtraField::Permissions => "permissions",
+            UserExtraField::IsStaff => "is_staff",
+            UserExtraField::IsSuperuser => "is_superuser",
+            UserExtraField::DateJoined => "date_joined",
+            UserExtraField::LastLogin => "last_login",
+        }
+    }
 }
 
 /// The status of a sign-up whose only problem is a username or email already taken.
@@ -495,6 +532,7 @@ impl Settings {
             },
             email_change_requires_password: true,
             register_conflict_status: ConflictStatus::BadRequest,
+            user_extra_fields: Vec::new(),
         }
     }
 

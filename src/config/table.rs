@@ -11,8 +11,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    ConflictStatus, DatabaseUrl, EmailBackend, LimitPolicy, LoginField, Settings, check_mail_text,
-    parse_keywords, parse_prefix,
+    ConflictStatus, DatabaseUrl, EmailBackend, LimitPolicy, LoginField, Settings, UserExtraField,
+    check_mail_text, parse_keywords, parse_prefix,
 };
 use crate::throttle::Rate;
 
@@ -346,6 +346,36 @@ fn origins(text: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+fn user_extra_fields(text: &str) -> Result<Vec<UserExtraField>, String> {
+    let mut fields = Vec::new();
+    for item in text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let field = UserExtraField::ALL
+            .into_iter()
+            .find(|field| field.name() == item)
+            .ok_or_else(|| {
+                let known: Vec<&str> = UserExtraField::ALL.iter().map(|f| f.name()).collect();
+                format!("{item:?} is not one of {}", known.join(","))
+            })?;
+        if !fields.contains(&field) {
+            fields.push(field);
+        }
+    }
+    fields.sort();
+    Ok(fields)
+}
+
+fn show_user_extra_fields(fields: &Vec<UserExtraField>) -> String {
+    fields
+        .iter()
+        .map(|field| field.name())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn conflict_status(text: &str) -> Result<ConflictStatus, String> {
     match text.trim() {
         "400" => Ok(ConflictStatus::BadRequest),
@@ -560,6 +590,11 @@ pub static SETTINGS: &[Def] = &[
         Parsed(conflict_status, |c: &ConflictStatus| c.code().to_string()),
         |s| s.register_conflict_status, example "409",
         "the status of a sign-up (`POST /users/`) refused only because its username or email is taken, a lost race included: `400` as in Djoser, or `409`; the body is the same. Any other problem keeps the 400 with every error, and later changes of username or email answer 400 either way"),
+    setting!("user_extra_fields", "AUTHD_USER_EXTRA_FIELDS", Djoser,
+        Parsed(user_extra_fields, show_user_extra_fields), |s| s.user_extra_fields,
+        example "groups,permissions,is_staff",
+        "read-only fields `/users/me/`, `/users/{id}/` and `/users/` show beyond Djoser's `email`, `id`, `username`, as a Djoser site adds them with its own serializer: any of `groups` (names), `permissions` (effective, `app_label.codename`), `is_staff`, `is_superuser`, `date_joined`, `last_login`; empty (the default) shows Djoser's three",
+        default "empty"),
     djoser_flag!(
         "send_activation_email",
         "AUTHD_SEND_ACTIVATION_EMAIL",

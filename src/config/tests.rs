@@ -337,3 +337,25 @@ fn library_errors_are_scrubbed_of_the_password_in_every_spelling() {
         "disk I/O error"
     );
 }
+
+#[test]
+fn extra_user_fields_are_named_once_and_checked() {
+    let settings = load(
+        &[("AUTHD_USER_EXTRA_FIELDS", "permissions, groups,permissions")],
+        Flags::default(),
+    )
+    .expect("loads");
+    assert_eq!(
+        settings.user_extra_fields,
+        [UserExtraField::Groups, UserExtraField::Permissions]
+    );
+    let wrong = load(
+        &[("AUTHD_USER_EXTRA_FIELDS", "groups,password")],
+        Flags::default(),
+    )
+    .expect_err("password is no field to show");
+    assert!(
+        wrong.to_string().contains("\"password\" is not one of"),
+        "{wrong}"
+    );
+}

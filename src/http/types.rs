@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use poem_openapi::Object;
 
+use crate::config::UserExtraField;
 use crate::store::Principal;
+use crate::store::authz::Grants;
 
 /// `{"detail": "…"}`
 #[derive(Debug, Object)]
@@ -23,14 +25,50 @@ pub struct UserView {
     pub email: String,
     pub id: i64,
     pub username: String,
+    /// Group names; only with `groups` in AUTHD_USER_EXTRA_FIELDS.
+    #[oai(read_only, skip_serializing_if_is_none)]
+    pub groups: Option<Vec<String>>,
+    /// Effective permissions (`app_label.codename`, sorted); only with `permissions` in
+    /// AUTHD_USER_EXTRA_FIELDS.
+    #[oai(read_only, skip_serializing_if_is_none)]
+    pub permissions: Option<Vec<String>>,
+    /// Only with `is_staff` in AUTHD_USER_EXTRA_FIELDS.
+    #[oai(read_only, skip_serializing_if_is_none)]
+    pub is_staff: Option<bool>,
+    /// Only with `is_superuser` in AUTHD_USER_EXTRA_FIELDS.
+    #[oai(read_only, skip_serializing_if_is_none)]
+    pub is_superuser: Option<bool>,
+    /// ISO 8601 UTC; only with `date_joined` in AUTHD_USER_EXTRA_FIELDS.
+    #[oai(read_only, skip_serializing_if_is_none)]
+    pub date_joined: Option<String>,
+    /// ISO 8601 UTC, `null` before the first login; only with `last_login` in
+    /// AUTHD_USER_EXTRA_FIELDS.
+    #[oai(read_only, nullable, skip_serializing_if_is_none)]
+    pub last_login: Option<Option<String>>,
 }
 
-impl From<Principal> for UserView {
-    fn from(user: Principal) -> Self {
+impl UserView {
+    /// Djoser's three fields, and the extra ones `fields` names (`grants` are loaded when
+    /// `groups` or `permissions` is among them).
+    pub fn show(user: Principal, grants: Option<Grants>, fields: &[UserExtraField]) -> Self {
+        let wants = |field: UserExtraField| fields.contains(&field);
+        let iso = |time: chrono::DateTime<chrono::Utc>| {
+            time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        };
+        let (groups, permissions) = match grants {
+            Some(grants) => (Some(grants.groups), Some(grants.permissions)),
+            None => (None, None),
+        };
         Self {
             email: user.email,
             id: user.id,
             username: user.username,
+            groups: groups.filter(|_| wants(UserExtraField::Groups)),
+            permissions: permissions.filter(|_| wants(UserExtraField::Permissions)),
+            is_staff: wants(UserExtraField::IsStaff).then_some(user.is_staff),
+            is_superuser: wants(UserExtraField::IsSuperuser).then_some(user.is_superuser),
+            date_joined: wants(UserExtraField::DateJoined).then(|| iso(user.date_joined)),
+            last_login: wants(UserExtraField::LastLogin).then(|| user.last_login.map(iso)),
         }
     }
 }

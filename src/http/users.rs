@@ -9,6 +9,7 @@ use crate::accounts::email::{self as email_flows, Purpose};
 use crate::accounts::{self, Target};
 use crate::domain::ClientInfo;
 use crate::state::AppState;
+use crate::store::Principal;
 
 use super::ApiTags;
 use super::body::DrfBody;
@@ -63,17 +64,14 @@ impl UsersApi {
         state: Data<&AppState>,
     ) -> ApiResult<Json<Vec<UserView>>> {
         let users = accounts::list_users(&state, auth.caller()).await?;
-        Ok(Json(users.into_iter().map(UserView::from).collect()))
+        Ok(Json(views(&state, &auth, users).await?))
     }
 
     /// Who am I
     #[oai(path = "/users/me", method = "get", operation_id = "users_me_retrieve")]
     async fn me(&self, auth: Authenticated, state: Data<&AppState>) -> ApiResult<Json<UserView>> {
-        Ok(Json(
-            accounts::get_user(&state, auth.caller(), Target::Me)
-                .await?
-                .into(),
-        ))
+        let user = accounts::get_user(&state, auth.caller(), Target::Me).await?;
+        view(&state, &auth, user).await
     }
 
     /// Replace my email
@@ -287,11 +285,8 @@ impl UsersApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<UserView>> {
-        Ok(Json(
-            accounts::get_user(&state, auth.caller(), Target::Id(&id.0))
-                .await?
-                .into(),
-        ))
+        let user = accounts::get_user(&state, auth.caller(), Target::Id(&id.0)).await?;
+        view(&state, &auth, user).await
     }
 
     /// Replace a user's email
@@ -351,7 +346,33 @@ async fn update(
     let user = accounts::user_to_update(state, auth.caller(), target).await?;
     let fields = body.fields().await?;
     let user = accounts::update_user(state, &client, auth.caller(), user, &fields).await?;
-    Ok(Json(user.into()))
+    view(state, &auth, user).await
+}
+
+/// Users as the user serializer shows them: Djoser's fields, and AUTHD_USER_EXTRA_FIELDS.
+async fn views(
+    state: &AppState,
+    auth: &Authenticated,
+    users: Vec<Principal>,
+) -> ApiResult<Vec<UserView>> {
+    let fields = &state.settings.user_extra_fields;
+    Ok(accounts::with_grants(state, auth.caller(), users)
+        .await?
+        .into_iter()
+        .map(|(user, grants)| UserView::show(user, grants, fields))
+        .collect())
+}
+
+async fn view(
+    state: &AppState,
+    auth: &Authenticated,
+    user: Principal,
+) -> ApiResult<Json<UserView>> {
+    let mut shown = views(state, auth, vec![user]).await?;
+    shown
+        .pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(crate::domain::messages::NOT_FOUND))
 }
 
 async fn destroy(

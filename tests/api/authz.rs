@@ -896,3 +896,97 @@ async fn introspection_carries_grants_and_changes_reach_every_instance() {
     assert!(every.contains(&"blog.archive".to_owned()));
     until_introspected(&other, &client, &root, "permissions", json!(every)).await;
 }
+
+/// AUTHD_USER_EXTRA_FIELDS adds read-only fields to Djoser's user serializer, for the caller
+/// (from the guard's cache) and for anyone staff may see (from the database); without it the
+/// body is Djoser's three fields.
+#[tokio::test]
+async fn extra_user_fields_show_grants_and_roles_when_asked_for() {
+    use authd::config::UserExtraField;
+    let app = TestApp::spawn_with(|s| s.user_extra_fields = UserExtraField::ALL.to_vec()).await;
+    let (_, root) = superuser(&app, "root").await;
+    let (alice, alice_token) = app.create_user("alice").await;
+    create_permission(&app, &root, "blog.add_post").await;
+    call(
+        &app,
+        Method::POST,
+        "/groups/",
+        &root,
+        json!({ "name": "editors", "permissions": ["blog.add_post"] }),
+    )
+    .await;
+    call(
+        &app,
+        Method::PUT,
+        &format!("/users/{alice}/groups/"),
+        &root,
+        json!({ "groups": ["editors"] }),
+    )
+    .await;
+
+    let me = ok(&get(&app, "/users/me/", &alice_token).await, StatusCode::OK);
+    let keys: Vec<&str> = me
+        .as_object()
+        .expect("an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "email",
+            "id",
+            "username",
+            "groups",
+            "permissions",
+            "is_staff",
+            "is_superuser",
+            "date_joined",
+            "last_login"
+        ]
+    );
+    assert_eq!(
+        (
+            me["groups"].clone(),
+            me["permissions"].clone(),
+            me["is_staff"].clone(),
+            me["is_superuser"].clone()
+        ),
+        (
+            json!(["editors"]),
+            json!(["blog.add_post"]),
+            json!(false),
+            json!(false)
+        )
+    );
+    let joined = me["date_joined"].as_str().expect("date_joined");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(joined).is_ok() && joined.ends_with('Z'),
+        "{joined}"
+    );
+    assert!(me["last_login"].is_string(), "alice logged in: {me}");
+
+    let seen_by_root = ok(
+        &get(&app, &format!("/users/{alice}/"), &root).await,
+        StatusCode::OK,
+    );
+    assert_eq!(seen_by_root["permissions"], json!(["blog.add_post"]));
+    let listed = ok(&get(&app, "/users/", &root).await, StatusCode::OK);
+    let root_row = listed
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["username"] == "root"))
+        .expect("root listed");
+    assert_eq!(root_row["is_superuser"], true);
+    assert_eq!(
+        root_row["permissions"].as_array().map(Vec::len),
+        Some(13),
+        "{root_row}"
+    );
+
+    let plain = TestApp::spawn_with(|s| s.user_extra_fields = vec![UserExtraField::IsStaff]).await;
+    let (id, token) = plain.create_user("bob").await;
+    get(&plain, "/users/me/", &token).await.assert(
+        StatusCode::OK,
+        json!({ "email": "", "id": id, "username": "bob", "is_staff": false }),
+    );
+}

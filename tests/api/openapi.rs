@@ -28,9 +28,13 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
     assert_eq!(
         names,
         [
+            "/groups/",
+            "/groups/{id}/",
             "/oauth/introspect",
             "/oauth/revoke",
             "/oauth/token",
+            "/permissions/",
+            "/permissions/{id}/",
             "/token/login/",
             "/token/logout/",
             "/token/logoutall/",
@@ -46,7 +50,10 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
             "/users/reset_username_confirm/",
             "/users/set_password/",
             "/users/set_username/",
-            "/users/{id}/"
+            "/users/{id}/",
+            "/users/{id}/groups/",
+            "/users/{id}/permissions/",
+            "/users/{id}/roles/"
         ]
     );
     let open = [
