@@ -2,13 +2,13 @@
 """Guarded requests and introspection with permissions in the cached principal, against the
 release before groups and permissions, in one run: the baseline is built in a git worktree,
 both binaries serve side by side (each on a fresh SQLite database, or on its own PostgreSQL
-database with AUTHD_BENCH_POSTGRES_URL), and the same measurements alternate between them:
+database with AUTHD_BENCH_POSTGRES_URL), and the same measurements alternate between them (BENCH_ROUNDS rounds, 5 by default):
 
 - authd's JSON 404 (the unauthenticated floor), guarded GET /users/me/ and an introspection
-  by a registered client, three alternating wrk rounds at c=16, medians;
+  by a registered client, alternating wrk rounds at c=16, medians;
 - on the new binary the user is in two groups holding 20 permissions and holds 5 of their own
   (the principal cached for the token carries 25 permissions and 2 groups), and introspection
-  lists them.
+  lists them; a second user there holds nothing (the row "after, no grants").
 
 Targets (issue 14): guarded ÷ floor and introspection ÷ floor within 0.02 of the baseline's,
 and never below 0.70 and 0.50.
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import BINARY, PASSWORD, Server, form_script, post, wrk  # noqa: E402
 from serving import build_baseline  # noqa: E402
 
-ROUNDS = 3
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 # The last commit before groups and permissions.
 BASELINE = os.environ.get("AUTHD_BENCH_BASELINE", "deda015")
 
@@ -86,7 +86,14 @@ def main():
                 ["curl", "-s", "-X", "POST", f"{servers['after'].base}/oauth/introspect",
                  "-H", f"Authorization: Basic {basics['after']}", "-d", f"token={tokens['after']}"],
                 capture_output=True, text=True).stdout
+            post(f"{servers['after'].base}/users/", {"username": "plain", "password": PASSWORD})
+            plain = post(f"{servers['after'].base}/token/login/",
+                         {"username": "plain", "password": PASSWORD})["auth_token"]
+            scripts["after, no grants"] = form_script(
+                os.path.join(directory, "plain.lua"), f"token={plain}",
+                {"Authorization": f"Basic {basics['after']}"})
             rounds = {label: {"floor": [], "guarded": [], "introspect": []} for label in servers}
+            rounds["after, no grants"] = {"introspect": []}
             for _ in range(ROUNDS):
                 for label, server in servers.items():
                     rounds[label]["floor"].append(wrk(f"{server.base}/nothing/", 16)["rps"])
@@ -98,6 +105,9 @@ def main():
                         if answered["non2xx"]:
                             raise SystemExit(f"{label} {name}: {answered['non2xx']} requests failed")
                         rounds[label][name].append(answered["rps"])
+                    if label == "after":
+                        answered = wrk(f"{server.base}/oauth/introspect", 16, scripts["after, no grants"])
+                        rounds["after, no grants"]["introspect"].append(answered["rps"])
         finally:
             for server in servers.values():
                 server.stop()
@@ -111,6 +121,9 @@ def main():
         introspect = statistics.median(rounds[label]["introspect"])
         print(f"| {label} | {floor:.0f} | {guarded:.0f} | {guarded / floor:.2f} | "
               f"{introspect:.0f} | {introspect / floor:.2f} |")
+    floor = statistics.median(rounds["after"]["floor"])
+    bare = statistics.median(rounds["after, no grants"]["introspect"])
+    print(f"| after, no grants | | | | {bare:.0f} | {bare / floor:.2f} |")
 
 
 if __name__ == "__main__":

@@ -53,8 +53,11 @@ impl std::fmt::Debug for Input {
 #[derive(Debug, Default, Clone)]
 pub struct RawFields {
     fields: HashMap<String, Input>,
-    /// Every value of each key of a form body, for list fields (Django's `QueryDict.getlist`).
-    form_lists: HashMap<String, Vec<String>>,
+    /// A form body (urlencoded or multipart): its list fields are its repeated keys.
+    form: bool,
+    /// The values of a form key before its last, for list fields (Django's
+    /// `QueryDict.getlist`); kept only for keys that repeat.
+    earlier: HashMap<String, Vec<String>>,
 }
 
 impl RawFields {
@@ -69,19 +72,23 @@ impl RawFields {
     /// One value of a form body's key: the last one is the field (as in Django's `QueryDict`),
     /// and all of them are the list a list field reads.
     pub fn insert_form_value(&mut self, name: impl Into<String>, value: String) {
+        self.form = true;
         let name = name.into();
-        self.form_lists
-            .entry(name.clone())
-            .or_default()
-            .push(value.clone());
-        self.fields.insert(name, Input::Text(value));
+        if let Some(Input::Text(previous)) = self.fields.insert(name.clone(), Input::Text(value)) {
+            self.earlier.entry(name).or_default().push(previous);
+        }
     }
 
     /// DRF's list of strings (a `ManyRelatedField` of slugs): `Ok(None)` when absent; a JSON
     /// array of strings, or a form key's every value.
     pub fn list(&self, name: &str) -> Result<Option<Vec<String>>, Vec<String>> {
-        if let Some(values) = self.form_lists.get(name) {
-            return Ok(Some(values.clone()));
+        if self.form {
+            let Input::Text(last) = self.get(name) else {
+                return Ok(None);
+            };
+            let mut values = self.earlier.get(name).cloned().unwrap_or_default();
+            values.push(last.clone());
+            return Ok(Some(values));
         }
         let expected = |kind: &str| {
             Err(vec![format!(
@@ -361,6 +368,9 @@ mod tests {
         assert_eq!(form.list("groups"), Ok(Some(vec!["a".into(), "b".into()])));
         assert_eq!(form.get("groups"), &Input::Text("b".into()));
         assert_eq!(form.list("other"), Ok(None));
+        let mut single = RawFields::default();
+        single.insert_form_value("groups", "a".into());
+        assert_eq!(single.list("groups"), Ok(Some(vec!["a".into()])));
         let mut json = RawFields::default();
         json.insert("groups", Input::from_json(serde_json::json!("a")));
         assert_eq!(
