@@ -467,8 +467,10 @@ pub async fn get_group(state: &AppState, who: Who, id: &str) -> Result<GroupView
         rows::group(&state.db, parse_id(id)?).await?,
         messages::NO_GROUP_MATCHES,
     )?;
-    let mut views = group_views(&state.db, vec![group]).await?;
-    Ok(views.remove(0))
+    group_views(&state.db, vec![group])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound(messages::NO_GROUP_MATCHES))
 }
 
 /// A group's id from its name, for the CLI.

@@ -368,7 +368,7 @@ fn user_extra_fields(text: &str) -> Result<Vec<UserExtraField>, String> {
     Ok(fields)
 }
 
-fn show_user_extra_fields(fields: &Vec<UserExtraField>) -> String {
+fn show_user_extra_fields(fields: &[UserExtraField]) -> String {
     fields
         .iter()
         .map(|field| field.name())
@@ -591,7 +591,8 @@ pub static SETTINGS: &[Def] = &[
         |s| s.register_conflict_status, example "409",
         "the status of a sign-up (`POST /users/`) refused only because its username or email is taken, a lost race included: `400` as in Djoser, or `409`; the body is the same. Any other problem keeps the 400 with every error, and later changes of username or email answer 400 either way"),
     setting!("user_extra_fields", "AUTHD_USER_EXTRA_FIELDS", Djoser,
-        Parsed(user_extra_fields, show_user_extra_fields), |s| s.user_extra_fields,
+        Parsed(user_extra_fields, |fields: &Vec<UserExtraField>| show_user_extra_fields(fields)),
+        |s| s.user_extra_fields,
         example "groups,permissions,is_staff",
         "read-only fields `/users/me/`, `/users/{id}/` and `/users/` show beyond Djoser's `email`, `id`, `username`, as a Djoser site adds them with its own serializer: any of `groups` (names), `permissions` (effective, `app_label.codename`), `is_staff`, `is_superuser`, `date_joined`, `last_login`; empty (the default) shows Djoser's three",
         default "empty"),
