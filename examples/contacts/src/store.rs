@@ -46,8 +46,13 @@ mod migrations {
         }
     }
 
-    #[derive(DeriveMigrationName)]
     struct CreateContact;
+
+    impl MigrationName for CreateContact {
+        fn name(&self) -> &str {
+            "m20261207_000001_create_contact"
+        }
+    }
 
     #[async_trait::async_trait]
     impl MigrationTrait for CreateContact {
