@@ -18,6 +18,7 @@ struct World {
     authd: String,
     authd_state: AppState,
     contacts: String,
+    contacts_settings: contacts::config::Settings,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -78,18 +79,26 @@ impl World {
             client_secret: client.client_secret.expect("a confidential client"),
             cache_for,
         };
-        let app = contacts::Application::build(settings)
-            .await
-            .expect("contacts starts");
-        let contacts = format!("http://{}", app.address());
-        tokio::spawn(app.run(std::future::pending()));
+        let contacts = serve(settings.clone()).await;
         Self {
             authd,
             authd_state,
             contacts,
+            contacts_settings: settings,
             http: reqwest::Client::new(),
             _dir: dir,
         }
+    }
+
+    /// Another instance of the contacts service, on the same database unless `configure`
+    /// says otherwise; its base URL.
+    async fn another_instance(
+        &self,
+        configure: impl FnOnce(&mut contacts::config::Settings),
+    ) -> String {
+        let mut settings = self.contacts_settings.clone();
+        configure(&mut settings);
+        serve(settings).await
     }
 
     /// Signs up and logs in over authd's HTTP API.
@@ -137,17 +146,14 @@ impl World {
         .expect("granted");
     }
 
-    async fn make_staff(&self, user: &User) {
+    /// `authd user set-staff` / `set-superuser NAME true`.
+    async fn promote(&self, user: &User, roles: RolesChange) {
         let id = authz::user_id(&self.authd_state, &user.name)
             .await
             .expect("the user");
-        let change = RolesChange {
-            is_staff: Some(true),
-            is_superuser: None,
-        };
-        authz::update_roles(&self.authd_state, Who::Operator, &id, Ok(change))
+        authz::update_roles(&self.authd_state, Who::Operator, &id, Ok(roles))
             .await
-            .expect("staff");
+            .expect("promoted");
     }
 
     async fn send(
@@ -157,9 +163,19 @@ impl World {
         authorization: Option<String>,
         body: Option<&str>,
     ) -> Reply {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.contacts));
+        self.send_to(&self.contacts, method, path, authorization, body)
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        authorization: Option<String>,
+        body: Option<&str>,
+    ) -> Reply {
+        let mut request = self.http.request(method, format!("{base}{path}"));
         if let Some(authorization) = authorization {
             request = request.header("Authorization", authorization);
         }
@@ -233,6 +249,15 @@ impl World {
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         reply.body["id"].as_i64().expect("an id")
     }
+}
+
+async fn serve(settings: contacts::config::Settings) -> String {
+    let app = contacts::Application::build(settings)
+        .await
+        .expect("contacts starts");
+    let address = format!("http://{}", app.address());
+    tokio::spawn(app.run(std::future::pending()));
+    address
 }
 
 fn token(user: &User) -> String {
@@ -488,7 +513,11 @@ async fn is_staff_alone_grants_nothing() {
     let world = World::start().await;
     let alice = world.user("alice").await;
     let staff = world.user("staff").await;
-    world.make_staff(&staff).await;
+    let staff_only = RolesChange {
+        is_staff: Some(true),
+        is_superuser: None,
+    };
+    world.promote(&staff, staff_only).await;
     let id = world.contact(&alice, ada()).await;
     let path = format!("/contacts/{id}/");
 
@@ -695,4 +724,108 @@ async fn a_permission_granted_later_applies_within_the_cache_time() {
     world.grant(&bob, "contacts.view_contact").await;
     tokio::time::sleep(cache_for + Duration::from_millis(100)).await;
     assert_eq!(names(&world.get(&bob, "/contacts/").await), ["Ada"]);
+}
+
+#[tokio::test]
+async fn a_superuser_holds_every_contacts_permission() {
+    let world = World::start().await;
+    let alice = world.user("alice").await;
+    let root = world.user("root").await;
+    let superuser = RolesChange {
+        is_staff: None,
+        is_superuser: Some(true),
+    };
+    world.promote(&root, superuser).await;
+    let id = world.contact(&alice, ada()).await;
+    let path = format!("/contacts/{id}/");
+
+    assert_eq!(names(&world.get(&root, "/contacts/").await), ["Ada"]);
+    let changed = world.patch(&root, &path, json!({"notes": "audited"})).await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert_eq!(changed.body["owner"], alice.id);
+    assert_eq!(
+        world.delete(&root, &path).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(names(&world.get(&alice, "/contacts/").await).is_empty());
+}
+
+#[tokio::test]
+async fn when_authd_cannot_be_asked_the_answer_is_503_not_401() {
+    let world = World::start().await;
+    let alice = world.user("alice").await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("an address");
+    let unreachable = world
+        .another_instance(|settings| settings.authd_url = format!("http://{closed}"))
+        .await;
+    let wrong_secret = world
+        .another_instance(|settings| settings.client_secret = "not-the-secret".into())
+        .await;
+    for base in [unreachable, wrong_secret] {
+        let reply = world
+            .send_to(
+                &base,
+                reqwest::Method::POST,
+                "/contacts/",
+                Some(token(&alice)),
+                Some(&ada().to_string()),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.body),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"detail": "The authentication service is unavailable."})
+            )
+        );
+    }
+    assert!(names(&world.get(&alice, "/contacts/").await).is_empty());
+}
+
+#[tokio::test]
+async fn a_restarted_instance_keeps_the_contacts() {
+    let world = World::start().await;
+    let alice = world.user("alice").await;
+    let id = world.contact(&alice, ada()).await;
+    // Its start finds the schema already made and leaves it as it is.
+    let restarted = world.another_instance(|_| {}).await;
+    let reply = world
+        .send_to(
+            &restarted,
+            reqwest::Method::GET,
+            &format!("/contacts/{id}/"),
+            Some(token(&alice)),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["first_name"], "Ada");
+}
+
+#[tokio::test]
+async fn changes_racing_a_deletion_answer_200_or_404_never_500() {
+    let world = World::start().await;
+    let alice = world.user("alice").await;
+    for round in 0..20 {
+        let id = world
+            .contact(&alice, json!({"first_name": format!("Round {round}")}))
+            .await;
+        let path = format!("/contacts/{id}/");
+        let (changed, deleted) = tokio::join!(
+            world.patch(&alice, &path, json!({"notes": "raced"})),
+            world.delete(&alice, &path),
+        );
+        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+        assert!(
+            [StatusCode::OK, StatusCode::NOT_FOUND].contains(&changed.status),
+            "{} {}",
+            changed.status,
+            changed.body
+        );
+        assert_eq!(world.get(&alice, &path).await.status, StatusCode::NOT_FOUND);
+    }
+    assert!(names(&world.get(&alice, "/contacts/").await).is_empty());
 }
