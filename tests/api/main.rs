@@ -30,4 +30,5 @@ mod smtp;
 mod throttle;
 mod upgrade;
 mod users;
+mod verify;
 mod wire;
