@@ -18,6 +18,7 @@ mod layout;
 mod lifecycle;
 mod load;
 mod login;
+mod nginx;
 mod oauth;
 mod openapi;
 mod passwords;
