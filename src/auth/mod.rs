@@ -76,6 +76,25 @@ impl Caller {
         }
     }
 
+    /// The permissions the token is limited to, or `None` when it may do whatever its user
+    /// may. Every token is unscoped until scoped tokens and API keys arrive.
+    pub fn scope(&self) -> Option<&[String]> {
+        None
+    }
+
+    /// Django's `has_perms`: every name is held (an unknown one is not), and within the scope.
+    /// An active superuser on an unscoped token holds every name, even one that does not exist.
+    pub fn has_perms(&self, names: &[String]) -> bool {
+        let scope = self.scope();
+        if self.user.is_active && self.user.is_superuser && scope.is_none() {
+            return true;
+        }
+        names.iter().all(|name| {
+            self.grants.permissions.binary_search(name).is_ok()
+                && scope.is_none_or(|scope| scope.contains(name))
+        })
+    }
+
     /// Not expired, and (with an idle limit) used recently enough. The idle limit is about
     /// tokens that make requests; a refresh family's end is its absolute lifetime.
     fn alive(&self, now: DateTime<Utc>, idle: Duration) -> bool {

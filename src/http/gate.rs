@@ -130,7 +130,7 @@ impl<E> Gate<E> {
         route: &ApiRoute,
         user: Option<i64>,
     ) -> Result<(), ApiError> {
-        let Some(throttle) = &self.state.requests else {
+        let Some(throttle) = self.state.requests.as_ref().filter(|_| route.throttled) else {
             return Ok(());
         };
         let verdict = match user {

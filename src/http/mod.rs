@@ -33,6 +33,8 @@ mod token;
 mod types;
 /// `/users/…`.
 mod users;
+/// `/token/verify/`: forward auth for reverse proxies.
+mod verify;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,6 +69,7 @@ type DrfApis = (
     token::TokenApi,
     sessions::SessionsApi,
     authz::AuthzApi,
+    verify::VerifyApi,
 );
 
 fn drf_apis() -> DrfApis {
@@ -75,6 +78,7 @@ fn drf_apis() -> DrfApis {
         token::TokenApi,
         sessions::SessionsApi,
         authz::AuthzApi,
+        verify::VerifyApi,
     )
 }
 
@@ -156,11 +160,12 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
                 || path.starts_with("/groups/")
                 || id == "users_activation"
                 || id == "token_login"
+                || id == "token_verify"
         }
         "404" => detail_route,
         // The failed-password limits (the password grant) and DRF's request-rate throttles
-        // (every DRF operation; OAuth2 is exempt).
-        "429" => !path.starts_with("/oauth/") || id == "oauth_token",
+        // (every DRF operation but forward auth; OAuth2 is exempt).
+        "429" => routes::find(path).is_some_and(|route| route.throttled) || id == "oauth_token",
         _ => true,
     });
     // DRF's three error shapes: field errors, `{"detail": …}` for an unparsable body, and

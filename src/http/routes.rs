@@ -31,6 +31,9 @@ pub struct ApiRoute {
     /// (sign-up, activation, the reset flows).
     pub anonymous_methods: &'static [&'static str],
     pub dialect: Dialect,
+    /// Counted by DRF's request-rate throttles. Forward auth is not: a proxy asks once per
+    /// request it serves, so one page would spend a user's whole budget.
+    pub throttled: bool,
 }
 
 impl ApiRoute {
@@ -75,6 +78,7 @@ const USER_ACTION: ApiRoute = ApiRoute {
     access: Access::Authenticated,
     anonymous_methods: &[],
     dialect: Dialect::Drf,
+    throttled: true,
 };
 
 const OAUTH: ApiRoute = ApiRoute {
@@ -84,6 +88,7 @@ const OAUTH: ApiRoute = ApiRoute {
     access: Access::Anyone,
     anonymous_methods: &[],
     dialect: Dialect::OAuth,
+    throttled: true,
 };
 
 /// djoser's routes, in the order its URL patterns match (actions before `/users/{id}/`), then
@@ -185,6 +190,7 @@ pub static ROUTES: &[ApiRoute] = &[
         access: Access::Anyone,
         anonymous_methods: &[],
         dialect: Dialect::Drf,
+        throttled: true,
     },
     ApiRoute {
         path: "/token/logout/",
@@ -193,6 +199,7 @@ pub static ROUTES: &[ApiRoute] = &[
         access: Access::Authenticated,
         anonymous_methods: &[],
         dialect: Dialect::Drf,
+        throttled: true,
     },
     ApiRoute {
         path: "/token/logoutall/",
@@ -201,6 +208,7 @@ pub static ROUTES: &[ApiRoute] = &[
         access: Access::Authenticated,
         anonymous_methods: &[],
         dialect: Dialect::Drf,
+        throttled: true,
     },
     ApiRoute {
         path: "/token/sessions/",
@@ -209,6 +217,7 @@ pub static ROUTES: &[ApiRoute] = &[
         access: Access::Authenticated,
         anonymous_methods: &[],
         dialect: Dialect::Drf,
+        throttled: true,
     },
     ApiRoute {
         path: "/token/sessions/{id}/",
@@ -217,6 +226,16 @@ pub static ROUTES: &[ApiRoute] = &[
         access: Access::Authenticated,
         anonymous_methods: &[],
         dialect: Dialect::Drf,
+        throttled: true,
+    },
+    ApiRoute {
+        path: "/token/verify/",
+        allow: "GET, HEAD, OPTIONS",
+        slash_optional: true,
+        access: Access::Authenticated,
+        anonymous_methods: &[],
+        dialect: Dialect::Drf,
+        throttled: false,
     },
     ApiRoute {
         path: "/oauth/token",
@@ -264,6 +283,7 @@ mod tests {
         assert_eq!(path_of("/users/me.json"), None);
         assert_eq!(path_of("/users/set_password"), Some("/users/set_password/"));
         assert_eq!(path_of("/token/login"), Some("/token/login/"));
+        assert_eq!(path_of("/token/verify"), Some("/token/verify/"));
         assert_eq!(path_of("/nothing"), None);
         assert_eq!(path_of("/users/1/extra"), None);
         assert_eq!(path_of("/"), None);

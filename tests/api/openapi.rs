@@ -40,6 +40,7 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
             "/token/logoutall/",
             "/token/sessions/",
             "/token/sessions/{id}/",
+            "/token/verify/",
             "/users/",
             "/users/activation/",
             "/users/me/",
@@ -222,14 +223,15 @@ fn shedding_is_documented_everywhere() {
     }
 }
 
-/// Every DRF operation documents the 429 of the request-rate throttles, with `Retry-After`;
-/// of OAuth2's, only the token endpoint (the password grant's failure limits).
+/// Every DRF operation but forward auth documents the 429 of the request-rate throttles, with
+/// `Retry-After`; of OAuth2's, only the token endpoint (the password grant's failure limits).
 #[test]
 fn throttling_is_documented_where_it_can_happen() {
     let document = authd::http::openapi_document("");
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("item") {
-            let throttles = !path.starts_with("/oauth/") || path == "/oauth/token";
+            let throttles = (!path.starts_with("/oauth/") && path != "/token/verify/")
+                || path == "/oauth/token";
             match operation["responses"].get("429") {
                 Some(response) => {
                     assert!(throttles, "{method} {path} cannot throttle");
