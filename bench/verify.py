@@ -19,20 +19,10 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import BINARY, PASSWORD, Server, post, wrk  # noqa: E402
+from authorization import database_url  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONNECTIONS = 16
-
-
-def database_url(directory):
-    postgres = os.environ.get("AUTHD_BENCH_POSTGRES_URL")
-    if not postgres:
-        return f"sqlite://{directory}/verify.sqlite3?mode=rwc"
-    database = "authd_bench_verify"
-    admin = postgres.rsplit("/", 1)[0] + "/postgres"
-    for statement in (f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', f'CREATE DATABASE "{database}"'):
-        subprocess.run(["psql", admin, "-qc", statement], check=True, capture_output=True)
-    return postgres.rsplit("/", 1)[0] + f"/{database}"
 
 
 def put_in_groups(server):
@@ -51,7 +41,7 @@ def main():
     if not os.path.exists(BINARY):
         raise SystemExit("build first: cargo build --release --bins")
     with tempfile.TemporaryDirectory() as directory:
-        server = Server(database_url(directory))
+        server = Server(database_url(directory, "verify"))
         try:
             post(f"{server.base}/users/", {"username": "bench", "password": PASSWORD})
             put_in_groups(server)

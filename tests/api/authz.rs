@@ -55,6 +55,22 @@ async fn create_permission(app: &TestApp, token: &str, name: &str) -> i64 {
     ok(&reply, StatusCode::CREATED)["id"].as_i64().expect("id")
 }
 
+/// Every permission's `app_label.codename`, in the order `/permissions/` lists them (sorted).
+async fn permission_names(app: &TestApp, token: &str) -> Vec<String> {
+    ok(&get(app, "/permissions/", token).await, StatusCode::OK)
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            format!(
+                "{}.{}",
+                p["app_label"].as_str().unwrap_or(""),
+                p["codename"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
 /// Everything `auth_*` holds, for "nothing changed".
 async fn grants_snapshot(app: &TestApp) -> Vec<i64> {
     let mut counts = Vec::new();
@@ -76,19 +92,7 @@ async fn grants_snapshot(app: &TestApp) -> Vec<i64> {
 async fn djangos_auth_permissions_are_there_from_the_start() {
     let app = TestApp::spawn().await;
     let (_, root) = superuser(&app, "root").await;
-    let listed = ok(&get(&app, "/permissions/", &root).await, StatusCode::OK);
-    let names: Vec<String> = listed
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|p| {
-            format!(
-                "{}.{}",
-                p["app_label"].as_str().unwrap_or(""),
-                p["codename"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
+    let names = permission_names(&app, &root).await;
     let mut expected = Vec::new();
     for model in ["group", "permission", "user"] {
         for action in ["add", "change", "delete", "view"] {
@@ -97,6 +101,7 @@ async fn djangos_auth_permissions_are_there_from_the_start() {
     }
     expected.sort();
     assert_eq!(names, expected);
+    let listed = ok(&get(&app, "/permissions/", &root).await, StatusCode::OK);
     let add_user = listed
         .as_array()
         .and_then(|list| list.iter().find(|p| p["codename"] == "add_user"))
@@ -880,19 +885,7 @@ async fn introspection_carries_grants_and_changes_reach_every_instance() {
     );
     // A new permission is the superuser's at once, everywhere.
     create_permission(&app, &root, "blog.archive").await;
-    let mut every: Vec<String> = ok(&get(&app, "/permissions/", &root).await, StatusCode::OK)
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|p| {
-            format!(
-                "{}.{}",
-                p["app_label"].as_str().unwrap_or(""),
-                p["codename"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    every.sort();
+    let every = permission_names(&app, &root).await;
     assert!(every.contains(&"blog.archive".to_owned()));
     until_introspected(&other, &client, &root, "permissions", json!(every)).await;
 }
