@@ -13,7 +13,6 @@ Target (issue 15): /token/verify/ ÷ floor at least 0.70.
 
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
