@@ -147,6 +147,11 @@ pub enum ClientCommand {
         /// introspect.
         #[arg(long)]
         public: bool,
+        /// Limit what the client may be granted to this permission (`app_label.codename`);
+        /// repeat for several. A password grant through it gets at most these; without
+        /// `scope`, these ∩ what the user holds.
+        #[arg(long = "scope", value_name = "PERMISSION")]
+        scopes: Vec<String>,
     },
     /// One JSON line per client.
     List,
@@ -256,8 +261,17 @@ fn load_settings(flags: &Flags) -> anyhow::Result<Settings> {
 async fn run_client_command(state: &AppState, command: ClientCommand) -> anyhow::Result<()> {
     let failed = |err: oauth::OAuthError| anyhow::Error::new(err);
     match command {
-        ClientCommand::Create { name, public } => {
-            let registered = oauth::create_client(state, &name, public)
+        ClientCommand::Create {
+            name,
+            public,
+            scopes,
+        } => {
+            for permission in &scopes {
+                authz::permission_id(state, permission)
+                    .await
+                    .with_context(|| format!("no such permission: {permission}"))?;
+            }
+            let registered = oauth::create_client(state, &name, public, &scopes)
                 .await
                 .map_err(failed)?;
             println!("{}", serde_json::to_string(&registered)?);

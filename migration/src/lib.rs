@@ -13,6 +13,7 @@ mod m20261207_000009_superseded_refresh_tokens;
 mod m20261207_000010_owner_exemptions;
 mod m20261207_000011_mail_per_address;
 mod m20261207_000012_groups_and_permissions;
+mod m20261207_000013_scopes;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_owner_exemptions::Migration),
             Box::new(m20261207_000011_mail_per_address::Migration),
             Box::new(m20261207_000012_groups_and_permissions::Migration),
+            Box::new(m20261207_000013_scopes::Migration),
         ]
     }
 }

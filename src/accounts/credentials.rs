@@ -7,12 +7,13 @@ use crate::domain::fields::CharField;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{ClientInfo, FieldErrors, Input, RawFields, email, messages, username};
 use crate::mail::Kind;
-use crate::sessions::{self, Issued};
+use crate::sessions::{self, Issued, ScopeRequest};
 use crate::state::AppState;
 use crate::store::OnConstraint;
 use crate::store::users::Taken;
 use crate::store::{
-    self, Credentials, Principal, email_tokens, known_addresses, sessions as session_rows, users,
+    self, Credentials, Principal, authz, email_tokens, known_addresses, sessions as session_rows,
+    users,
 };
 use crate::throttle;
 
@@ -55,6 +56,7 @@ pub async fn login(
         password,
         name: sessions::name(device_name, client),
         kind: sessions::Kind::Token,
+        scope: ScopeRequest::default(),
     };
     match log_in(state, hashing, client, login).await? {
         Some(Issued::Token(secret)) => Ok(secret),
@@ -71,6 +73,8 @@ pub struct PasswordLogin<'a> {
     /// The session's name.
     pub name: String,
     pub kind: sessions::Kind,
+    /// What the tokens are to be limited to (an OAuth2 `scope`); nothing for a Djoser login.
+    pub scope: ScopeRequest,
 }
 
 /// Checks the password as Djoser's login does (an unknown or inactive account costs a full
@@ -88,6 +92,7 @@ pub async fn log_in(
         password,
         name,
         kind,
+        scope,
     } = login;
     // Lengths before work: nothing longer than any stored identifier is normalised.
     let longest = match login_field(state) {
@@ -149,8 +154,19 @@ pub async fn log_in(
     if let Some(rehashed) = rehashed {
         users::rehash(&txn, user.id, &verified.password_hash, &rehashed).await?;
     }
+    // Only now, after the password: an unheld permission must not tell a stranger anything.
+    let scope = match scope.is_unlimited() {
+        true => None,
+        false => {
+            let held = authz::grants(&txn, user.id, user.is_superuser).await?;
+            scope
+                .resolve(&held.permissions)
+                .ok_or(Error::InvalidScope)?
+        }
+    };
+    let opening = sessions::Opening { kind, name, scope };
     let (issued, evicted) =
-        sessions::open(&txn, &state.settings.tokens, user.id, kind, name, client).await?;
+        sessions::open(&txn, &state.settings.tokens, user.id, opening, client).await?;
     users::touch_last_login(&txn, user.id).await?;
     known_addresses::record(
         &txn,

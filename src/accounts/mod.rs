@@ -75,6 +75,10 @@ pub enum Error {
     /// AUTHD_TOKEN_LIMIT_POLICY=deny, and the user has as many sessions as allowed: knox's 403.
     #[error("token limit reached")]
     TokenLimit,
+    /// A scope asking for a permission that is unknown, not held, or beyond the client's set:
+    /// RFC 6749's `invalid_scope`, answered only after a right password.
+    #[error("invalid scope")]
+    InvalidScope,
 }
 
 impl From<crate::sessions::SessionError> for Error {

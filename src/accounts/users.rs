@@ -15,7 +15,7 @@ use super::{Error, Result, collect, commit_change, email_canonical, email_login,
 
 /// `GET /users/`: everyone for staff or without HIDE_USERS, otherwise only the caller.
 pub async fn list_users(state: &AppState, caller: &Caller) -> Result<Vec<Principal>> {
-    if state.settings.djoser.hide_users && !caller.user.is_staff {
+    if state.settings.djoser.hide_users && !caller.acts_as_staff() {
         return Ok(vec![caller.user.clone()]);
     }
     Ok(users::list(&state.db).await?)
@@ -50,7 +50,7 @@ async fn resolve(
     let user = users::find_by_id(&state.db, id)
         .await?
         .ok_or(Error::NoSuchUser)?;
-    if caller.user.is_staff || user.id == caller.user.id {
+    if caller.acts_as_staff() || user.id == caller.user.id {
         return Ok(user);
     }
     if state.settings.djoser.hide_users && action != Action::Destroy {
@@ -72,7 +72,14 @@ pub async fn with_grants(
     }
     let mut answered = Vec::with_capacity(users.len());
     for user in users {
-        let grants = if user.id == caller.user.id {
+        // A scoped token's own record shows what the token may do: no groups, and the scope ∩
+        // what the user holds.
+        let grants = if user.id == caller.user.id && caller.is_scoped() {
+            Grants {
+                groups: Vec::new(),
+                permissions: caller.effective_permissions(),
+            }
+        } else if user.id == caller.user.id {
             caller.grants.clone()
         } else if user.is_active {
             authz::grants(&state.db, user.id, user.is_superuser).await?

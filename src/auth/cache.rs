@@ -297,6 +297,7 @@ mod tests {
             created: now,
             last_used: None,
             expires_at: None,
+            scope: None,
         };
         Arc::new(Caller::new(
             user,

@@ -44,6 +44,8 @@ pub struct Caller {
     pub expires_at: Option<DateTime<Utc>>,
     /// The registered client its session was minted through (the row id), if any.
     pub client_id: Option<i64>,
+    /// The permissions its session was granted (sorted), `None` when unscoped.
+    scope: Option<Vec<String>>,
     /// The latest use this instance saw (Unix seconds), for the idle limit.
     last_seen: AtomicI64,
     /// When this instance last queued the session's last use for writing (Unix seconds).
@@ -71,15 +73,42 @@ impl Caller {
             issued_at: token.created,
             expires_at: token.expires_at,
             client_id: session.client_id,
+            scope: session.scope.as_deref().map(parse_scope),
             last_seen: AtomicI64::new(last_seen.timestamp()),
             last_queued: AtomicI64::new(session.last_used.map_or(0, |used| used.timestamp())),
         }
     }
 
     /// The permissions the token is limited to, or `None` when it may do whatever its user
-    /// may. Every token is unscoped until scoped tokens and API keys arrive.
+    /// may.
     pub fn scope(&self) -> Option<&[String]> {
-        None
+        self.scope.as_deref()
+    }
+
+    /// A scoped token's authority is its scope: no staff or superuser status, no groups, and
+    /// no account or admin routes.
+    pub fn is_scoped(&self) -> bool {
+        self.scope.is_some()
+    }
+
+    /// Staff status as the token may use it: none for a scoped token.
+    pub fn acts_as_staff(&self) -> bool {
+        self.user.is_staff && !self.is_scoped()
+    }
+
+    /// What the token may do now, sorted: the scope ∩ what the user holds (a superuser holds
+    /// every permission there is), or, unscoped, everything the user holds.
+    pub fn effective_permissions(&self) -> Vec<String> {
+        match self.scope() {
+            Some(scope) => self
+                .grants
+                .permissions
+                .iter()
+                .filter(|name| scope.binary_search(name).is_ok())
+                .cloned()
+                .collect(),
+            None => self.grants.permissions.clone(),
+        }
     }
 
     /// Django's `has_perms`: every name is held (an unknown one is not), and within the scope.
@@ -91,7 +120,7 @@ impl Caller {
         }
         names.iter().all(|name| {
             self.grants.permissions.binary_search(name).is_ok()
-                && scope.is_none_or(|scope| scope.contains(name))
+                && scope.is_none_or(|scope| scope.binary_search(name).is_ok())
         })
     }
 
@@ -104,6 +133,14 @@ impl Caller {
             !idle.is_zero() && self.kind != TokenKind::Refresh && idle_for > idle.as_secs() as i64;
         !expired && !idled
     }
+}
+
+/// A stored scope (space-separated) as a sorted, deduplicated list.
+pub fn parse_scope(stored: &str) -> Vec<String> {
+    let mut names: Vec<String> = stored.split_whitespace().map(str::to_owned).collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 #[derive(Debug, thiserror::Error)]

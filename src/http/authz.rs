@@ -133,8 +133,9 @@ pub enum GroupCreated {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-fn who(auth: &Authenticated) -> Who {
-    Who::User(auth.caller().user.id)
+/// Every route here is an admin route: only an unscoped token reaches it.
+fn who(auth: &Authenticated) -> ApiResult<Who> {
+    Ok(Who::User(auth.unscoped()?.user.id))
 }
 
 /// A required list field (`PUT` replaces the whole list).
@@ -167,7 +168,8 @@ impl AuthzApi {
         auth: Authenticated,
         state: Data<&AppState>,
     ) -> ApiResult<Json<Vec<PermissionView>>> {
-        let permissions = authz::list_permissions(&state, who(&auth)).await?;
+        let who = who(&auth)?;
+        let permissions = authz::list_permissions(&state, who).await?;
         Ok(Json(permissions.into_iter().map(Into::into).collect()))
     }
 
@@ -185,9 +187,10 @@ impl AuthzApi {
         state: Data<&AppState>,
         body: DrfBody<PermissionRequest>,
     ) -> ApiResult<PermissionCreated> {
+        let who = who(&auth)?;
         let fields = body.fields().await?;
         let change = PermissionChange::parse(&fields, false);
-        let created = authz::create_permission(&state, who(&auth), change).await?;
+        let created = authz::create_permission(&state, who, change).await?;
         Ok(PermissionCreated::Created(Json(created.into())))
     }
 
@@ -203,7 +206,8 @@ impl AuthzApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<PermissionView>> {
-        let permission = authz::get_permission(&state, who(&auth), &id.0).await?;
+        let who = who(&auth)?;
+        let permission = authz::get_permission(&state, who, &id.0).await?;
         Ok(Json(permission.into()))
     }
 
@@ -223,9 +227,10 @@ impl AuthzApi {
         id: Path<String>,
         body: DrfBody<PatchedPermissionRequest>,
     ) -> ApiResult<Json<PermissionView>> {
+        let who = who(&auth)?;
         let fields = body.fields().await?;
         let change = PermissionChange::parse(&fields, true);
-        let permission = authz::update_permission(&state, who(&auth), &id.0, change).await?;
+        let permission = authz::update_permission(&state, who, &id.0, change).await?;
         Ok(Json(permission.into()))
     }
 
@@ -244,7 +249,8 @@ impl AuthzApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<NoContent> {
-        authz::delete_permission(&state, who(&auth), &id.0).await?;
+        let who = who(&auth)?;
+        authz::delete_permission(&state, who, &id.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -257,7 +263,8 @@ impl AuthzApi {
         auth: Authenticated,
         state: Data<&AppState>,
     ) -> ApiResult<Json<Vec<GroupView>>> {
-        let groups = authz::list_groups(&state, who(&auth)).await?;
+        let who = who(&auth)?;
+        let groups = authz::list_groups(&state, who).await?;
         Ok(Json(groups.into_iter().map(Into::into).collect()))
     }
 
@@ -272,9 +279,10 @@ impl AuthzApi {
         state: Data<&AppState>,
         body: DrfBody<GroupRequest>,
     ) -> ApiResult<GroupCreated> {
+        let who = who(&auth)?;
         let fields = body.fields().await?;
         let change = GroupChange::parse(&fields, false);
-        let group = authz::create_group(&state, who(&auth), change).await?;
+        let group = authz::create_group(&state, who, change).await?;
         Ok(GroupCreated::Created(Json(group.into())))
     }
 
@@ -286,9 +294,8 @@ impl AuthzApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<GroupView>> {
-        Ok(Json(
-            authz::get_group(&state, who(&auth), &id.0).await?.into(),
-        ))
+        let who = who(&auth)?;
+        Ok(Json(authz::get_group(&state, who, &id.0).await?.into()))
     }
 
     /// Replace a group
@@ -303,10 +310,11 @@ impl AuthzApi {
         id: Path<String>,
         body: DrfBody<GroupRequest>,
     ) -> ApiResult<Json<GroupView>> {
+        let who = who(&auth)?;
         let fields = body.fields().await?;
         let change = GroupChange::parse(&fields, false);
         Ok(Json(
-            authz::update_group(&state, who(&auth), &id.0, change)
+            authz::update_group(&state, who, &id.0, change)
                 .await?
                 .into(),
         ))
@@ -325,10 +333,11 @@ impl AuthzApi {
         id: Path<String>,
         body: DrfBody<PatchedGroupRequest>,
     ) -> ApiResult<Json<GroupView>> {
+        let who = who(&auth)?;
         let fields = body.fields().await?;
         let change = GroupChange::parse(&fields, true);
         Ok(Json(
-            authz::update_group(&state, who(&auth), &id.0, change)
+            authz::update_group(&state, who, &id.0, change)
                 .await?
                 .into(),
         ))
@@ -348,7 +357,8 @@ impl AuthzApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<NoContent> {
-        authz::delete_group(&state, who(&auth), &id.0).await?;
+        let who = who(&auth)?;
+        authz::delete_group(&state, who, &id.0).await?;
         Ok(NoContent::Done)
     }
 
@@ -366,7 +376,8 @@ impl AuthzApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<UserGroups>> {
-        let groups = authz::user_groups(&state, who(&auth), &id.0).await?;
+        let who = who(&auth)?;
+        let groups = authz::user_groups(&state, who, &id.0).await?;
         Ok(Json(UserGroups { groups }))
     }
 
@@ -387,9 +398,10 @@ impl AuthzApi {
         id: Path<String>,
         body: DrfBody<UserGroups>,
     ) -> ApiResult<Json<UserGroups>> {
+        let who = who(&auth)?;
         let fields = body.fields().await?;
         let edit = list_body(&fields, "groups");
-        let groups = authz::set_user_groups(&state, who(&auth), &id.0, edit).await?;
+        let groups = authz::set_user_groups(&state, who, &id.0, edit).await?;
         Ok(Json(UserGroups { groups }))
     }
 
@@ -407,7 +419,8 @@ impl AuthzApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<UserPermissions>> {
-        let permissions = authz::user_permissions(&state, who(&auth), &id.0).await?;
+        let who = who(&auth)?;
+        let permissions = authz::user_permissions(&state, who, &id.0).await?;
         Ok(Json(UserPermissions { permissions }))
     }
 
@@ -427,9 +440,10 @@ impl AuthzApi {
         id: Path<String>,
         body: DrfBody<UserPermissions>,
     ) -> ApiResult<Json<UserPermissions>> {
+        let who = who(&auth)?;
         let fields = body.fields().await?;
         let edit = list_body(&fields, "permissions");
-        let permissions = authz::set_user_permissions(&state, who(&auth), &id.0, edit).await?;
+        let permissions = authz::set_user_permissions(&state, who, &id.0, edit).await?;
         Ok(Json(UserPermissions { permissions }))
     }
 
@@ -447,9 +461,8 @@ impl AuthzApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<Roles>> {
-        Ok(Json(
-            authz::user_roles(&state, who(&auth), &id.0).await?.into(),
-        ))
+        let who = who(&auth)?;
+        Ok(Json(authz::user_roles(&state, who, &id.0).await?.into()))
     }
 
     /// Set a user's roles
@@ -467,10 +480,11 @@ impl AuthzApi {
         id: Path<String>,
         body: DrfBody<PatchedRolesRequest>,
     ) -> ApiResult<Json<Roles>> {
+        let who = who(&auth)?;
         let fields = body.fields().await?;
         let change = RolesChange::parse(&fields);
         Ok(Json(
-            authz::update_roles(&state, who(&auth), &id.0, change)
+            authz::update_roles(&state, who, &id.0, change)
                 .await?
                 .into(),
         ))

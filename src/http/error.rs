@@ -186,6 +186,7 @@ impl From<accounts::Error> for ApiError {
             accounts::Error::Throttled(wait) => ApiError::Throttled(wait),
             accounts::Error::Hashing(err) => err.into(),
             err @ (accounts::Error::Database(_)
+            | accounts::Error::InvalidScope
             | accounts::Error::Random
             | accounts::Error::Mail(_)) => ApiError::Internal(Box::new(err)),
         }

@@ -32,7 +32,7 @@ pub struct ClientBasic(Basic);
 
 /// RFC 6749 §5.1.
 #[derive(Debug, Object)]
-#[oai(rename_all = "snake_case")]
+#[oai(rename_all = "snake_case", skip_serializing_if_is_none)]
 pub struct TokenPair {
     /// Use it as `Authorization: Bearer <access_token>` (or `Token`) on every Djoser route.
     pub access_token: String,
@@ -42,6 +42,9 @@ pub struct TokenPair {
     pub expires_in: u64,
     /// Trade it at this endpoint (`grant_type=refresh_token`) for a new pair; each works once.
     pub refresh_token: String,
+    /// The permissions the tokens are limited to (`app_label.codename`, space-separated,
+    /// sorted); absent for unscoped tokens, which may do whatever their user may.
+    pub scope: Option<String>,
 }
 
 /// A token request: `grant_type=password` with `username` (the login field's value) and
@@ -58,6 +61,12 @@ pub struct TokenRequest {
     pub client_secret: Option<String>,
     /// Names the session (else the client's name, else the User-Agent).
     pub device_name: Option<String>,
+    /// RFC 6749 §3.3: permissions (`app_label.codename`), space-separated, to limit the tokens
+    /// to. The password grant: each must be held (and within the client's set); without it the
+    /// tokens get everything the user holds (the client's set ∩ that, for a client with a set).
+    /// The refresh grant: keeps or narrows the session's scope, never widens it. Anything else
+    /// is 400 `invalid_scope`, answered only after a right password.
+    pub scope: Option<String>,
 }
 
 /// A token to revoke or introspect; `token_type_hint` is only a hint.
@@ -95,6 +104,11 @@ pub struct Introspection {
     /// The registered client the token was issued through, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The permissions the token is limited to, space-separated, as granted; absent for an
+    /// unscoped token. A scoped token's authority is its scope: it reports no staff or
+    /// superuser status and no groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_staff: Option<bool>,
     /// An active superuser holds every permission.
@@ -103,8 +117,8 @@ pub struct Introspection {
     /// The user's groups, by name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
-    /// The user's effective permissions (their own and their groups'), `app_label.codename`,
-    /// sorted; a superuser's are every permission there is.
+    /// The token's effective permissions, `app_label.codename`, sorted: the user's own and
+    /// their groups' (a superuser's are every permission there is), within the scope if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
 }
@@ -212,6 +226,14 @@ impl OAuthReply {
             OAuthError::InvalidGrant(why) => {
                 (StatusCode::BAD_REQUEST, "invalid_grant", Some(why.clone()))
             }
+            OAuthError::InvalidScope => (
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                Some(
+                    "The requested scope is invalid, unknown, or exceeds what may be granted."
+                        .into(),
+                ),
+            ),
             OAuthError::UnsupportedGrantType => (
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
@@ -432,6 +454,7 @@ impl OAuthApi {
                 token_type: "Bearer".into(),
                 expires_in: pair.expires_in,
                 refresh_token: pair.refresh_token,
+                scope: pair.scope,
             }),
             "no-store".into(),
             "no-cache".into(),
@@ -490,6 +513,7 @@ impl OAuthApi {
                 token_type: active.token_type.map(str::to_owned),
                 token_use: Some(active.token_use.to_owned()),
                 client_id: active.client_id,
+                scope: active.scope,
                 is_staff: Some(active.is_staff),
                 is_superuser: Some(active.is_superuser),
                 groups: Some(active.groups),
@@ -504,6 +528,7 @@ impl OAuthApi {
                 token_type: None,
                 token_use: None,
                 client_id: None,
+                scope: None,
                 is_staff: None,
                 is_superuser: None,
                 groups: None,

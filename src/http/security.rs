@@ -49,6 +49,16 @@ impl Authenticated {
             Authenticated::OAuth2(auth) => &auth.0,
         }
     }
+
+    /// The caller, on account and admin routes: a scoped token's authority is its scope, so
+    /// only an unscoped token reaches them. Checked before the body is read.
+    pub fn unscoped(&self) -> Result<&Arc<Caller>, ApiError> {
+        let caller = self.caller();
+        match caller.is_scoped() {
+            true => Err(ApiError::Forbidden(messages::PERMISSION_DENIED)),
+            false => Ok(caller),
+        }
+    }
 }
 
 async fn require_bearer_caller(request: &Request, _bearer: Bearer) -> poem::Result<Arc<Caller>> {

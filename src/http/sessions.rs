@@ -56,7 +56,7 @@ impl SessionsApi {
         auth: Authenticated,
         state: Data<&AppState>,
     ) -> Result<Json<Vec<Session>>, ApiError> {
-        let sessions = sessions::list(&state, auth.caller())
+        let sessions = sessions::list(&state, auth.unscoped()?)
             .await
             .map_err(internal)?;
         Ok(Json(sessions.into_iter().map(Session::from).collect()))
@@ -76,7 +76,7 @@ impl SessionsApi {
         state: Data<&AppState>,
         id: Path<String>,
     ) -> Result<NoContent, ApiError> {
-        match sessions::end_by_id(&state, auth.caller(), &id.0)
+        match sessions::end_by_id(&state, auth.unscoped()?, &id.0)
             .await
             .map_err(internal)?
         {
@@ -98,7 +98,7 @@ impl SessionsApi {
         auth: Authenticated,
         state: Data<&AppState>,
     ) -> Result<NoContent, ApiError> {
-        sessions::end_all(&state, auth.caller())
+        sessions::end_all(&state, auth.unscoped()?)
             .await
             .map_err(internal)?;
         Ok(NoContent::Done)

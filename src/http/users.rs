@@ -133,6 +133,7 @@ impl UsersApi {
         client: ClientInfo,
         body: DrfBody<SetPasswordRequest>,
     ) -> ApiResult<NoContent> {
+        auth.unscoped()?;
         let fields = body.fields().await?;
         accounts::set_password(
             &state,
@@ -158,6 +159,7 @@ impl UsersApi {
         client: ClientInfo,
         body: DrfBody<SetUsernameRequest>,
     ) -> ApiResult<NoContent> {
+        auth.unscoped()?;
         let fields = body.fields().await?;
         accounts::set_username(
             &state,
@@ -343,6 +345,7 @@ async fn update(
     target: Target<'_>,
     body: DrfBody<UpdateUserRequest>,
 ) -> ApiResult<Json<UserView>> {
+    auth.unscoped()?;
     let user = accounts::user_to_update(state, auth.caller(), target).await?;
     let fields = body.fields().await?;
     let user = accounts::update_user(state, &client, auth.caller(), user, &fields).await?;
@@ -382,6 +385,7 @@ async fn destroy(
     target: Target<'_>,
     body: DrfBody<DeleteUserRequest>,
 ) -> ApiResult<NoContent> {
+    auth.unscoped()?;
     let user = accounts::user_to_delete(state, auth.caller(), target).await?;
     let fields = body.fields().await?;
     accounts::delete_user(

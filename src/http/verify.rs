@@ -40,7 +40,8 @@ enum Verified {
         /// The username, percent-encoded.
         #[oai(header = "X-Authd-Username")]
         String,
-        /// The user's groups' names, each percent-encoded, joined with `,`.
+        /// The user's groups' names, each percent-encoded, joined with `,`; empty for a scoped
+        /// token (its authority is its scope).
         #[oai(header = "X-Authd-Groups")]
         String,
         /// The permissions the token is limited to, each percent-encoded, joined with `,`;
@@ -103,7 +104,10 @@ impl Identity {
         Self::encode(
             caller.user.id,
             &caller.user.username,
-            &caller.grants.groups,
+            match caller.is_scoped() {
+                true => &[],
+                false => &caller.grants.groups,
+            },
             caller.scope().unwrap_or_default(),
             budget,
         )

@@ -11,7 +11,7 @@ use crate::auth::{Invalidation, TokenKind};
 use crate::crypto::{self, HashError};
 use crate::domain::fields::python_strip;
 use crate::domain::{ClientInfo, Input, RawFields};
-use crate::sessions::{self, Issued, Pair, RefreshError};
+use crate::sessions::{self, Issued, Pair, RefreshError, ScopeRequest};
 use crate::state::AppState;
 use crate::store::DbErr;
 use crate::store::entity::oauth_client;
@@ -29,6 +29,10 @@ pub enum OAuthError {
     InvalidClient,
     #[error("invalid_grant: {0}")]
     InvalidGrant(String),
+    /// An unknown or unheld permission, one beyond the client's set, or a refresh widening
+    /// its session's scope.
+    #[error("invalid_scope")]
+    InvalidScope,
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
     /// Too many failed password checks: `invalid_grant` with a 429 and `Retry-After` (seconds).
@@ -61,6 +65,7 @@ impl From<accounts::Error> for OAuthError {
         match err {
             accounts::Error::Hashing(err) => err.into(),
             accounts::Error::Throttled(wait) => OAuthError::Throttled(wait),
+            accounts::Error::InvalidScope => OAuthError::InvalidScope,
             accounts::Error::TokenLimit => OAuthError::InvalidGrant(
                 "Maximum amount of tokens allowed per user exceeded.".into(),
             ),
@@ -139,6 +144,14 @@ fn required(fields: &RawFields, name: &str) -> Result<String, OAuthError> {
     }
 }
 
+/// The `scope` parameter (RFC 6749 §3.3), `None` when absent or empty.
+fn scope_of(fields: &RawFields) -> Option<Vec<String>> {
+    match fields.get("scope") {
+        Input::Text(text) => sessions::parse_scope(text),
+        _ => None,
+    }
+}
+
 /// `POST /oauth/token`: the password grant opens a session (an OAuth2 refresh family);
 /// the refresh_token grant rotates one.
 pub async fn token(
@@ -163,6 +176,13 @@ pub async fn token(
                 password,
                 name: sessions::name(device_name.as_deref(), from),
                 kind: sessions::Kind::OAuth { client: client_row },
+                scope: ScopeRequest {
+                    asked: scope_of(fields),
+                    allowed: client
+                        .as_ref()
+                        .and_then(|client| client.scope.as_deref())
+                        .map(crate::auth::parse_scope),
+                },
             };
             match accounts::log_in(state, &hashing, from, login).await? {
                 Some(Issued::Pair(pair)) => Ok(pair),
@@ -173,13 +193,14 @@ pub async fn token(
         }
         "refresh_token" => {
             let presented = required(fields, "refresh_token")?;
-            sessions::refresh(state, &presented, client_row)
+            sessions::refresh(state, &presented, client_row, scope_of(fields))
                 .await
                 .map_err(|err| match err {
                     RefreshError::InvalidGrant => OAuthError::InvalidGrant(
                         "The refresh token is invalid, expired, revoked or was used already."
                             .into(),
                     ),
+                    RefreshError::InvalidScope => OAuthError::InvalidScope,
                     RefreshError::Session(err) => OAuthError::from(accounts::Error::from(err)),
                 })
         }
@@ -234,11 +255,15 @@ pub struct Active {
     /// Which kind of authd token it is: `access_token`, `refresh_token` or `token` (Djoser's).
     pub token_use: &'static str,
     pub client_id: Option<String>,
+    /// The stored scope, space-separated; `None` for an unscoped token.
+    pub scope: Option<String>,
+    /// A scoped token's authority is its scope: no staff or superuser status, no groups.
     pub is_staff: bool,
     pub is_superuser: bool,
     /// Group names, sorted.
     pub groups: Vec<String>,
-    /// Effective permissions (`app_label.codename`), sorted: a superuser's are every one there is.
+    /// Effective permissions (`app_label.codename`), sorted: a superuser's are every one there
+    /// is; a scoped token's, the scope ∩ those.
     pub permissions: Vec<String>,
 }
 
@@ -284,10 +309,14 @@ pub async fn introspect(
         token_type,
         token_use,
         client_id,
-        is_staff: caller.user.is_staff,
-        is_superuser: caller.user.is_superuser,
-        groups: caller.grants.groups.clone(),
-        permissions: caller.grants.permissions.clone(),
+        scope: caller.scope().map(sessions::join_scope),
+        is_staff: caller.acts_as_staff(),
+        is_superuser: caller.user.is_superuser && !caller.is_scoped(),
+        groups: match caller.is_scoped() {
+            true => Vec::new(),
+            false => caller.grants.groups.clone(),
+        },
+        permissions: caller.effective_permissions(),
     }))
 }
 
@@ -306,12 +335,15 @@ impl std::fmt::Debug for Registered {
     }
 }
 
-/// `authd client create NAME [--public]`: a public client has no secret; a confidential one
-/// gets a 256-bit secret, of which only the SHA-256 digest is kept.
+/// `authd client create NAME [--public] [--scope P]…`: a public client has no secret; a
+/// confidential one gets a 256-bit secret, of which only the SHA-256 digest is kept. With
+/// scopes (existing permission names, checked by the caller), the client may be granted at
+/// most those.
 pub async fn create_client(
     state: &AppState,
     name: &str,
     public: bool,
+    scopes: &[String],
 ) -> Result<Registered, OAuthError> {
     let client_id = format!("authd-client-{}", crypto::random_hex(12));
     let secret = match public {
@@ -327,6 +359,7 @@ pub async fn create_client(
         client_id.clone(),
         name.trim().to_owned(),
         secret.as_deref().map(secret_digest),
+        sessions::parse_scope(&scopes.join(" ")).map(|names| sessions::join_scope(&names)),
     )
     .await?;
     Ok(Registered {

@@ -11,7 +11,7 @@ use crate::crypto;
 use crate::domain::ClientInfo;
 use crate::state::AppState;
 use crate::store::entity::auth_session;
-use crate::store::{self, sessions, tokens, users};
+use crate::store::{self, authz, sessions, tokens, users};
 use crate::store::{Conn, DbErr, SessionKind, Tx};
 
 /// The longest session name kept, in characters.
@@ -54,6 +54,64 @@ pub struct Pair {
     pub refresh_token: String,
     /// Seconds the access token lives.
     pub expires_in: u64,
+    /// The session's scope (space-separated), `None` when unscoped.
+    pub scope: Option<String>,
+}
+
+/// What a login asks its tokens to be limited to (RFC 6749 §3.3), before the password is
+/// checked: the names in `scope`, and the set the registered client may be granted at most.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeRequest {
+    pub asked: Option<Vec<String>>,
+    pub allowed: Option<Vec<String>>,
+}
+
+impl ScopeRequest {
+    /// Nothing asked and no client's set: an unscoped session.
+    pub fn is_unlimited(&self) -> bool {
+        self.asked.is_none() && self.allowed.is_none()
+    }
+
+    /// The scope to store, given what the user holds now (sorted; a superuser's: every
+    /// permission there is). Asked names must all be held and within the client's set (`None`
+    /// otherwise); nothing asked through a client with a set: that set ∩ what is held.
+    pub fn resolve(&self, held: &[String]) -> Option<Option<Vec<String>>> {
+        let within = |name: &String| {
+            held.binary_search(name).is_ok()
+                && self
+                    .allowed
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.binary_search(name).is_ok())
+        };
+        match (&self.asked, &self.allowed) {
+            (Some(asked), _) => asked.iter().all(within).then(|| Some(asked.clone())),
+            (None, Some(allowed)) => Some(Some(
+                allowed.iter().filter(|n| within(n)).cloned().collect(),
+            )),
+            (None, None) => Some(None),
+        }
+    }
+}
+
+/// A scope parameter as a sorted, deduplicated list; an empty one is no scope (RFC 6749 treats
+/// a parameter without a value as omitted).
+pub fn parse_scope(text: &str) -> Option<Vec<String>> {
+    let names = crate::auth::parse_scope(text);
+    (!names.is_empty()).then_some(names)
+}
+
+/// A scope as stored and shown: space-separated.
+pub fn join_scope(names: &[String]) -> String {
+    names.join(" ")
+}
+
+/// The session a login opens.
+#[derive(Debug)]
+pub struct Opening {
+    pub kind: Kind,
+    pub name: String,
+    /// The permissions its tokens are limited to (sorted), `None` for unscoped.
+    pub scope: Option<Vec<String>>,
 }
 
 /// What a new session hands out.
@@ -97,10 +155,10 @@ pub async fn open(
     txn: &Tx,
     settings: &Tokens,
     user_id: i64,
-    kind: Kind,
-    name: String,
+    opening: Opening,
     client: &ClientInfo,
 ) -> Result<(Issued, Vec<i64>), SessionError> {
+    let Opening { kind, name, scope } = opening;
     let now = Utc::now();
     let evicted = make_room(txn, settings, user_id, now).await?;
     let expires_at = match kind {
@@ -121,6 +179,7 @@ pub async fn open(
             name,
             client_ip: Some(client.ip.to_string()),
             expires_at,
+            scope: scope.as_deref().map(join_scope),
         },
     )
     .await?;
@@ -192,6 +251,7 @@ async fn mint_pair(
         access_token,
         refresh_token,
         expires_in: (access_expires - now).num_seconds().max(0) as u64,
+        scope: session.scope.clone(),
     })
 }
 
@@ -274,6 +334,9 @@ pub enum RefreshError {
     /// client: RFC 6749's `invalid_grant`.
     #[error("invalid refresh token")]
     InvalidGrant,
+    /// A scope beyond the session's (for an unscoped session: beyond what the user holds).
+    #[error("invalid scope")]
+    InvalidScope,
     #[error(transparent)]
     Session(#[from] SessionError),
 }
@@ -297,6 +360,7 @@ pub async fn refresh(
     state: &AppState,
     secret: &str,
     client: Option<i64>,
+    scope: Option<Vec<String>>,
 ) -> Result<Pair, RefreshError> {
     let settings = &state.settings.tokens;
     let digest = crypto::token_digest(secret.trim());
@@ -308,14 +372,17 @@ pub async fn refresh(
     };
     let now = Utc::now();
     let txn = store::begin_write(&state.db).await?;
-    let Some(session) = sessions::lock(&txn, session_id).await? else {
+    let Some(mut session) = sessions::lock(&txn, session_id).await? else {
         return Err(RefreshError::InvalidGrant);
     };
-    let user_active = users::find_by_id(&txn, session.user_id)
+    let Some(user) = users::find_by_id(&txn, session.user_id)
         .await?
-        .is_some_and(|user| user.is_active);
+        .filter(|user| user.is_active)
+    else {
+        return Err(RefreshError::InvalidGrant);
+    };
     let family_alive = session.expires_at.is_none_or(|end| end > now);
-    if !user_active || !family_alive || session.client_id != client {
+    if !family_alive || session.client_id != client {
         return Err(RefreshError::InvalidGrant);
     }
     // Read again under the family's lock: a concurrent rotation may have retired it.
@@ -358,6 +425,24 @@ pub async fn refresh(
             );
             return Err(RefreshError::InvalidGrant);
         }
+    }
+    // Keep or narrow, never widen: refused, the transaction (and the retirement) is dropped.
+    if let Some(asked) = scope {
+        let limit = match session.scope.as_deref() {
+            Some(stored) => crate::auth::parse_scope(stored),
+            None => {
+                authz::grants(&txn, user.id, user.is_superuser)
+                    .await?
+                    .permissions
+            }
+        };
+        if !asked.iter().all(|name| limit.binary_search(name).is_ok()) {
+            return Err(RefreshError::InvalidScope);
+        }
+        let narrowed = join_scope(&asked);
+        sessions::set_scope(&txn, session.id, &narrowed).await?;
+        session.scope = Some(narrowed);
+        changes.push(Invalidation::Session(session.id));
     }
     let pair = mint_pair(&txn, settings, &session, now).await?;
     state.auth.commit(txn, &changes).await?;

@@ -13,12 +13,14 @@ pub async fn insert(
     client_id: String,
     name: String,
     secret_digest: Option<String>,
+    scope: Option<String>,
 ) -> Result<Model, DbErr> {
     ActiveModel {
         client_id: Set(client_id),
         name: Set(name),
         secret_digest: Set(secret_digest),
         created: Set(Utc::now()),
+        scope: Set(scope),
         ..Default::default()
     }
     .insert(db)

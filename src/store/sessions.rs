@@ -17,6 +17,8 @@ pub struct NewSession {
     pub name: String,
     pub client_ip: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Space-separated, sorted permissions; `None`: unscoped.
+    pub scope: Option<String>,
 }
 
 pub async fn insert(db: &impl ConnectionTrait, new: NewSession) -> Result<Model, DbErr> {
@@ -30,6 +32,7 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewSession) -> Result<Model,
         created: Set(Utc::now()),
         last_used: Set(None),
         expires_at: Set(new.expires_at),
+        scope: Set(new.scope),
         ..Default::default()
     }
     .insert(db)
@@ -121,6 +124,16 @@ pub async fn set_expiry(
 ) -> Result<(), DbErr> {
     Entity::update_many()
         .col_expr(Column::ExpiresAt, Expr::value(expires_at))
+        .filter(Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Narrows a session's scope (a refresh asked for less).
+pub async fn set_scope(db: &impl ConnectionTrait, id: i64, scope: &str) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Scope, Expr::value(scope))
         .filter(Column::Id.eq(id))
         .exec(db)
         .await

@@ -26,6 +26,7 @@ mod rates;
 mod readiness;
 mod register;
 mod routing;
+mod scopes;
 mod slow_clients;
 mod smtp;
 mod throttle;

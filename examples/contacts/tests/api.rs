@@ -53,7 +53,7 @@ impl World {
         let authd_state = authd_app.state().clone();
         tokio::spawn(authd_app.run(std::future::pending()));
 
-        let client = authd::oauth::create_client(&authd_state, "contacts", false)
+        let client = authd::oauth::create_client(&authd_state, "contacts", false, &[])
             .await
             .expect("a client");
         for (codename, name) in [

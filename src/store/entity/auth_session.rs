@@ -18,6 +18,8 @@ pub struct Model {
     pub created: DateTimeUtc,
     pub last_used: Option<DateTimeUtc>,
     pub expires_at: Option<DateTimeUtc>,
+    /// The permissions granted (space-separated, sorted); `None`: unscoped.
+    pub scope: Option<String>,
 }
 
 /// What a login opened, stored as the strings the previous releases wrote.

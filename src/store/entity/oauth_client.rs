@@ -11,6 +11,8 @@ pub struct Model {
     pub name: String,
     pub secret_digest: Option<String>,
     pub created: DateTimeUtc,
+    /// The permissions it may be granted at most (space-separated, sorted); `None`: any.
+    pub scope: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
