@@ -8,21 +8,6 @@ use crate::helpers::{Reply, TestApp};
 
 const DENIED: &str = "You do not have permission to perform this action.";
 
-/// Makes a user a superuser by hand, as `createsuperuser` leaves one.
-async fn make_superuser(app: &TestApp, id: i64) {
-    app.exec(&format!(
-        "UPDATE auth_user SET is_staff = true, is_superuser = true WHERE id = {id}"
-    ))
-    .await;
-    app.state.auth.forget(&authd::auth::Invalidation::User(id));
-}
-
-async fn superuser(app: &TestApp, name: &str) -> (i64, String) {
-    let (id, token) = app.create_user(name).await;
-    make_superuser(app, id).await;
-    (id, token)
-}
-
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> Reply {
     app.call(method, path, token, Some(body)).await
 }
@@ -32,7 +17,7 @@ async fn get(app: &TestApp, path: &str, token: &str) -> Reply {
 }
 
 #[track_caller]
-fn ok(reply: &Reply, status: StatusCode) -> Value {
+pub fn ok(reply: &Reply, status: StatusCode) -> Value {
     assert_eq!(reply.status, status, "{}", reply.text);
     reply.json()
 }
@@ -91,7 +76,7 @@ async fn grants_snapshot(app: &TestApp) -> Vec<i64> {
 #[tokio::test]
 async fn djangos_auth_permissions_are_there_from_the_start() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let names = permission_names(&app, &root).await;
     let mut expected = Vec::new();
     for model in ["group", "permission", "user"] {
@@ -125,7 +110,7 @@ async fn djangos_auth_permissions_are_there_from_the_start() {
 #[tokio::test]
 async fn a_superuser_builds_a_group_and_puts_a_user_in_it() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let (alice, _) = app.create_user("alice").await;
     let post = create_permission(&app, &root, "blog.add_post").await;
     ok(
@@ -216,7 +201,7 @@ async fn a_superuser_builds_a_group_and_puts_a_user_in_it() {
 #[tokio::test]
 async fn staff_without_auth_permissions_are_refused() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let (staff_id, staff) = app.create_user("staff").await;
     app.make_staff(staff_id).await;
     let (plain_id, plain) = app.create_user("plain").await;
@@ -299,7 +284,7 @@ async fn staff_without_auth_permissions_are_refused() {
 #[tokio::test]
 async fn staff_cannot_grant_beyond_what_they_hold() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let (clerk_id, clerk) = app.create_user("clerk").await;
     app.make_staff(clerk_id).await;
     let (bob, _) = app.create_user("bob").await;
@@ -414,7 +399,7 @@ async fn staff_cannot_grant_beyond_what_they_hold() {
 #[tokio::test]
 async fn bad_input_is_a_400_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let (alice, _) = app.create_user("alice").await;
     create_permission(&app, &root, "blog.add_post").await;
     ok(
@@ -524,7 +509,7 @@ async fn bad_input_is_a_400_and_changes_nothing() {
 #[tokio::test]
 async fn form_bodies_repeat_a_key_for_a_list() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let reply = app
         .send(
             app.request(Method::POST, "/groups/")
@@ -548,7 +533,7 @@ async fn form_bodies_repeat_a_key_for_a_list() {
 #[tokio::test]
 async fn only_superusers_rename_a_permission() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let (clerk_id, clerk) = app.create_user("clerk").await;
     app.make_staff(clerk_id).await;
     let post = create_permission(&app, &root, "blog.add_post").await;
@@ -688,7 +673,7 @@ async fn the_command_line_manages_groups_and_grants() {
 #[tokio::test]
 async fn simultaneous_grants_to_one_group_all_land() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let names: Vec<String> = (0..8).map(|i| format!("blog.p{i}")).collect();
     for name in &names {
         create_permission(&app, &root, name).await;
@@ -750,9 +735,14 @@ async fn a_lost_race_at_the_unique_indexes_names_the_group_or_the_permission() {
     assert_eq!(permission.err(), Some(Failed::Taken(Taken::Permission)));
 }
 
-/// Registers a confidential client through the binary; its Basic credentials.
-async fn resource_server(app: &TestApp) -> (String, String) {
-    let output = app.command(&["client", "create", "Orders service"]).await;
+/// Registers a confidential client through the binary, with `--scope` for each name; its
+/// Basic credentials.
+pub async fn resource_server(app: &TestApp, scopes: &[&str]) -> (String, String) {
+    let mut command = vec!["client", "create", "Orders service"];
+    for scope in scopes {
+        command.extend(["--scope", scope]);
+    }
+    let output = app.command(&command).await;
     assert!(
         output.status.success(),
         "{}",
@@ -763,7 +753,7 @@ async fn resource_server(app: &TestApp) -> (String, String) {
     (field("client_id"), field("client_secret"))
 }
 
-async fn introspect(app: &TestApp, client: &(String, String), token: &str) -> Value {
+pub async fn introspect(app: &TestApp, client: &(String, String), token: &str) -> Value {
     let reply = app
         .send(
             app.request(Method::POST, "/oauth/introspect")
@@ -805,8 +795,8 @@ async fn until_introspected(
 async fn introspection_carries_grants_and_changes_reach_every_instance() {
     let app = TestApp::spawn().await;
     let other = app.sibling().await;
-    let client = resource_server(&app).await;
-    let (_, root) = superuser(&app, "root").await;
+    let client = resource_server(&app, &[]).await;
+    let (_, root) = app.create_superuser("root").await;
     let (alice, alice_token) = app.create_user("alice").await;
     for name in ["blog.add_post", "blog.publish", "blog.extra"] {
         create_permission(&app, &root, name).await;
@@ -897,7 +887,7 @@ async fn introspection_carries_grants_and_changes_reach_every_instance() {
 async fn extra_user_fields_show_grants_and_roles_when_asked_for() {
     use authd::config::UserExtraField;
     let app = TestApp::spawn_with(|s| s.user_extra_fields = UserExtraField::ALL.to_vec()).await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let (alice, alice_token) = app.create_user("alice").await;
     create_permission(&app, &root, "blog.add_post").await;
     call(

@@ -408,6 +408,17 @@ impl TestApp {
         self.state.auth.forget(&authd::auth::Invalidation::User(id));
     }
 
+    /// Registers, logs in and makes a superuser by hand, as `createsuperuser` leaves one.
+    pub async fn create_superuser(&self, username: &str) -> (i64, String) {
+        let (id, token) = self.create_user(username).await;
+        self.exec(&format!(
+            "UPDATE auth_user SET is_staff = true, is_superuser = true WHERE id = {id}"
+        ))
+        .await;
+        self.state.auth.forget(&authd::auth::Invalidation::User(id));
+        (id, token)
+    }
+
     pub async fn deactivate(&self, id: i64) {
         self.exec(&format!(
             "UPDATE auth_user SET is_active = false WHERE id = {id}"

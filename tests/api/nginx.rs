@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::helpers::{TestApp, free_port};
-use crate::verify::{join_groups, superuser};
+use crate::verify::join_groups;
 
 const DOC: &str = include_str!("../../docs/forward-auth.md");
 /// The addresses the document's configuration names, which the test replaces with its own.
@@ -237,7 +237,7 @@ async fn the_documented_nginx_passes_the_identity_on_and_never_a_forged_one() {
         return;
     };
     let app = TestApp::spawn().await;
-    let (root_id, root) = superuser(&app, "root").await;
+    let (root_id, root) = app.create_superuser("root").await;
     let (alice, alice_token) = app.create_user("alice").await;
     let (bob, bob_token) = app.create_user("bob").await;
     assert!(

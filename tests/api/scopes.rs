@@ -6,6 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::authz::{introspect, ok, resource_server};
 use crate::helpers::{PASSWORD, Reply, TestApp};
 
 const DENIED: &str = "You do not have permission to perform this action.";
@@ -28,12 +29,6 @@ async fn grant(app: &TestApp, username: &str, password: &str, scope: Option<&str
 }
 
 #[track_caller]
-fn ok(reply: &Reply, status: StatusCode) -> Value {
-    assert_eq!(reply.status, status, "{}", reply.text);
-    reply.json()
-}
-
-#[track_caller]
 fn oauth_error(reply: &Reply, error: &str) {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
     assert_eq!(reply.json()["error"], error, "{}", reply.text);
@@ -44,17 +39,6 @@ fn text(value: &Value, name: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("{name} in {value}"))
         .to_owned()
-}
-
-/// A superuser (by hand, as `createsuperuser` leaves one) and their Djoser token.
-async fn superuser(app: &TestApp, name: &str) -> (i64, String) {
-    let (id, token) = app.create_user(name).await;
-    app.exec(&format!(
-        "UPDATE auth_user SET is_staff = true, is_superuser = true WHERE id = {id}"
-    ))
-    .await;
-    app.state.auth.forget(&authd::auth::Invalidation::User(id));
-    (id, token)
 }
 
 async fn create_permissions(app: &TestApp, root: &str, names: &[&str]) {
@@ -84,36 +68,9 @@ async fn set_permissions(app: &TestApp, root: &str, user: i64, names: &[&str]) {
     ok(&reply, StatusCode::OK);
 }
 
-/// A confidential client registered through the binary, with `--scope` for each name.
-async fn client(app: &TestApp, scopes: &[&str]) -> (String, String) {
-    let mut command = vec!["client", "create", "Orders service"];
-    for scope in scopes {
-        command.extend(["--scope", scope]);
-    }
-    let output = app.command(&command).await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let client: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
-    (text(&client, "client_id"), text(&client, "client_secret"))
-}
-
-async fn introspect(app: &TestApp, client: &(String, String), token: &str) -> Value {
-    let reply = app
-        .send(
-            app.request(Method::POST, "/oauth/introspect")
-                .basic_auth(&client.0, Some(&client.1))
-                .form(&[("token", token)]),
-        )
-        .await;
-    ok(&reply, StatusCode::OK)
-}
-
 /// alice holds blog.add_post and blog.view_post; blog.delete_post exists but is not hers.
 async fn blog(app: &TestApp) -> (i64, String, (String, String)) {
-    let (_, root) = superuser(app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     create_permissions(
         app,
         &root,
@@ -122,7 +79,7 @@ async fn blog(app: &TestApp) -> (i64, String, (String, String)) {
     .await;
     let (alice, _) = app.create_user("alice").await;
     set_permissions(app, &root, alice, &["blog.add_post", "blog.view_post"]).await;
-    let server = client(app, &[]).await;
+    let server = resource_server(app, &[]).await;
     (alice, root, server)
 }
 
@@ -269,7 +226,7 @@ async fn a_refresh_keeps_or_narrows_the_scope() {
 async fn a_clients_scope_set_limits_its_grants() {
     let app = TestApp::spawn().await;
     let (_, _, server) = blog(&app).await;
-    let limited = client(&app, &["blog.view_post", "blog.delete_post"]).await;
+    let limited = resource_server(&app, &["blog.view_post", "blog.delete_post"]).await;
     let through = |scope: Option<&'static str>| {
         let app = &app;
         let limited = limited.clone();
@@ -316,7 +273,7 @@ async fn a_clients_scope_set_limits_its_grants() {
 #[tokio::test]
 async fn a_scoped_superuser_token_is_no_superuser() {
     let app = TestApp::spawn().await;
-    let (root_id, root) = superuser(&app, "boss").await;
+    let (root_id, root) = app.create_superuser("boss").await;
     create_permissions(&app, &root, &["blog.add_post", "blog.view_post"]).await;
     let reply = app
         .call(
@@ -336,7 +293,7 @@ async fn a_scoped_superuser_token_is_no_superuser() {
         )
         .await;
     ok(&reply, StatusCode::OK);
-    let server = client(&app, &[]).await;
+    let server = resource_server(&app, &[]).await;
 
     let unscoped = ok(&grant(&app, "boss", PASSWORD, None).await, StatusCode::OK);
     let answer = introspect(&app, &server, &text(&unscoped, "access_token")).await;

@@ -14,16 +14,6 @@ const IDENTITY: [&str; 4] = [
     "x-authd-scope",
 ];
 
-pub async fn superuser(app: &TestApp, name: &str) -> (i64, String) {
-    let (id, token) = app.create_user(name).await;
-    app.exec(&format!(
-        "UPDATE auth_user SET is_staff = true, is_superuser = true WHERE id = {id}"
-    ))
-    .await;
-    app.state.auth.forget(&authd::auth::Invalidation::User(id));
-    (id, token)
-}
-
 /// Makes the groups (each with the permissions listed) and puts the user in all of them.
 pub async fn join_groups(app: &TestApp, root: &str, user: i64, groups: &[(&str, &[&str])]) {
     for (name, permissions) in groups {
@@ -81,7 +71,7 @@ fn unauthorized(reply: &Reply, detail: &str) {
 #[tokio::test]
 async fn a_valid_token_gets_204_with_who_the_caller_is() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let (alice, token) = app.create_user("alice").await;
 
     let alone = identity(&verify(&app, "", Some(&token)).await);
@@ -116,7 +106,7 @@ async fn a_valid_token_gets_204_with_who_the_caller_is() {
 #[tokio::test]
 async fn values_are_percent_encoded_utf8_and_lists_joined_with_commas() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let (zoe, token) = app.create_user("zoë.o-k_@x+y").await;
     join_groups(
         &app,
@@ -220,7 +210,7 @@ async fn head_answers_as_get_without_a_body() {
 #[tokio::test]
 async fn permissions_asked_for_must_all_be_held() {
     let app = TestApp::spawn().await;
-    let (root_id, root) = superuser(&app, "root").await;
+    let (root_id, root) = app.create_superuser("root").await;
     let (alice, token) = app.create_user("alice").await;
     for name in ["blog.add_post", "blog.delete_post"] {
         let (app_label, codename) = name.split_once('.').expect("a name");
@@ -318,7 +308,7 @@ async fn forward_auth_is_not_counted_by_the_request_rate_throttles() {
 #[tokio::test]
 async fn too_many_groups_are_truncated_and_say_so() {
     let app = TestApp::spawn().await;
-    let (_, root) = superuser(&app, "root").await;
+    let (_, root) = app.create_superuser("root").await;
     let (alice, token) = app.create_user("alice").await;
     let names: Vec<String> = (0..30)
         .map(|i| format!("g{i:02}-{}", "x".repeat(140)))
