@@ -7,7 +7,7 @@ use crate::state::AppState;
 use crate::store::OnConstraint;
 use crate::store::authz::{self, Grants};
 use crate::store::users::Taken;
-use crate::store::{self, Principal, email_tokens, users};
+use crate::store::{self, Conn, Principal, email_tokens, users};
 
 use super::credentials::{current_password_changed, current_password_problems, still_verified};
 use super::email::{awaits_activation, send_email_change_notice};
@@ -50,13 +50,33 @@ async fn resolve(
     let user = users::find_by_id(&state.db, id)
         .await?
         .ok_or(Error::NoSuchUser)?;
-    if caller.acts_as_staff() || user.id == caller.user.id {
+    if user.id == caller.user.id {
+        return Ok(user);
+    }
+    if caller.acts_as_staff() {
+        if action != Action::Retrieve && !may_take_over(&state.db, caller, &user).await? {
+            return Err(Error::PermissionDenied);
+        }
         return Ok(user);
     }
     if state.settings.djoser.hide_users && action != Action::Destroy {
         return Err(Error::NotFound);
     }
     Err(Error::PermissionDenied)
+}
+
+/// Staff write another user's record only when that is no escalation ([`authz::Actor::may_take_over`]),
+/// checked again inside the write's transaction.
+async fn may_take_over(db: &impl Conn, caller: &Caller, target: &Principal) -> Result<bool> {
+    if target.id == caller.user.id {
+        return Ok(true);
+    }
+    crate::authz::may_take_over(db, caller.user.id, target)
+        .await
+        .map_err(|err| match err {
+            crate::authz::Error::Database(err) => Error::Database(err),
+            _ => Error::PermissionDenied,
+        })
 }
 
 /// Each user with their groups and effective permissions when AUTHD_USER_EXTRA_FIELDS shows
@@ -157,6 +177,9 @@ pub async fn update_user(
     let mut user = users::lock(&txn, target.id)
         .await?
         .ok_or(Error::NoSuchUser)?;
+    if !may_take_over(&txn, caller, &user).await? {
+        return Err(Error::PermissionDenied);
+    }
     let mut notified = false;
     if let Some(new_email) = new_email.filter(|new_email| *new_email != user.email) {
         // The address changed since it was compared, or the account became staff.
@@ -221,6 +244,10 @@ pub async fn delete_user(
     let txn = store::begin_write(&state.db).await?;
     if still_verified(&txn, &caller.user).await?.is_none() {
         return Err(current_password_changed());
+    }
+    let user = users::lock(&txn, user.id).await?.ok_or(Error::NoSuchUser)?;
+    if !may_take_over(&txn, caller, &user).await? {
+        return Err(Error::PermissionDenied);
     }
     users::delete(&txn, user.id).await?;
     commit_change(state, txn, &user, None).await?;

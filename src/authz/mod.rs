@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::store::authz::{self as rows, Group, Permission, Taken};
 use crate::store::{self, Conn, DbErr, OnConstraint, Principal, users};
 
-pub use rules::{Action, Actor, Model};
+pub use rules::{Action, Actor, Holder, Model};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -194,6 +194,19 @@ async fn actor(db: &impl Conn, who: Who) -> Result<Actor> {
         is_superuser: user.is_superuser,
         permissions: grants.permissions.into_iter().collect(),
     })
+}
+
+/// Whether `actor_id` may write `target`'s record ([`Actor::may_take_over`]), both read in
+/// `db` (inside the write's transaction, they are as the write finds them).
+pub async fn may_take_over(db: &impl Conn, actor_id: i64, target: &Principal) -> Result<bool> {
+    let actor = actor(db, Who::User(actor_id)).await?;
+    // What the account would hold once active again counts too.
+    let held = rows::grants(db, target.id, target.is_superuser).await?;
+    Ok(actor.may_take_over(&Holder {
+        is_staff: target.is_staff,
+        is_superuser: target.is_superuser,
+        permissions: held.permissions,
+    }))
 }
 
 /// A lost race at a unique index: the field error the check before it would have given.

@@ -87,6 +87,30 @@ impl Actor {
     pub fn may_set_roles(&self) -> bool {
         self.is_active && self.is_superuser
     }
+
+    /// Whether this actor may write another user's record (its address recovers the account,
+    /// so writing it is taking the account over): a superuser any; staff only an account with
+    /// no role of its own and no permission the actor lacks.
+    pub fn may_take_over(&self, target: &Holder) -> bool {
+        self.is_active
+            && (self.is_superuser
+                || (self.is_staff
+                    && !target.is_staff
+                    && !target.is_superuser
+                    && target
+                        .permissions
+                        .iter()
+                        .all(|permission| self.has_perm(permission))))
+    }
+}
+
+/// An account another user would act on, as it is inside the change's transaction.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    /// Effective permissions, `app_label.codename`.
+    pub permissions: Vec<String>,
 }
 
 #[cfg(test)]
@@ -141,5 +165,26 @@ mod tests {
         assert!(!clerk.may_set_roles());
         assert!(Actor::operator().may_grant(&name("auth.change_user")));
         assert!(Actor::operator().may_set_roles());
+    }
+
+    #[test]
+    fn staff_take_over_only_accounts_with_less_power() {
+        let clerk = staff(&["blog.add_post"]);
+        let holder = |is_staff, is_superuser, permissions: &[&str]| Holder {
+            is_staff,
+            is_superuser,
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        assert!(clerk.may_take_over(&holder(false, false, &[])));
+        assert!(clerk.may_take_over(&holder(false, false, &["blog.add_post"])));
+        assert!(!clerk.may_take_over(&holder(false, false, &["blog.delete_post"])));
+        assert!(!clerk.may_take_over(&holder(true, false, &[])));
+        assert!(!clerk.may_take_over(&holder(false, true, &[])));
+        let mut root = staff(&[]);
+        root.is_superuser = true;
+        assert!(root.may_take_over(&holder(true, true, &["blog.delete_post"])));
+        let mut not_staff = clerk.clone();
+        not_staff.is_staff = false;
+        assert!(!not_staff.may_take_over(&holder(false, false, &[])));
     }
 }

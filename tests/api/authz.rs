@@ -973,3 +973,99 @@ async fn extra_user_fields_show_grants_and_roles_when_asked_for() {
         json!({ "email": "", "id": id, "username": "bob", "is_staff": false }),
     );
 }
+
+/// Writing another user's record is taking it over (its address receives the reset link), so
+/// staff write only accounts with less power than their own: not a superuser (staff or not),
+/// not other staff, not an account holding a permission they lack. Djoser's rule still holds
+/// for the rest: staff change a plain account's email without a password. A superuser writes
+/// anyone's.
+#[tokio::test]
+async fn staff_cannot_take_over_an_account_with_more_power() {
+    let app = TestApp::spawn().await;
+    let (_, root) = app.create_superuser("root").await;
+    let (owner_id, _) = app.create_superuser("owner").await;
+    // A superuser without staff status: Djoser's staff exemption once skipped the password.
+    app.exec(&format!(
+        "UPDATE auth_user SET is_staff = false WHERE id = {owner_id}"
+    ))
+    .await;
+    let (staff_id, staff) = app.create_user("staff").await;
+    app.make_staff(staff_id).await;
+    let (colleague_id, _) = app.create_user("colleague").await;
+    app.make_staff(colleague_id).await;
+    let (editor_id, _) = app.create_user("editor").await;
+    create_permission(&app, &root, "blog.publish_post").await;
+    ok(
+        &call(
+            &app,
+            Method::PUT,
+            &format!("/users/{editor_id}/permissions/"),
+            &root,
+            json!({ "permissions": ["blog.publish_post"] }),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let (plain_id, _) = app.create_user("plain").await;
+
+    let before = app.snapshot().await;
+    for target in [owner_id, colleague_id, editor_id] {
+        let path = format!("/users/{target}/");
+        for method in [Method::PATCH, Method::PUT] {
+            denied(
+                &call(
+                    &app,
+                    method,
+                    &path,
+                    &staff,
+                    json!({ "email": "thief@example.com", "current_password": crate::helpers::PASSWORD }),
+                )
+                .await,
+            );
+        }
+        denied(
+            &call(
+                &app,
+                Method::DELETE,
+                &path,
+                &staff,
+                json!({ "current_password": crate::helpers::PASSWORD }),
+            )
+            .await,
+        );
+        // Reading stays Djoser's: staff see every user.
+        ok(&get(&app, &path, &staff).await, StatusCode::OK);
+    }
+    assert_eq!(app.snapshot().await, before, "nothing changed");
+
+    let moved = call(
+        &app,
+        Method::PATCH,
+        &format!("/users/{plain_id}/"),
+        &staff,
+        json!({ "email": "plain-new@example.com" }),
+    )
+    .await;
+    assert_eq!(ok(&moved, StatusCode::OK)["email"], "plain-new@example.com");
+    let moved = call(
+        &app,
+        Method::PATCH,
+        &format!("/users/{colleague_id}/"),
+        &root,
+        json!({ "email": "colleague-new@example.com", "current_password": crate::helpers::PASSWORD }),
+    )
+    .await;
+    assert_eq!(
+        ok(&moved, StatusCode::OK)["email"],
+        "colleague-new@example.com"
+    );
+    let deleted = call(
+        &app,
+        Method::DELETE,
+        &format!("/users/{editor_id}/"),
+        &root,
+        json!({ "current_password": crate::helpers::PASSWORD }),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+}

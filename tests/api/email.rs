@@ -1232,19 +1232,20 @@ async fn changing_the_email_needs_the_current_password_and_tells_the_old_address
     );
 }
 
-/// Staff change a non-staff user's email without a password (as in Djoser), but a staff or
-/// superuser account's only with the caller's own `current_password`; the old address is told
+/// An administrator changes a non-staff user's email without a password (as in Djoser), but a
+/// staff or superuser account's only with their own `current_password` (and only a superuser
+/// may: `authz::staff_cannot_take_over_an_account_with_more_power`); the old address is told
 /// either way.
 #[tokio::test]
-async fn staff_need_their_password_to_change_a_staff_accounts_email() {
+async fn admins_need_their_password_to_change_a_staff_accounts_email() {
     let (app, smtp) = spawn(|_| {}).await;
     for name in ["admin", "bob", "carol", "root"] {
         register(&app, name, &format!("{name}@example.com")).await;
     }
-    app.make_staff(1).await;
     app.make_staff(3).await;
-    app.exec("UPDATE auth_user SET is_superuser = TRUE WHERE id = 4")
+    app.exec("UPDATE auth_user SET is_superuser = TRUE WHERE id IN (1, 4)")
         .await;
+    app.make_staff(1).await;
     app.state.auth.forget(&authd::auth::Invalidation::User(4));
     let admin = app.token_for("admin", PASSWORD).await;
     let app = &app;
