@@ -282,6 +282,10 @@ async fn check_login(
 
 /// `POST /token/logout/`: ends the caller's session (for an access token, its whole family).
 pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
+    // A key is ended by its owner (`DELETE /token/keys/{id}/`), not by the program holding it.
+    if caller.is_api_key() {
+        return Err(Error::PermissionDenied);
+    }
     sessions::end(state, caller.session_id).await?;
     Ok(())
 }
@@ -353,7 +357,8 @@ pub(super) async fn current_password_problems(
 }
 
 /// `POST /users/set_password/`: revokes the caller's other tokens (all of them with
-/// LOGOUT_ON_PASSWORD_CHANGE).
+/// LOGOUT_ON_PASSWORD_CHANGE), and their API keys unless
+/// AUTHD_API_KEYS_SURVIVE_PASSWORD_CHANGE keeps them.
 pub async fn set_password(
     state: &AppState,
     hashing: &Admission,
@@ -402,7 +407,10 @@ pub async fn set_password(
         return Err(current_password_changed());
     }
     users::set_password(&txn, caller.user.id, &hash).await?;
-    let revoked = session_rows::delete_for_user(&txn, caller.user.id, keep).await?;
+    let revoked = match state.settings.tokens.api_keys_survive_password_change {
+        true => session_rows::delete_logins_for_user(&txn, caller.user.id, keep).await?,
+        false => session_rows::delete_for_user(&txn, caller.user.id, keep).await?,
+    };
     let confirmation = djoser
         .password_changed_email_confirmation
         .then_some(Kind::PasswordChangedConfirmation);

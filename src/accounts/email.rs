@@ -45,7 +45,8 @@ impl Purpose {
             Kind::Confirmation
             | Kind::PasswordChangedConfirmation
             | Kind::UsernameChangedConfirmation
-            | Kind::EmailChangedNotice => None,
+            | Kind::EmailChangedNotice
+            | Kind::ApiKeyCreatedNotice => None,
         }
     }
 }

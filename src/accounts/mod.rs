@@ -9,6 +9,8 @@ mod credentials;
 pub mod delivery;
 /// The account lifecycle by email: activation, resets, confirmations.
 pub mod email;
+/// API keys for programs.
+mod keys;
 /// Registration.
 mod register;
 /// Reading, updating and deleting users.
@@ -27,6 +29,7 @@ use crate::store::{DbErr, Principal, Tx};
 
 pub use admin::{activate, change_password, create_superuser, deactivate};
 pub use credentials::{PasswordLogin, log_in, login, logout, set_password, set_username};
+pub use keys::{CreatedKey, create_key};
 pub use register::register;
 pub use users::{
     Target, delete_user, get_user, list_users, update_user, user_to_delete, user_to_update,
@@ -75,6 +78,9 @@ pub enum Error {
     /// AUTHD_TOKEN_LIMIT_POLICY=deny, and the user has as many sessions as allowed: knox's 403.
     #[error("token limit reached")]
     TokenLimit,
+    /// The user holds AUTHD_API_KEYS_PER_USER live API keys: the same 403.
+    #[error("API key limit reached")]
+    KeyLimit,
     /// A scope asking for a permission that is unknown, not held, or beyond the client's set:
     /// RFC 6749's `invalid_scope`, answered only after a right password.
     #[error("invalid scope")]
@@ -85,6 +91,7 @@ impl From<crate::sessions::SessionError> for Error {
     fn from(err: crate::sessions::SessionError) -> Self {
         match err {
             crate::sessions::SessionError::LimitReached => Error::TokenLimit,
+            crate::sessions::SessionError::KeyLimitReached => Error::KeyLimit,
             crate::sessions::SessionError::Random => Error::Random,
             crate::sessions::SessionError::Database(err) => Error::Database(err),
         }

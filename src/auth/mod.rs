@@ -86,9 +86,13 @@ impl Caller {
     }
 
     /// A scoped token's authority is its scope: no staff or superuser status, no groups, and
-    /// no account or admin routes.
+    /// no account or admin routes. An API key is always scoped.
     pub fn is_scoped(&self) -> bool {
-        self.scope.is_some()
+        self.scope.is_some() || self.is_api_key()
+    }
+
+    pub fn is_api_key(&self) -> bool {
+        self.kind == TokenKind::ApiKey
     }
 
     /// Staff status as the token may use it: none for a scoped token.
@@ -125,12 +129,13 @@ impl Caller {
     }
 
     /// Not expired, and (with an idle limit) used recently enough. The idle limit is about
-    /// tokens that make requests; a refresh family's end is its absolute lifetime.
+    /// tokens people use: a refresh family's end is its absolute lifetime, and an API key's
+    /// program may call once a month.
     fn alive(&self, now: DateTime<Utc>, idle: Duration) -> bool {
         let expired = self.expires_at.is_some_and(|expires| expires <= now);
         let idle_for = now.timestamp() - self.last_seen.load(Ordering::Relaxed);
-        let idled =
-            !idle.is_zero() && self.kind != TokenKind::Refresh && idle_for > idle.as_secs() as i64;
+        let idles = matches!(self.kind, TokenKind::Login | TokenKind::Access);
+        let idled = !idle.is_zero() && idles && idle_for > idle.as_secs() as i64;
         !expired && !idled
     }
 }
@@ -238,6 +243,19 @@ impl Authenticator {
                 }
             }
             _ => Err(TokenRejected::Invalid),
+        }
+    }
+
+    /// The guard for `X-API-Key`, which carries API keys only: a login or access token sent
+    /// there is invalid (checked by its prefix before any lookup).
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<Arc<Caller>, TokenRejected> {
+        if !key.starts_with(crypto::API_KEY_PREFIX) {
+            return Err(TokenRejected::Invalid);
+        }
+        let caller = self.authenticate(key).await?;
+        match caller.is_api_key() {
+            true => Ok(caller),
+            false => Err(TokenRejected::Invalid),
         }
     }
 

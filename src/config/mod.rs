@@ -225,6 +225,12 @@ pub struct Tokens {
     pub refresh_ttl: Duration,
     /// How long a retired refresh token may still be presented (a retry after a lost answer).
     pub refresh_reuse_grace: Duration,
+    /// API keys a user may hold at once; zero: none can be created.
+    pub api_keys_per_user: u32,
+    /// The longest an API key lives (and how long one lives that asks for no lifetime).
+    pub api_key_max_ttl: Duration,
+    /// Whether a user's own `set_password` leaves their API keys working.
+    pub api_keys_survive_password_change: bool,
 }
 
 impl Default for Tokens {
@@ -237,6 +243,9 @@ impl Default for Tokens {
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             refresh_reuse_grace: Duration::from_secs(10),
+            api_keys_per_user: 20,
+            api_key_max_ttl: Duration::from_secs(365 * 24 * 3600),
+            api_keys_survive_password_change: true,
         }
     }
 }

@@ -14,6 +14,9 @@ use sha2::{Digest, Sha256};
 
 /// Lets secret scanners recognise a leaked authd token.
 pub const TOKEN_PREFIX: &str = "authd_";
+/// An API key's own prefix (within [`TOKEN_PREFIX`]), so scanners and people tell a program's
+/// long-lived key from a login token.
+pub const API_KEY_PREFIX: &str = "authd_key_";
 const TOKEN_BYTES: usize = 32;
 
 /// A freshly minted token. Only its digest is persisted; `Debug` never shows the secret.
@@ -32,9 +35,18 @@ impl fmt::Debug for NewToken {
 
 /// 256 bits from the OS CSPRNG, base64url: `authd_` followed by 43 characters.
 pub fn generate_token() -> Result<NewToken, rand::rngs::SysError> {
+    generate_prefixed(TOKEN_PREFIX)
+}
+
+/// An API key: `authd_key_` followed by 43 characters (256 bits).
+pub fn generate_api_key() -> Result<NewToken, rand::rngs::SysError> {
+    generate_prefixed(API_KEY_PREFIX)
+}
+
+fn generate_prefixed(prefix: &str) -> Result<NewToken, rand::rngs::SysError> {
     let mut bytes = [0u8; TOKEN_BYTES];
     rand::rngs::SysRng.try_fill_bytes(&mut bytes)?;
-    let secret = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let secret = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     let digest = token_digest(&secret);
     Ok(NewToken { secret, digest })
 }
@@ -74,5 +86,8 @@ mod tests {
         assert_eq!(a.digest, token_digest(&a.secret));
         assert_ne!(a.digest, a.secret);
         assert!(!format!("{a:?}").contains(&a.secret));
+        let key = generate_api_key().expect("os rng");
+        assert!(key.secret.starts_with(API_KEY_PREFIX));
+        assert_eq!(key.secret.len(), API_KEY_PREFIX.len() + 43);
     }
 }

@@ -271,6 +271,38 @@ pub fn boolean(input: &Input) -> Result<Option<bool>, Vec<String>> {
     }
 }
 
+/// DRF's `IntegerField` with `min_value` and `max_value`: `Ok(None)` when absent. Numbers and
+/// their strings are read as DRF reads them (`"12"`, `12`, `12.0`); a boolean is not a number.
+pub fn integer(input: &Input, min: i64, max: i64) -> Result<Option<i64>, Vec<String>> {
+    let text = match input {
+        Input::Missing => return Ok(None),
+        Input::Null => return Err(vec![messages::NULL.into()]),
+        Input::Text(text) => python_strip(text),
+        _ => return Err(vec![messages::INVALID_INTEGER.into()]),
+    };
+    // DRF strips a decimal point followed only by zeros before `int()`.
+    let whole = match text.split_once('.') {
+        Some((whole, fraction)) if fraction.chars().all(|c| c == '0') => whole,
+        Some(_) => text,
+        None => text,
+    };
+    let value: i64 = whole
+        .trim()
+        .parse()
+        .map_err(|_| vec![messages::INVALID_INTEGER.to_owned()])?;
+    if value < min {
+        return Err(vec![format!(
+            "Ensure this value is greater than or equal to {min}."
+        )]);
+    }
+    if value > max {
+        return Err(vec![format!(
+            "Ensure this value is less than or equal to {max}."
+        )]);
+    }
+    Ok(Some(value))
+}
+
 /// Python's `str.strip()`: Rust's `trim` plus the four ASCII separators Python counts as space.
 pub fn python_strip(text: &str) -> &str {
     text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
@@ -394,5 +426,35 @@ mod tests {
         assert!(!is_python_word_char('$'));
         // Combining marks are not `\w` in Python, although Rust calls some alphabetic.
         assert!(!is_python_word_char('\u{093e}'));
+    }
+
+    #[test]
+    fn integers_read_as_drf_reads_them() {
+        let text = |t: &str| Input::Text(t.to_owned());
+        assert_eq!(integer(&Input::Missing, 1, 10), Ok(None));
+        assert_eq!(integer(&text("7"), 1, 10), Ok(Some(7)));
+        assert_eq!(integer(&text(" 7 "), 1, 10), Ok(Some(7)));
+        assert_eq!(integer(&text("7.00"), 1, 10), Ok(Some(7)));
+        let invalid = Err(vec![messages::INVALID_INTEGER.to_owned()]);
+        assert_eq!(integer(&text("7.5"), 1, 10), invalid);
+        assert_eq!(integer(&text("1e3"), 1, 10), invalid);
+        assert_eq!(integer(&Input::Bool(true), 1, 10), invalid);
+        assert_eq!(integer(&text("99999999999999999999"), 1, 10), invalid);
+        assert_eq!(
+            integer(&text("0"), 1, 10),
+            Err(vec![
+                "Ensure this value is greater than or equal to 1.".to_owned()
+            ])
+        );
+        assert_eq!(
+            integer(&text("11"), 1, 10),
+            Err(vec![
+                "Ensure this value is less than or equal to 10.".to_owned()
+            ])
+        );
+        assert_eq!(
+            integer(&Input::Null, 1, 10),
+            Err(vec![messages::NULL.to_owned()])
+        );
     }
 }

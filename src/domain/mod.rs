@@ -32,6 +32,7 @@ pub mod messages {
     pub const NOT_FOUND: &str = "Not found.";
     pub const INVALID_VALUE: &str = "Invalid value.";
     pub const NOT_A_BOOLEAN: &str = "Must be a valid boolean.";
+    pub const INVALID_INTEGER: &str = "A valid integer is required.";
     pub const INVALID_APP_LABEL: &str =
         "Enter a valid app label: letters, digits and underscores, not starting with a digit.";
     pub const INVALID_CODENAME: &str = "Enter a valid codename: no spaces.";
@@ -54,6 +55,13 @@ pub mod messages {
     pub const EMAIL_NOT_FOUND: &str = "User with given email does not exist.";
     /// knox's words for AUTHD_TOKEN_LIMIT_POLICY=deny.
     pub const TOKEN_LIMIT: &str = "Maximum amount of tokens allowed per user exceeded.";
+    /// The same words for AUTHD_API_KEYS_PER_USER.
+    pub const API_KEY_LIMIT: &str = "Maximum amount of API keys allowed per user exceeded.";
+
+    /// An API key's scope names a permission its creator does not hold (or that does not exist).
+    pub fn permission_not_held(name: &str) -> String {
+        format!("You do not hold the permission \"{name}\".")
+    }
     pub const SERVICE_UNAVAILABLE: &str = "Service temporarily unavailable, try again later.";
     /// A body not whole by AUTHD_BODY_READ_TIMEOUT_SECONDS (nginx's `client_body_timeout` is 408).
     pub const BODY_TIMEOUT: &str = "Request body was not received in time.";

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use poem::http::{HeaderValue, Method, header};
 use poem::{Endpoint, EndpointExt, Request, Response};
 
-/// The request headers a browser may send: the token and the body's media type.
-const ALLOWED_HEADERS: &str = "authorization, content-type, accept";
+/// The request headers a browser may send: the token or API key, and the body's media type.
+const ALLOWED_HEADERS: &str = "authorization, x-api-key, content-type, accept";
 /// What scripts may read besides the simple headers: when to retry, and the auth challenge.
 const EXPOSED_HEADERS: &str = "retry-after, www-authenticate";
 const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";

@@ -183,6 +183,7 @@ impl From<accounts::Error> for ApiError {
             accounts::Error::EmailNotFound => ApiError::BareList(messages::EMAIL_NOT_FOUND),
             accounts::Error::ActivationDisabled => ApiError::EmptyBadRequest,
             accounts::Error::TokenLimit => ApiError::Forbidden(messages::TOKEN_LIMIT),
+            accounts::Error::KeyLimit => ApiError::Forbidden(messages::API_KEY_LIMIT),
             accounts::Error::Throttled(wait) => ApiError::Throttled(wait),
             accounts::Error::Hashing(err) => err.into(),
             err @ (accounts::Error::Database(_)

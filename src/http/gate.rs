@@ -6,6 +6,7 @@
 use poem::http::{HeaderValue, Method, StatusCode, Uri, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
+use crate::domain::messages;
 use crate::state::AppState;
 use crate::throttle::Requester;
 
@@ -13,7 +14,7 @@ use super::body::MAX_BODY_BYTES;
 use super::client::client_info;
 use super::error::{ApiError, from_poem_error};
 use super::routes::{self, Access, ApiRoute};
-use super::security::parse_authorization;
+use super::security::{API_KEY_HEADER, parse_authorization};
 
 pub struct Gate<E> {
     inner: E,
@@ -109,15 +110,22 @@ impl<E> Gate<E> {
         let raw = authorization_bytes(request);
         let token = parse_authorization(&raw, &self.state.settings.token_keywords)
             .map_err(ApiError::AuthenticationFailed)?;
-        let user = match token {
-            None => None,
-            Some(token) => {
-                let caller = self.state.auth.authenticate(token).await?;
-                let id = caller.user.id;
-                request.extensions_mut().insert(caller);
-                Some(id)
+        let api_key = api_key_header(request)?;
+        let caller = match (token, api_key) {
+            (None, None) => None,
+            (Some(token), None) => Some(self.state.auth.authenticate(token).await?),
+            (None, Some(key)) if raw.is_empty() => {
+                Some(self.state.auth.authenticate_api_key(&key).await?)
             }
+            // Two credentials (whatever the `Authorization` scheme): which one would a proxy
+            // or the service behind authd believe? Neither.
+            _ => return Err(ApiError::AuthenticationFailed(messages::INVALID_TOKEN)),
         };
+        let user = caller.map(|caller| {
+            let id = caller.user.id;
+            request.extensions_mut().insert(caller);
+            id
+        });
         self.throttle(request, route, user).await?;
         Ok(user.is_none())
     }
@@ -146,6 +154,24 @@ impl<E> Gate<E> {
             None => Ok(()),
         };
         verdict.map_err(ApiError::Throttled)
+    }
+}
+
+/// `X-API-Key`: `None` when absent; one value, or the answer for an invalid token (sent twice,
+/// empty, or not text).
+fn api_key_header(request: &Request) -> Result<Option<String>, ApiError> {
+    let invalid = || ApiError::AuthenticationFailed(messages::INVALID_TOKEN);
+    let mut values = request.headers().get_all(API_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(invalid());
+    }
+    let key = value.to_str().map_err(|_| invalid())?.trim();
+    match key.is_empty() {
+        true => Err(invalid()),
+        false => Ok(Some(key.to_owned())),
     }
 }
 

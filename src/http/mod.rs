@@ -15,6 +15,8 @@ pub mod error;
 mod gate;
 /// `/healthz` and `/readyz`.
 pub mod health;
+/// `/token/keys/`: API keys.
+mod keys;
 /// The memory request bodies may hold at once, and each client's share of it.
 mod memory;
 /// `/oauth/*`: OAuth2 beside the DRF gate, in RFC 6749's error dialect.
@@ -70,6 +72,7 @@ type DrfApis = (
     sessions::SessionsApi,
     authz::AuthzApi,
     verify::VerifyApi,
+    keys::KeysApi,
 );
 
 fn drf_apis() -> DrfApis {
@@ -79,6 +82,7 @@ fn drf_apis() -> DrfApis {
         sessions::SessionsApi,
         authz::AuthzApi,
         verify::VerifyApi,
+        keys::KeysApi,
     )
 }
 

@@ -35,11 +35,27 @@ pub struct TokenAuth(pub Arc<Caller>);
 )]
 pub struct OAuth2Auth(pub Arc<Caller>);
 
-/// A caller authenticated by a `Token` or a `Bearer` (OAuth2 access) token.
+/// The name of the header that carries an API key on its own.
+pub const API_KEY_HEADER: &str = "X-API-Key";
+
+/// An API key (`authd_key_…`, from `POST /token/keys/`), as it is. A key also works as
+/// `Authorization: Token <key>`; sending both headers is refused.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "apiKeyAuth",
+    ty = "api_key",
+    key_name = "X-API-Key",
+    key_in = "header",
+    checker = "require_caller"
+)]
+pub struct ApiKeyAuth(pub Arc<Caller>);
+
+/// A caller authenticated by a `Token` or a `Bearer` (OAuth2 access) token, or an API key.
 #[derive(SecurityScheme)]
 pub enum Authenticated {
     Token(TokenAuth),
     OAuth2(OAuth2Auth),
+    ApiKey(ApiKeyAuth),
 }
 
 impl Authenticated {
@@ -47,6 +63,7 @@ impl Authenticated {
         match self {
             Authenticated::Token(auth) => &auth.0,
             Authenticated::OAuth2(auth) => &auth.0,
+            Authenticated::ApiKey(auth) => &auth.0,
         }
     }
 

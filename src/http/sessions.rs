@@ -9,6 +9,7 @@ use poem_openapi::payload::Json;
 use crate::domain::messages;
 use crate::sessions::{self, SessionView};
 use crate::state::AppState;
+use crate::store::SessionKind;
 
 use super::ApiTags;
 use super::error::ApiError;
@@ -19,7 +20,7 @@ use super::users::NoContent;
 pub struct SessionsApi;
 
 /// ISO 8601 in UTC, to the second, with `Z`.
-fn iso(time: DateTime<Utc>) -> String {
+pub(super) fn iso(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -27,6 +28,12 @@ impl From<SessionView> for Session {
     fn from(view: SessionView) -> Self {
         Self {
             id: view.id,
+            kind: match view.kind {
+                SessionKind::Token => "token",
+                SessionKind::OAuth => "oauth",
+                SessionKind::ApiKey => "api_key",
+            }
+            .to_owned(),
             name: view.name,
             created: iso(view.created),
             last_used: view.last_used.map(iso),
@@ -36,7 +43,7 @@ impl From<SessionView> for Session {
     }
 }
 
-fn internal(err: crate::store::DbErr) -> ApiError {
+pub(super) fn internal(err: crate::store::DbErr) -> ApiError {
     ApiError::Internal(Box::new(err))
 }
 
@@ -44,8 +51,8 @@ fn internal(err: crate::store::DbErr) -> ApiError {
 impl SessionsApi {
     /// My sessions
     ///
-    /// One per login (a Djoser token, or an OAuth2 refresh family); `current` marks the one
-    /// this request uses.
+    /// One per login (a Djoser token, or an OAuth2 refresh family) and one per API key;
+    /// `current` marks the one this request uses.
     #[oai(
         path = "/token/sessions",
         method = "get",

@@ -98,6 +98,8 @@ impl From<Principal> for CreatedUser {
 pub struct Session {
     /// Opaque; `DELETE /token/sessions/{id}/` ends the session.
     pub id: String,
+    /// `token` (a Djoser login), `oauth` (an OAuth2 refresh family) or `api_key`.
+    pub kind: String,
     /// The `device_name` given at login, else the client's User-Agent (at most 64 characters).
     pub name: String,
     /// ISO 8601 UTC, such as `2026-11-23T08:15:00Z`.
@@ -110,6 +112,54 @@ pub struct Session {
     pub expires: Option<String>,
     /// The session of the token that made this request.
     pub current: bool,
+}
+
+/// A new API key. Needs the caller's `current_password`.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct ApiKeyRequest {
+    /// What the key is for (at most 64 characters).
+    pub name: String,
+    /// Permission names (`app_label.codename`), space-separated or as a list, each one held by
+    /// the caller. Omitted: everything the caller holds now (fixed at creation). An empty list:
+    /// a key that only says whose it is.
+    pub scope: Option<String>,
+    /// Seconds the key lives; at most, and by default, AUTHD_API_KEY_MAX_TTL_SECONDS.
+    pub expires_in: Option<i64>,
+    pub current_password: String,
+}
+
+/// An API key as its creation answers it: `key` is shown here only.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct CreatedApiKey {
+    /// Opaque; `DELETE /token/keys/{id}/` ends the key.
+    pub id: String,
+    pub name: String,
+    /// Send it as `X-API-Key: <key>` or `Authorization: Token <key>`. Store it now: it is never
+    /// shown again (only its SHA-256 digest is kept).
+    pub key: String,
+    /// The permissions it is limited to, space-separated (what it may do is this ∩ what its
+    /// user holds at the time).
+    pub scope: String,
+    /// ISO 8601 UTC.
+    pub expires: String,
+    /// ISO 8601 UTC.
+    pub created: String,
+}
+
+/// One of my API keys.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    /// The permissions it is limited to, space-separated.
+    pub scope: String,
+    /// ISO 8601 UTC.
+    pub expires: String,
+    /// ISO 8601 UTC.
+    pub created: String,
 }
 
 #[derive(Debug, Object)]

@@ -26,10 +26,12 @@ pub enum Kind {
     UsernameChangedConfirmation,
     /// To the previous address of an account whose email changed: no link, ever.
     EmailChangedNotice,
+    /// To the owner of a new API key: its name, scope and expiry, never the key.
+    ApiKeyCreatedNotice,
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 8] = [
         Kind::Activation,
         Kind::Confirmation,
         Kind::PasswordReset,
@@ -37,6 +39,7 @@ impl Kind {
         Kind::UsernameReset,
         Kind::UsernameChangedConfirmation,
         Kind::EmailChangedNotice,
+        Kind::ApiKeyCreatedNotice,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Kind {
             Kind::UsernameReset => "username_reset",
             Kind::UsernameChangedConfirmation => "username_changed_confirmation",
             Kind::EmailChangedNotice => "email_changed_notice",
+            Kind::ApiKeyCreatedNotice => "api_key_created_notice",
         }
     }
 
@@ -71,6 +75,7 @@ impl Kind {
             Kind::UsernameReset => pick!("username_reset"),
             Kind::UsernameChangedConfirmation => pick!("username_changed_confirmation"),
             Kind::EmailChangedNotice => pick!("email_changed_notice"),
+            Kind::ApiKeyCreatedNotice => pick!("api_key_created_notice"),
         }
     }
 }
@@ -106,6 +111,24 @@ pub struct Link {
 pub struct EmailChange {
     pub new_address_masked: String,
     pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What the notice of a new API key says: never the key itself.
+#[derive(Debug, Clone)]
+pub struct KeyCreated {
+    pub name: String,
+    /// Permission names, sorted; empty: the key only says whose it is.
+    pub scope: Vec<String>,
+    pub expires: chrono::DateTime<chrono::Utc>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a message says beyond its user and link.
+#[derive(Debug, Clone, Copy)]
+enum Details<'a> {
+    None,
+    EmailChange(&'a EmailChange),
+    KeyCreated(&'a KeyCreated),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +232,15 @@ impl Mailer {
                 at: chrono::Utc::now(),
             },
         )?;
+        mailer.compose_key_created(
+            &user,
+            &KeyCreated {
+                name: "deploy bot".into(),
+                scope: vec!["blog.add_post".into()],
+                expires: chrono::Utc::now(),
+                at: chrono::Utc::now(),
+            },
+        )?;
         Ok(mailer)
     }
 
@@ -227,7 +259,7 @@ impl Mailer {
         user: &Principal,
         link: Option<&Link>,
     ) -> Result<Option<NewMessage>, MailError> {
-        self.render(kind, user, link, None)
+        self.render(kind, user, link, Details::None)
     }
 
     /// Renders the notice of an email change, to `user` as it was (its previous address).
@@ -236,7 +268,26 @@ impl Mailer {
         user: &Principal,
         change: &EmailChange,
     ) -> Result<Option<NewMessage>, MailError> {
-        self.render(Kind::EmailChangedNotice, user, None, Some(change))
+        self.render(
+            Kind::EmailChangedNotice,
+            user,
+            None,
+            Details::EmailChange(change),
+        )
+    }
+
+    /// Renders the notice of a new API key, to its owner.
+    pub fn compose_key_created(
+        &self,
+        user: &Principal,
+        key: &KeyCreated,
+    ) -> Result<Option<NewMessage>, MailError> {
+        self.render(
+            Kind::ApiKeyCreatedNotice,
+            user,
+            None,
+            Details::KeyCreated(key),
+        )
     }
 
     fn render(
@@ -244,8 +295,18 @@ impl Mailer {
         kind: Kind,
         user: &Principal,
         link: Option<&Link>,
-        change: Option<&EmailChange>,
+        details: Details<'_>,
     ) -> Result<Option<NewMessage>, MailError> {
+        let change = match details {
+            Details::EmailChange(change) => Some(change),
+            _ => None,
+        };
+        let key = match details {
+            Details::KeyCreated(key) => Some(key),
+            _ => None,
+        };
+        let minute =
+            |at: &chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
         if user.email.is_empty() {
             return Ok(None);
         }
@@ -277,7 +338,11 @@ impl Mailer {
             username => &user.username,
             email => &user.email,
             new_email => change.map(|change| change.new_address_masked.clone()),
-            changed_at => change.map(|change| change.at.format("%Y-%m-%d %H:%M UTC").to_string()),
+            changed_at => change.map(|change| minute(&change.at)),
+            key_name => key.map(|key| key.name.clone()),
+            key_scope => key.map(|key| key.scope.clone()),
+            key_expires => key.map(|key| minute(&key.expires)),
+            created_at => key.map(|key| minute(&key.at)),
         };
         let render = |part: Part| -> Result<String, MailError> {
             let name = part.file_name(kind);

@@ -252,7 +252,8 @@ pub struct Active {
     /// RFC 6749 §7.1's type: `Bearer` for the tokens a resource server may accept (access and
     /// Djoser tokens); none for a refresh token.
     pub token_type: Option<&'static str>,
-    /// Which kind of authd token it is: `access_token`, `refresh_token` or `token` (Djoser's).
+    /// Which kind of authd token it is: `access_token`, `refresh_token`, `token` (Djoser's) or
+    /// `api_key`.
     pub token_use: &'static str,
     pub client_id: Option<String>,
     /// The stored scope, space-separated; `None` for an unscoped token.
@@ -300,6 +301,7 @@ pub async fn introspect(
         TokenKind::Login => (Some("Bearer"), "token"),
         TokenKind::Access => (Some("Bearer"), "access_token"),
         TokenKind::Refresh => (None, "refresh_token"),
+        TokenKind::ApiKey => (Some("Bearer"), "api_key"),
     };
     Ok(Some(Active {
         sub: caller.user.id.to_string(),

@@ -1,6 +1,6 @@
-//! Sessions: one a login, a Djoser token or an OAuth2 refresh family with its access tokens.
-//! Opening one (with the per-user limit), listing and ending them, and the refresh family's
-//! rotation with reuse detection. Logins themselves (the password) are `accounts`' business;
+//! Sessions: one a login, a Djoser token or an OAuth2 refresh family with its access tokens, or
+//! one API key. Opening one (with the per-user limits), listing and ending them, and the refresh
+//! family's rotation with reuse detection. Logins themselves (the password) are `accounts`' business;
 //! this module starts where the password was checked.
 
 use chrono::{DateTime, Utc};
@@ -22,6 +22,9 @@ pub enum SessionError {
     /// AUTHD_TOKEN_LIMIT_POLICY=deny and the user has as many sessions as allowed.
     #[error("token limit reached")]
     LimitReached,
+    /// The user holds AUTHD_API_KEYS_PER_USER live API keys.
+    #[error("API key limit reached")]
+    KeyLimitReached,
     #[error("the OS random number generator failed")]
     Random,
     #[error("database error")]
@@ -125,6 +128,7 @@ pub enum Issued {
 #[derive(Debug, Clone)]
 pub struct SessionView {
     pub id: String,
+    pub kind: SessionKind,
     pub name: String,
     pub created: DateTime<Utc>,
     pub last_used: Option<DateTime<Utc>>,
@@ -201,7 +205,7 @@ async fn make_room(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let live = sessions::live_for_user(txn, user_id, now).await?;
+    let live = sessions::live_logins_for_user(txn, user_id, now).await?;
     if (live.len() as u64) < limit {
         return Ok(Vec::new());
     }
@@ -263,6 +267,7 @@ pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<SessionView>,
         .into_iter()
         .map(|session| SessionView {
             current: session.id == caller.session_id,
+            kind: session.kind,
             id: session.public_id,
             name: session.name,
             created: session.created,
@@ -301,6 +306,103 @@ pub async fn end_all(state: &AppState, caller: &Caller) -> Result<u64, DbErr> {
         .commit(txn, &[Invalidation::User(caller.user.id)])
         .await?;
     Ok(ended)
+}
+
+/// An API key about to be created: its scope is settled (within what the user holds).
+#[derive(Debug)]
+pub struct NewKey {
+    pub name: String,
+    pub scope: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An API key as its owner sees it (the key itself is shown once, at creation).
+#[derive(Debug, Clone)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub scope: Vec<String>,
+    pub expires: DateTime<Utc>,
+    pub created: DateTime<Utc>,
+}
+
+impl KeyView {
+    fn of(session: auth_session::Model) -> Self {
+        Self {
+            id: session.public_id,
+            name: session.name,
+            scope: session
+                .scope
+                .as_deref()
+                .map(crate::auth::parse_scope)
+                .unwrap_or_default(),
+            expires: session.expires_at.unwrap_or(DateTime::<Utc>::MAX_UTC),
+            created: session.created,
+        }
+    }
+}
+
+/// Creates an API key inside the transaction that locked its user's row, so that
+/// AUTHD_API_KEYS_PER_USER holds under concurrent creations. Returns the key and its view.
+pub async fn open_key(
+    txn: &Tx,
+    settings: &Tokens,
+    user_id: i64,
+    key: NewKey,
+    client: &ClientInfo,
+) -> Result<(String, KeyView), SessionError> {
+    let held = sessions::live_keys_for_user(txn, user_id, Utc::now()).await?;
+    if held.len() as u64 >= u64::from(settings.api_keys_per_user) {
+        return Err(SessionError::KeyLimitReached);
+    }
+    let session = sessions::insert(
+        txn,
+        sessions::NewSession {
+            public_id: crypto::random_hex(16),
+            user_id,
+            kind: SessionKind::ApiKey,
+            client_id: None,
+            name: key.name,
+            client_ip: Some(client.ip.to_string()),
+            expires_at: Some(key.expires_at),
+            // Stored even when empty: a key that may do nothing but say who it belongs to.
+            scope: Some(join_scope(&key.scope)),
+        },
+    )
+    .await?;
+    let secret = crypto::generate_api_key().map_err(|_| SessionError::Random)?;
+    tokens::insert(
+        txn,
+        tokens::NewToken {
+            digest: secret.digest,
+            user_id,
+            session_id: session.id,
+            kind: TokenKind::ApiKey,
+            expires_at: Some(key.expires_at),
+        },
+    )
+    .await?;
+    Ok((secret.secret, KeyView::of(session)))
+}
+
+/// `GET /token/keys/`: the caller's live API keys, oldest first.
+pub async fn list_keys(state: &AppState, caller: &Caller) -> Result<Vec<KeyView>, DbErr> {
+    Ok(
+        sessions::live_keys_for_user(&state.db, caller.user.id, Utc::now())
+            .await?
+            .into_iter()
+            .map(KeyView::of)
+            .collect(),
+    )
+}
+
+/// `DELETE /token/keys/{id}/`: one of the caller's API keys; `false` for an unknown id,
+/// another user's, or a session that is not a key.
+pub async fn end_key(state: &AppState, caller: &Caller, public_id: &str) -> Result<bool, DbErr> {
+    match sessions::find_public(&state.db, caller.user.id, public_id).await? {
+        Some(session) if session.kind == SessionKind::ApiKey => end(state, session.id).await,
+        _ => Ok(false),
+    }
 }
 
 /// The session an authd token belongs to, as revocation needs it.

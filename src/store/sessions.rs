@@ -60,6 +60,38 @@ pub async fn live_for_user(
         .await
 }
 
+/// A user's live logins (not API keys), oldest first: what the per-user token limit counts.
+pub async fn live_logins_for_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Kind.ne(SessionKind::ApiKey))
+        .filter(live(now))
+        .order_by_asc(Column::Created)
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
+/// A user's live API keys, oldest first.
+pub async fn live_keys_for_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Kind.eq(SessionKind::ApiKey))
+        .filter(live(now))
+        .order_by_asc(Column::Created)
+        .order_by_asc(Column::Id)
+        .all(db)
+        .await
+}
+
 pub async fn count_live_for_user(
     db: &impl ConnectionTrait,
     user_id: i64,
@@ -104,7 +136,22 @@ pub async fn delete_ids(db: &impl ConnectionTrait, ids: Vec<i64>) -> Result<u64,
         .rows_affected)
 }
 
-/// Ends every session of a user, except the one given.
+/// Ends every login of a user (its API keys stay), except the one given.
+pub async fn delete_logins_for_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    keep: Option<i64>,
+) -> Result<u64, DbErr> {
+    let mut query = Entity::delete_many()
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::Kind.ne(SessionKind::ApiKey));
+    if let Some(session_id) = keep {
+        query = query.filter(Column::Id.ne(session_id));
+    }
+    Ok(query.exec(db).await?.rows_affected)
+}
+
+/// Ends every session of a user, API keys included, except the one given.
 pub async fn delete_for_user(
     db: &impl ConnectionTrait,
     user_id: i64,

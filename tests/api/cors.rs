@@ -42,7 +42,9 @@ async fn an_allowed_origin_gets_cors_headers_on_requests_and_preflights() {
             .header("access-control-allow-headers")
             .unwrap_or_default();
         assert!(
-            allowed.contains("authorization") && allowed.contains("content-type"),
+            allowed.contains("authorization")
+                && allowed.contains("x-api-key")
+                && allowed.contains("content-type"),
             "{path}"
         );
         assert!(

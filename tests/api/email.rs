@@ -21,7 +21,7 @@ fn use_smtp(settings: &mut Settings, port: u16) {
     settings.mail.retry_base = Duration::from_millis(300);
 }
 
-async fn spawn(configure: impl FnOnce(&mut Settings)) -> (TestApp, SmtpServer) {
+pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> (TestApp, SmtpServer) {
     let smtp = SmtpServer::start().await;
     let port = smtp.port;
     let app = TestApp::spawn_with(|s| {

@@ -158,7 +158,8 @@ async fn sessions_are_listed_for_their_owner() {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(keys.len(), 6, "{session}");
+        assert_eq!(keys.len(), 7, "{session}");
+        assert_eq!(session["kind"], "token");
         assert!(is_iso_utc(&session["created"]), "{session}");
         assert!(is_iso_utc(&session["expires"]), "{session}");
         assert!(

@@ -14,6 +14,7 @@ mod faults;
 mod guard;
 mod hostile;
 mod indexes;
+mod keys;
 mod layout;
 mod lifecycle;
 mod load;

@@ -35,6 +35,8 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
             "/oauth/token",
             "/permissions/",
             "/permissions/{id}/",
+            "/token/keys/",
+            "/token/keys/{id}/",
             "/token/login/",
             "/token/logout/",
             "/token/logoutall/",
@@ -80,7 +82,7 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
             {
                 ""
             } else {
-                r#"[{"tokenAuth":[]},{"oauth2":[]}]"#
+                r#"[{"tokenAuth":[]},{"oauth2":[]},{"apiKeyAuth":[]}]"#
             };
             assert_eq!(security, expected, "{method} {path}");
         }
@@ -94,6 +96,10 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
         "/auth/oauth/token",
         "the token URL moves under the prefix"
     );
+    let key_scheme = &document["components"]["securitySchemes"]["apiKeyAuth"];
+    assert_eq!(key_scheme["type"], "apiKey");
+    assert_eq!(key_scheme["in"], "header");
+    assert_eq!(key_scheme["name"], "X-API-Key");
     let scheme = &document["components"]["securitySchemes"]["tokenAuth"];
     assert_eq!(scheme["type"], "apiKey");
     assert_eq!(scheme["name"], "Authorization");

@@ -34,7 +34,7 @@ fn oauth_error(reply: &Reply, error: &str) {
     assert_eq!(reply.json()["error"], error, "{}", reply.text);
 }
 
-fn text(value: &Value, name: &str) -> String {
+pub fn text(value: &Value, name: &str) -> String {
     value[name]
         .as_str()
         .unwrap_or_else(|| panic!("{name} in {value}"))
@@ -56,7 +56,7 @@ async fn create_permissions(app: &TestApp, root: &str, names: &[&str]) {
     }
 }
 
-async fn set_permissions(app: &TestApp, root: &str, user: i64, names: &[&str]) {
+pub async fn set_permissions(app: &TestApp, root: &str, user: i64, names: &[&str]) {
     let reply = app
         .call(
             Method::PUT,
@@ -69,7 +69,7 @@ async fn set_permissions(app: &TestApp, root: &str, user: i64, names: &[&str]) {
 }
 
 /// alice holds blog.add_post and blog.view_post; blog.delete_post exists but is not hers.
-async fn blog(app: &TestApp) -> (i64, String, (String, String)) {
+pub async fn blog(app: &TestApp) -> (i64, String, (String, String)) {
     let (_, root) = app.create_superuser("root").await;
     create_permissions(
         app,

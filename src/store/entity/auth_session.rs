@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
 
-/// One login: a Djoser token, or an OAuth2 refresh family with its access tokens.
+/// One login (a Djoser token, or an OAuth2 refresh family with its access tokens), or one API
+/// key.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "auth_session")]
 pub struct Model {
@@ -32,6 +33,9 @@ pub enum SessionKind {
     /// An OAuth2 refresh family.
     #[sea_orm(string_value = "oauth")]
     OAuth,
+    /// An API key: one long-lived token for a program, always limited to a scope.
+    #[sea_orm(string_value = "api_key")]
+    ApiKey,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -36,6 +36,9 @@ pub enum TokenKind {
     /// An OAuth2 refresh token: never accepted by the guard.
     #[sea_orm(string_value = "refresh")]
     Refresh,
+    /// An API key (`authd_key_…`).
+    #[sea_orm(string_value = "api_key")]
+    ApiKey,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
