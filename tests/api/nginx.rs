@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::helpers::{TestApp, free_port};
+use crate::helpers::{PASSWORD, TestApp, free_port};
 use crate::verify::join_groups;
 
 const DOC: &str = include_str!("../../docs/forward-auth.md");
@@ -316,6 +316,40 @@ async fn the_documented_nginx_passes_the_identity_on_and_never_a_forged_one() {
         [root_id.to_string(), "root".to_owned()]
     );
 
+    // An API key in `X-API-Key` (nginx passes it to the subrequest): its scope, no groups.
+    let created = app
+        .call(
+            Method::POST,
+            "/token/keys/",
+            &bob_token,
+            Some(
+                json!({ "name": "bot", "scope": "blog.change_post", "current_password": PASSWORD }),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let key = created.json()["key"].as_str().expect("key").to_owned();
+    let mut request = reqwest::Client::new().request(Method::GET, nginx.url("/editors/post"));
+    for (name, value) in FORGED {
+        request = request.header(name, value);
+    }
+    let reply = request
+        .header("X-API-Key", &key)
+        .send()
+        .await
+        .expect("nginx answers");
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(
+        identity_seen(&backend, 5),
+        [
+            bob.to_string(),
+            "bob".into(),
+            "".into(),
+            "blog.change_post".into(),
+            "".into()
+        ]
+    );
+
     // No token, a bad one, and a logged-out one: 401 with the challenge, and no request at all.
     for token in [None, Some("nonsense")] {
         let refused = through_nginx(&nginx, "/", token).await;
@@ -336,7 +370,7 @@ async fn the_documented_nginx_passes_the_identity_on_and_never_a_forged_one() {
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         backend.seen().len(),
-        4,
+        5,
         "a refused request never reaches the backend"
     );
 }
