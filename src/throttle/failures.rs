@@ -186,12 +186,15 @@ pub async fn begin_attempt(
     for limit in &counted {
         ids.push(failures::insert(&txn, &limit.key, limit.account.as_deref(), started).await?);
     }
-    txn.commit().await?;
+    // The guard exists before the commit: a request dropped while its commit is under way (the
+    // rows may be in) still settles them as a failure. Settling rows that never committed
+    // changes nothing.
     let attempt = Attempt {
         db: Some(db.clone()),
         ids,
         clears: own.map(|(key, _)| key),
     };
+    txn.commit().await?;
     let stale = chrono::Duration::from_std(patience.saturating_mul(2) + STALE_MARGIN)
         .unwrap_or(chrono::Duration::MAX);
     let give_up = tokio::time::Instant::now() + patience;

@@ -562,10 +562,11 @@ async fn concurrent_guesses_get_no_more_than_the_limit() {
 }
 
 /// A client that hangs up while its password is checked does not escape the count: the attempt
-/// becomes a failure. (The hash outlasts the client's patience several times over; whether the
-/// server drops the abandoned handler or finishes the check, the failure is counted, so the wait
-/// below only bounds a loaded machine.)
-#[tokio::test]
+/// becomes a failure. The client hangs up the moment its attempt shows in flight (a fixed client
+/// timeout could fire before the server read the request, when there is nothing to count), which
+/// may be while the server is still waiting for that commit to return: the attempt counts then
+/// too. Several rounds, to land in that window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_check_counts_as_a_failure() {
     let app = TestApp::spawn_with(|s| {
         s.hashing.cost.memory_kib = 64 * 1024;
@@ -573,25 +574,43 @@ async fn an_abandoned_check_counts_as_a_failure() {
     })
     .await;
     app.register("alice", PASSWORD).await;
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(50))
-        .build()
-        .expect("client");
-    let gone = impatient
-        .post(app.url("/token/login/"))
-        .json(&json!({"username": "alice", "password": WRONG}))
-        .send()
-        .await;
-    assert!(gone.is_err(), "the client gave up first: {gone:?}");
-    let started = Instant::now();
-    while app.count("login_failure WHERE in_flight = FALSE").await < 3 {
+    for round in 1..=3 {
+        let request = reqwest::Client::new()
+            .post(app.url("/token/login/"))
+            .json(&json!({"username": "alice", "password": WRONG}))
+            .send();
+        let impatient = tokio::spawn(request);
+        let started = Instant::now();
+        while app.count("login_failure WHERE in_flight = TRUE").await == 0 {
+            assert!(
+                !impatient.is_finished(),
+                "the check ended before the client could hang up"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the attempt never began"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        impatient.abort();
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the abandoned check was not counted"
+            impatient.await.is_err_and(|err| err.is_cancelled()),
+            "the client gave up first"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        while app.count("login_failure WHERE in_flight = FALSE").await < 3 * round {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the abandoned check was not counted (round {round})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            app.count("login_failure").await,
+            3 * round,
+            "one failure per limit"
+        );
     }
-    assert_eq!(app.count("login_failure").await, 3, "one failure per limit");
 }
 
 /// A refused attempt costs no hash: with a slow hash, refusals answer in a fraction of one.
