@@ -11,6 +11,7 @@ use crate::crypto;
 use crate::domain::ClientInfo;
 use crate::state::AppState;
 use crate::store::entity::auth_session;
+use crate::store::sessions::Which;
 use crate::store::{self, authz, sessions, tokens, users};
 use crate::store::{Conn, DbErr, SessionKind, Tx};
 
@@ -205,7 +206,7 @@ async fn make_room(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let live = sessions::live_logins_for_user(txn, user_id, now).await?;
+    let live = sessions::live_for_user(txn, user_id, now, Which::Logins).await?;
     if (live.len() as u64) < limit {
         return Ok(Vec::new());
     }
@@ -262,19 +263,21 @@ async fn mint_pair(
 /// `GET /token/sessions/`: the caller's live sessions, oldest first.
 pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<SessionView>, DbErr> {
     let now = Utc::now();
-    Ok(sessions::live_for_user(&state.db, caller.user.id, now)
-        .await?
-        .into_iter()
-        .map(|session| SessionView {
-            current: session.id == caller.session_id,
-            kind: session.kind,
-            id: session.public_id,
-            name: session.name,
-            created: session.created,
-            last_used: session.last_used,
-            expires: session.expires_at,
-        })
-        .collect())
+    Ok(
+        sessions::live_for_user(&state.db, caller.user.id, now, Which::All)
+            .await?
+            .into_iter()
+            .map(|session| SessionView {
+                current: session.id == caller.session_id,
+                kind: session.kind,
+                id: session.public_id,
+                name: session.name,
+                created: session.created,
+                last_used: session.last_used,
+                expires: session.expires_at,
+            })
+            .collect(),
+    )
 }
 
 /// Ends one session: its tokens die on every instance. `false` for an unknown one.
@@ -351,7 +354,7 @@ pub async fn open_key(
     key: NewKey,
     client: &ClientInfo,
 ) -> Result<(String, KeyView), SessionError> {
-    let held = sessions::live_keys_for_user(txn, user_id, Utc::now()).await?;
+    let held = sessions::live_for_user(txn, user_id, Utc::now(), Which::ApiKeys).await?;
     if held.len() as u64 >= u64::from(settings.api_keys_per_user) {
         return Err(SessionError::KeyLimitReached);
     }
@@ -388,7 +391,7 @@ pub async fn open_key(
 /// `GET /token/keys/`: the caller's live API keys, oldest first.
 pub async fn list_keys(state: &AppState, caller: &Caller) -> Result<Vec<KeyView>, DbErr> {
     Ok(
-        sessions::live_keys_for_user(&state.db, caller.user.id, Utc::now())
+        sessions::live_for_user(&state.db, caller.user.id, Utc::now(), Which::ApiKeys)
             .await?
             .into_iter()
             .map(KeyView::of)

@@ -1,9 +1,9 @@
-//! Queries on `auth_session`: one row a login.
+//! Queries on `auth_session`: one row a login or an API key.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, sea_query::Expr,
 };
 
 use super::entity::auth_session::{ActiveModel, Column, Entity, Model, SessionKind};
@@ -45,62 +45,34 @@ fn live(now: DateTime<Utc>) -> Condition {
         .add(Column::ExpiresAt.gt(now))
 }
 
+/// Which of a user's sessions a listing wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    All,
+    /// Logins (Djoser tokens and OAuth2 families): what the per-user token limit counts.
+    Logins,
+    ApiKeys,
+}
+
 /// A user's sessions that have not expired, oldest first.
 pub async fn live_for_user(
     db: &impl ConnectionTrait,
     user_id: i64,
     now: DateTime<Utc>,
+    which: Which,
 ) -> Result<Vec<Model>, DbErr> {
-    Entity::find()
+    let query = Entity::find()
         .filter(Column::UserId.eq(user_id))
-        .filter(live(now))
+        .filter(live(now));
+    let query = match which {
+        Which::All => query,
+        Which::Logins => query.filter(Column::Kind.ne(SessionKind::ApiKey)),
+        Which::ApiKeys => query.filter(Column::Kind.eq(SessionKind::ApiKey)),
+    };
+    query
         .order_by_asc(Column::Created)
         .order_by_asc(Column::Id)
         .all(db)
-        .await
-}
-
-/// A user's live logins (not API keys), oldest first: what the per-user token limit counts.
-pub async fn live_logins_for_user(
-    db: &impl ConnectionTrait,
-    user_id: i64,
-    now: DateTime<Utc>,
-) -> Result<Vec<Model>, DbErr> {
-    Entity::find()
-        .filter(Column::UserId.eq(user_id))
-        .filter(Column::Kind.ne(SessionKind::ApiKey))
-        .filter(live(now))
-        .order_by_asc(Column::Created)
-        .order_by_asc(Column::Id)
-        .all(db)
-        .await
-}
-
-/// A user's live API keys, oldest first.
-pub async fn live_keys_for_user(
-    db: &impl ConnectionTrait,
-    user_id: i64,
-    now: DateTime<Utc>,
-) -> Result<Vec<Model>, DbErr> {
-    Entity::find()
-        .filter(Column::UserId.eq(user_id))
-        .filter(Column::Kind.eq(SessionKind::ApiKey))
-        .filter(live(now))
-        .order_by_asc(Column::Created)
-        .order_by_asc(Column::Id)
-        .all(db)
-        .await
-}
-
-pub async fn count_live_for_user(
-    db: &impl ConnectionTrait,
-    user_id: i64,
-    now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
-    Entity::find()
-        .filter(Column::UserId.eq(user_id))
-        .filter(live(now))
-        .count(db)
         .await
 }
 

@@ -34,6 +34,23 @@ async fn with_header(app: &TestApp, path: &str, name: &str, value: &str) -> Repl
         .await
 }
 
+/// alice, with an address for the notices and the reset link.
+async fn register_alice(app: &TestApp) {
+    let registered = app
+        .post_json(
+            "/users/",
+            json!({ "username": "alice", "email": "alice@example.com", "password": PASSWORD }),
+            None,
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text
+    );
+}
+
 /// `column` two hours earlier, in the backend's SQL.
 fn earlier(app: &TestApp, column: &str) -> String {
     match app.db().get_database_backend() {
@@ -58,19 +75,7 @@ fn refused(reply: &Reply, status: StatusCode, detail: &str) {
 #[tokio::test]
 async fn a_key_is_shown_once_stored_as_a_digest_and_works_in_every_header() {
     let (app, smtp) = crate::email::spawn(|_| {}).await;
-    let registered = app
-        .post_json(
-            "/users/",
-            json!({ "username": "alice", "email": "alice@example.com", "password": PASSWORD }),
-            None,
-        )
-        .await;
-    assert_eq!(
-        registered.status,
-        StatusCode::CREATED,
-        "{}",
-        registered.text
-    );
+    register_alice(&app).await;
     let token = app.token_for("alice", PASSWORD).await;
 
     let created = create_key(&app, &token, "deploy bot", None).await;
@@ -637,14 +642,7 @@ async fn keys_survive_set_password_unless_told_otherwise() {
 #[tokio::test]
 async fn resets_deactivation_deletion_and_logoutall_end_keys() {
     let (app, smtp) = crate::email::spawn(|_| {}).await;
-    let registered = app
-        .post_json(
-            "/users/",
-            json!({ "username": "alice", "email": "alice@example.com", "password": PASSWORD }),
-            None,
-        )
-        .await;
-    assert_eq!(registered.status, StatusCode::CREATED);
+    register_alice(&app).await;
     let token = app.token_for("alice", PASSWORD).await;
     let key = || async {
         let token = app.token_for("alice", PASSWORD).await;
