@@ -81,6 +81,16 @@ const USER_ACTION: ApiRoute = ApiRoute {
     throttled: true,
 };
 
+const TOKEN_ROUTE: ApiRoute = ApiRoute {
+    path: "",
+    allow: "POST, OPTIONS",
+    slash_optional: true,
+    access: Access::Authenticated,
+    anonymous_methods: &[],
+    dialect: Dialect::Drf,
+    throttled: true,
+};
+
 const OAUTH: ApiRoute = ApiRoute {
     path: "",
     allow: "POST, OPTIONS",
@@ -185,75 +195,42 @@ pub static ROUTES: &[ApiRoute] = &[
     },
     ApiRoute {
         path: "/token/login/",
-        allow: "POST, OPTIONS",
-        slash_optional: true,
         access: Access::Anyone,
-        anonymous_methods: &[],
-        dialect: Dialect::Drf,
-        throttled: true,
+        ..TOKEN_ROUTE
     },
     ApiRoute {
         path: "/token/logout/",
-        allow: "POST, OPTIONS",
-        slash_optional: true,
-        access: Access::Authenticated,
-        anonymous_methods: &[],
-        dialect: Dialect::Drf,
-        throttled: true,
+        ..TOKEN_ROUTE
     },
     ApiRoute {
         path: "/token/logoutall/",
-        allow: "POST, OPTIONS",
-        slash_optional: true,
-        access: Access::Authenticated,
-        anonymous_methods: &[],
-        dialect: Dialect::Drf,
-        throttled: true,
+        ..TOKEN_ROUTE
     },
     ApiRoute {
         path: "/token/sessions/",
         allow: "GET, HEAD, OPTIONS",
-        slash_optional: true,
-        access: Access::Authenticated,
-        anonymous_methods: &[],
-        dialect: Dialect::Drf,
-        throttled: true,
+        ..TOKEN_ROUTE
     },
     ApiRoute {
         path: "/token/sessions/{id}/",
         allow: "DELETE, OPTIONS",
-        slash_optional: true,
-        access: Access::Authenticated,
-        anonymous_methods: &[],
-        dialect: Dialect::Drf,
-        throttled: true,
+        ..TOKEN_ROUTE
     },
     ApiRoute {
         path: "/token/keys/",
         allow: "GET, POST, HEAD, OPTIONS",
-        slash_optional: true,
-        access: Access::Authenticated,
-        anonymous_methods: &[],
-        dialect: Dialect::Drf,
-        throttled: true,
+        ..TOKEN_ROUTE
     },
     ApiRoute {
         path: "/token/keys/{id}/",
         allow: "DELETE, OPTIONS",
-        slash_optional: true,
-        access: Access::Authenticated,
-        anonymous_methods: &[],
-        dialect: Dialect::Drf,
-        throttled: true,
+        ..TOKEN_ROUTE
     },
     ApiRoute {
         path: "/token/verify/",
         allow: "GET, HEAD, OPTIONS",
-        slash_optional: true,
-        access: Access::Authenticated,
-        anonymous_methods: &[],
-        dialect: Dialect::Drf,
         throttled: false,
+        ..TOKEN_ROUTE
     },
     ApiRoute {
         path: "/oauth/token",
