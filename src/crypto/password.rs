@@ -219,10 +219,20 @@ impl Admission {
 
     /// Whether `password` matches the stored hash, and whether the hash should be redone in
     /// authd's format at today's cost.
+    ///
+    /// A hash that can never match (unusable, a refused format, malformed) costs a check of the
+    /// dummy hash instead, as in Django: such an account answers no faster than an unknown one.
     pub async fn verify(&self, password: String, stored: String) -> Result<Verified, HashError> {
         let cost = self.hasher.cost;
+        let dummy = self.hasher.dummy_hash.clone();
         self.hasher
-            .run(move |_, memory| StoredHash::parse(&stored).verify(memory, cost, &password))
+            .run(move |_, memory| {
+                let hash = StoredHash::parse(&stored);
+                if hash.never_matches() {
+                    StoredHash::parse(&dummy).verify(memory, cost, &password);
+                }
+                hash.verify(memory, cost, &password)
+            })
             .await
     }
 
@@ -361,7 +371,7 @@ enum StoredHash<'a> {
     /// A PHC string, authd's own format: `$argon2id$v=19$m=…,t=…,p=…$salt$hash`.
     Phc(Box<PasswordHash>),
     /// Django's `argon2$argon2id$v=19$…`: a PHC string without its leading `$`.
-    DjangoArgon2(String),
+    DjangoArgon2(Box<PasswordHash>),
     /// Django's `pbkdf2_sha256$…`, `pbkdf2_sha1$…`, `bcrypt_sha256$…`, `bcrypt$…`, `scrypt$…`.
     Django(django::Hash<'a>),
     /// Another Django algorithm (`md5$…`, `sha1$…`, `crypt$…`), too weak to trust, or one of
@@ -381,7 +391,10 @@ impl<'a> StoredHash<'a> {
             return StoredHash::Django(hash);
         }
         match stored.split_once('$') {
-            Some(("argon2", phc)) => StoredHash::DjangoArgon2(format!("${phc}")),
+            Some(("argon2", phc)) => PasswordHash::new(&format!("${phc}"))
+                .map_or(StoredHash::Refused("argon2"), |phc| {
+                    StoredHash::DjangoArgon2(Box::new(phc))
+                }),
             Some((algorithm, _))
                 if !algorithm.is_empty()
                     && algorithm
@@ -392,6 +405,10 @@ impl<'a> StoredHash<'a> {
             }
             _ => StoredHash::Unusable,
         }
+    }
+
+    fn never_matches(&self) -> bool {
+        matches!(self, StoredHash::Refused(_) | StoredHash::Unusable)
     }
 
     fn verify(&self, memory: &mut Memory, cost: HashCost, password: &str) -> Verified {
@@ -406,7 +423,7 @@ impl<'a> StoredHash<'a> {
                     }),
             },
             StoredHash::DjangoArgon2(phc) => Verified {
-                matches: PasswordHash::new(phc).is_ok_and(|phc| check(&phc)),
+                matches: check(phc),
                 outdated: true,
             },
             StoredHash::Django(hash) => Verified {
@@ -581,6 +598,35 @@ mod tests {
                 .await
                 .expect("verify");
             assert!(!verified.matches, "{never}");
+        }
+    }
+
+    /// A stored hash that can never match (unusable, a refused format, malformed) costs a full
+    /// check of the dummy hash, as in Django: otherwise such an account would answer faster than
+    /// an unknown one, and tell that it exists. A check of it takes at least 2 ms (Argon2 over
+    /// 19 MiB takes 20 ms and more), where parsing alone takes microseconds.
+    #[tokio::test]
+    async fn a_hash_that_never_matches_costs_a_full_check() {
+        let hasher = PasswordHasher::new(HashCost::OWASP_MINIMUM, 1).expect("pool");
+        for never in [
+            "!unusablepasswordxyz",
+            "md5$salt$hash",
+            "",
+            "$argon2id$broken",
+        ] {
+            hasher.recent_hash_nanos.store(0, Ordering::Relaxed);
+            let verified = hasher
+                .admit()
+                .expect("room")
+                .verify("pw".into(), never.into())
+                .await
+                .expect("verify");
+            assert!(!verified.matches, "{never}");
+            let took = hasher.recent_hash_nanos.load(Ordering::Relaxed) * HASH_TIME_SMOOTHING;
+            assert!(
+                Duration::from_nanos(took) >= Duration::from_millis(2),
+                "{never}: {took} ns"
+            );
         }
     }
 
