@@ -1,6 +1,7 @@
 //! Secrets: opaque API tokens (generated here, stored only as SHA-256 digests) and password
-//! hashing ([`password`]).
+//! hashing ([`password`]), which also verifies Django's stored formats (`django`).
 
+mod django;
 pub mod password;
 
 pub use password::{Admission, HashCost, HashError, PasswordHasher, Verified};

@@ -11,6 +11,8 @@ use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
 use rand::TryRng as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use super::django;
+
 /// Argon2id cost. The defaults are OWASP's minimum, which is also the floor settings accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashCost {
@@ -217,10 +219,20 @@ impl Admission {
 
     /// Whether `password` matches the stored hash, and whether the hash should be redone in
     /// authd's format at today's cost.
+    ///
+    /// A hash that can never match (unusable, a refused format, malformed) costs a check of the
+    /// dummy hash instead, as in Django: such an account answers no faster than an unknown one.
     pub async fn verify(&self, password: String, stored: String) -> Result<Verified, HashError> {
         let cost = self.hasher.cost;
+        let dummy = self.hasher.dummy_hash.clone();
         self.hasher
-            .run(move |_, memory| StoredHash::parse(&stored).verify(memory, cost, &password))
+            .run(move |_, memory| {
+                let hash = StoredHash::parse(&stored);
+                if hash.never_matches() {
+                    StoredHash::parse(&dummy).verify(memory, cost, &password);
+                }
+                hash.verify(memory, cost, &password)
+            })
             .await
     }
 
@@ -335,10 +347,9 @@ fn matches_phc(memory: &mut Memory, password: &str, phc: &PasswordHash) -> bool 
     ) else {
         return false;
     };
-    let Ok(version) = phc
-        .version
-        .map_or(Ok(Version::default()), Version::try_from)
-    else {
+    // No `v=` means Argon2 1.0 (0x10), as the reference implementation and argon2-cffi read
+    // it: the hashes of Django 1.10's time. The `argon2` crate's default is 0x13.
+    let Ok(version) = phc.version.map_or(Ok(Version::V0x10), Version::try_from) else {
         return false;
     };
     let argon2 = Argon2::new(algorithm, version, params);
@@ -353,16 +364,19 @@ fn matches_phc(memory: &mut Memory, password: &str, phc: &PasswordHash) -> bool 
 }
 
 /// A stored password hash in one of the formats the verifier understands. Django's formats
-/// (`<algorithm>$…`) are recognised so that accounts imported from Django can log in and be
-/// rehashed; of their algorithms, only Argon2 is verified today.
+/// (`<algorithm>$…`) are verified so that accounts imported from Django can log in and be
+/// rehashed ([`django`]).
 #[derive(Debug)]
 enum StoredHash<'a> {
     /// A PHC string, authd's own format: `$argon2id$v=19$m=…,t=…,p=…$salt$hash`.
     Phc(Box<PasswordHash>),
     /// Django's `argon2$argon2id$v=19$…`: a PHC string without its leading `$`.
-    DjangoArgon2(String),
-    /// Another Django algorithm (`pbkdf2_sha256$…`, `bcrypt_sha256$…`, …), not verified yet.
-    DjangoOther(&'a str),
+    DjangoArgon2(Box<PasswordHash>),
+    /// Django's `pbkdf2_sha256$…`, `pbkdf2_sha1$…`, `bcrypt_sha256$…`, `bcrypt$…`, `scrypt$…`.
+    Django(django::Hash<'a>),
+    /// Another Django algorithm (`md5$…`, `sha1$…`, `crypt$…`), too weak to trust, or one of
+    /// the above malformed: never matches.
+    Refused(&'a str),
     /// Django's unusable password (`!…`), or text in no known format: never matches.
     Unusable,
 }
@@ -373,18 +387,28 @@ impl<'a> StoredHash<'a> {
             return PasswordHash::new(stored)
                 .map_or(StoredHash::Unusable, |phc| StoredHash::Phc(Box::new(phc)));
         }
+        if let Some(hash) = django::Hash::parse(stored) {
+            return StoredHash::Django(hash);
+        }
         match stored.split_once('$') {
-            Some(("argon2", phc)) => StoredHash::DjangoArgon2(format!("${phc}")),
+            Some(("argon2", phc)) => PasswordHash::new(&format!("${phc}"))
+                .map_or(StoredHash::Refused("argon2"), |phc| {
+                    StoredHash::DjangoArgon2(Box::new(phc))
+                }),
             Some((algorithm, _))
                 if !algorithm.is_empty()
                     && algorithm
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
             {
-                StoredHash::DjangoOther(algorithm)
+                StoredHash::Refused(algorithm)
             }
             _ => StoredHash::Unusable,
         }
+    }
+
+    fn never_matches(&self) -> bool {
+        matches!(self, StoredHash::Refused(_) | StoredHash::Unusable)
     }
 
     fn verify(&self, memory: &mut Memory, cost: HashCost, password: &str) -> Verified {
@@ -399,19 +423,32 @@ impl<'a> StoredHash<'a> {
                     }),
             },
             StoredHash::DjangoArgon2(phc) => Verified {
-                matches: PasswordHash::new(phc).is_ok_and(|phc| check(&phc)),
+                matches: check(phc),
                 outdated: true,
             },
-            StoredHash::DjangoOther(algorithm) => {
+            StoredHash::Django(hash) => Verified {
+                matches: hash.matches(password),
+                outdated: true,
+            },
+            StoredHash::Refused(algorithm) => {
                 tracing::warn!(
                     algorithm,
-                    "a password hash in an algorithm authd cannot verify yet"
+                    "a password hash in a format authd refuses, or malformed: the account \
+                     cannot log in with a password until one is set anew"
                 );
                 Verified::NO_MATCH
             }
             StoredHash::Unusable => Verified::NO_MATCH,
         }
     }
+}
+
+/// `verify` on the calling thread, at today's default cost: for known-answer tests.
+#[cfg(test)]
+pub(super) fn verify_here(password: &str, stored: &str) -> Verified {
+    let cost = HashCost::OWASP_MINIMUM;
+    let kept = cost.params().map_or(0, |params| params.block_count());
+    StoredHash::parse(stored).verify(&mut Memory::new(kept), cost, password)
 }
 
 /// Puts the calling thread in Linux's `SCHED_BATCH` class: a CPU-bound thread that never
@@ -561,6 +598,35 @@ mod tests {
                 .await
                 .expect("verify");
             assert!(!verified.matches, "{never}");
+        }
+    }
+
+    /// A stored hash that can never match (unusable, a refused format, malformed) costs a full
+    /// check of the dummy hash, as in Django: otherwise such an account would answer faster than
+    /// an unknown one, and tell that it exists. A check of it takes at least 2 ms (Argon2 over
+    /// 19 MiB takes 20 ms and more), where parsing alone takes microseconds.
+    #[tokio::test]
+    async fn a_hash_that_never_matches_costs_a_full_check() {
+        let hasher = PasswordHasher::new(HashCost::OWASP_MINIMUM, 1).expect("pool");
+        for never in [
+            "!unusablepasswordxyz",
+            "md5$salt$hash",
+            "",
+            "$argon2id$broken",
+        ] {
+            hasher.recent_hash_nanos.store(0, Ordering::Relaxed);
+            let verified = hasher
+                .admit()
+                .expect("room")
+                .verify("pw".into(), never.into())
+                .await
+                .expect("verify");
+            assert!(!verified.matches, "{never}");
+            let took = hasher.recent_hash_nanos.load(Ordering::Relaxed) * HASH_TIME_SMOOTHING;
+            assert!(
+                Duration::from_nanos(took) >= Duration::from_millis(2),
+                "{never}: {took} ns"
+            );
         }
     }
 

@@ -9,6 +9,7 @@ mod concurrency;
 mod conflict;
 mod cors;
 mod crash;
+mod django;
 mod email;
 mod faults;
 mod guard;
