@@ -176,9 +176,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let settings = settings()?;
-            let kind = settings.database_url.kind();
-            startup::open_state(settings).await?;
-            println!("{} database is up to date", kind.name());
+            startup::open_database(&settings).await?;
+            println!(
+                "{} database is up to date",
+                settings.database_url.kind().name()
+            );
         }
         Command::Createsuperuser {
             username,

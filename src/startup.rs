@@ -25,8 +25,10 @@ use crate::throttle::RequestThrottle;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const GRACE_PERIOD: Duration = Duration::from_secs(30);
 
-/// Connects, migrates, and brings derived columns in line with the settings.
-pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
+/// Connects, migrates, and brings derived columns and the previous release's tokens in line
+/// with the settings: the database and nothing else (no hash pool, mailer or Redis), which is
+/// all `authd migrate` needs.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<store::Db> {
     let kind = settings.database_url.kind();
     let url = &settings.database_url;
     if let Err(problem) = url.check_userinfo() {
@@ -57,15 +59,6 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
              change them, or keep LOGIN_FIELD=username"
         );
     }
-    let hashing = &settings.hashing;
-    let hasher = PasswordHasher::with_queue(
-        hashing.cost,
-        hashing.threads,
-        hashing.queue_limit(),
-        hashing.queue_timeout,
-    )
-    .context("cannot start the password hashing pool")?;
-    password::preload();
     let settled = sessions::settle_legacy_expiry(&db, &settings.tokens)
         .await
         .context("cannot set the expiry of the previous release's tokens")?;
@@ -75,6 +68,21 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
             "tokens of the previous release now expire"
         );
     }
+    Ok(db)
+}
+
+/// The database ([`open_database`]), then everything requests need beside it.
+pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
+    let db = open_database(&settings).await?;
+    let hashing = &settings.hashing;
+    let hasher = PasswordHasher::with_queue(
+        hashing.cost,
+        hashing.threads,
+        hashing.queue_limit(),
+        hashing.queue_timeout,
+    )
+    .context("cannot start the password hashing pool")?;
+    password::preload();
     let auth = Arc::new(Authenticator::new(
         db.clone(),
         settings.token_cache_ttl,

@@ -55,6 +55,35 @@ fn migrate_creates_the_database() {
     assert!(again.status.success(), "migrating twice is harmless");
 }
 
+/// `authd migrate` opens the database and nothing else (no mailer, hash pool or Redis): a broken
+/// email template stops `serve`, not a migration (an operator upgrading the schema before
+/// fixing the rest, or a migration job run without the service's mail set-up).
+#[test]
+fn migrate_opens_only_the_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).expect("templates dir");
+    std::fs::write(templates.join("activation.txt"), "{% if %}").expect("a broken template");
+    let templates = templates.to_str().expect("a UTF-8 path");
+    let served = authd(&dir)
+        .env("AUTHD_EMAIL_TEMPLATES_DIR", templates)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .output()
+        .expect("run");
+    assert!(!served.status.success(), "serve refuses the template");
+    assert!(String::from_utf8_lossy(&served.stderr).contains("activation.txt"));
+    let migrated = authd(&dir)
+        .env("AUTHD_EMAIL_TEMPLATES_DIR", templates)
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+}
+
 #[test]
 fn a_bad_setting_stops_start_up_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
