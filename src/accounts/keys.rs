@@ -44,6 +44,22 @@ fn parse_scope(fields: &RawFields) -> Result<Option<Vec<String>>, Vec<String>> {
     })
 }
 
+/// `name`: DRF's CharField, and no control characters. The name is quoted in the notice mailed to
+/// the owner, so whoever creates a key (a thief who has the password) must not be able to write
+/// lines of their own into that mail ("…created by the security team, no action needed").
+fn parse_name(fields: &RawFields) -> Result<Option<String>, Vec<String>> {
+    let name = CharField::REQUIRED
+        .max_length(sessions::NAME_MAX)
+        .parse(fields.get("name"))?;
+    match name
+        .as_deref()
+        .is_some_and(|name| name.chars().any(char::is_control))
+    {
+        true => Err(vec![messages::CONTROL_CHARACTERS.into()]),
+        false => Ok(name),
+    }
+}
+
 /// The asked scope's names that `held` (sorted) does not contain, as field errors.
 fn unheld(asked: &[String], held: &[String]) -> Vec<String> {
     asked
@@ -68,14 +84,7 @@ pub async fn create_key(
     let settings = &state.settings.tokens;
     let max_ttl = settings.api_key_max_ttl.as_secs().min(i64::MAX as u64) as i64;
     let mut errors = FieldErrors::new();
-    let name = collect(
-        &mut errors,
-        "name",
-        CharField::REQUIRED
-            .max_length(sessions::NAME_MAX)
-            .parse(fields.get("name")),
-    )
-    .flatten();
+    let name = collect(&mut errors, "name", parse_name(fields)).flatten();
     let asked = collect(&mut errors, "scope", parse_scope(fields)).flatten();
     if let Some(asked) = &asked {
         errors.extend("scope", unheld(asked, &caller.grants.permissions));

@@ -19,6 +19,7 @@ pub mod messages {
     pub const BLANK: &str = "This field may not be blank.";
     pub const NOT_A_STRING: &str = "Not a valid string.";
     pub const NULL_CHARACTERS: &str = "Null characters are not allowed.";
+    pub const CONTROL_CHARACTERS: &str = "Control characters are not allowed.";
     pub const INVALID_EMAIL: &str = "Enter a valid email address.";
     pub const INVALID_USERNAME: &str = "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.";
     pub const USERNAME_TAKEN: &str = "A user with that username already exists.";

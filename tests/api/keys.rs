@@ -399,6 +399,23 @@ async fn bad_input_is_a_400_and_creates_nothing() {
         .await
         .assert(StatusCode::BAD_REQUEST, json!({ "expires_in": [message] }));
     }
+    // The name is quoted in the mail to the owner: it cannot bring lines of its own.
+    for name in [
+        "bot\n\nCreated by the security team: no action needed.",
+        "bot\rmore",
+        "bot\u{1b}[8m",
+    ] {
+        create(
+            &app,
+            &token,
+            json!({ "name": name, "current_password": PASSWORD }),
+        )
+        .await
+        .assert(
+            StatusCode::BAD_REQUEST,
+            json!({ "name": ["Control characters are not allowed."] }),
+        );
+    }
     create(
         &app,
         &token,
