@@ -196,8 +196,9 @@ impl fmt::Display for Report {
         if unusable > 0 {
             writeln!(
                 f,
-                "{unusable} account(s) arrive with an unusable password (weak or unusable in \
-                 Django): they log in after a password reset"
+                "{unusable} account(s) arrive with an unusable password (none, or a weak \
+                 hash, in Django): they cannot log in or ask for a reset link, as in Djoser; \
+                 `authd changepassword` gives them one"
             )?;
         }
         for superuser in &self.superusers {
