@@ -329,11 +329,16 @@ async fn import_django(settings: Settings, args: ImportDjangoArgs) -> anyhow::Re
     let bar = ProgressLine::new();
     let report = import::run(&db, &settings, &options, &|progress| bar.show(progress)).await;
     bar.finish();
+    // A driver's message may hold the source's URL: printed only scrubbed of its password.
+    let scrubbed = |err: &(dyn std::error::Error + 'static)| {
+        crate::telemetry::scrub_url_secret(&crate::telemetry::chain(err), &args.from)
+    };
     let report = report.map_err(|err| match err {
-        import::ImportError::Database(err) => anyhow::Error::new(err).context(
-            "the import stopped; what was committed is consistent, and a re-run finishes it",
+        import::ImportError::Database(err) => anyhow::anyhow!(
+            "the import stopped: {}; what was committed is consistent, and a re-run finishes it",
+            scrubbed(&err)
         ),
-        other => anyhow::Error::new(other),
+        other => anyhow::anyhow!(scrubbed(&other)),
     })?;
     match args.json {
         true => println!("{}", serde_json::to_string(&report)?),

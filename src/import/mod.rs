@@ -135,13 +135,32 @@ pub async fn run(
     import.deleted_in_django(db, &mut report).await?;
 
     let batch = target.begin().await?;
-    let changes = import.tokens(&batch, &mut report).await?;
+    let known = import.known_tokens(&batch).await?;
+    let ended = import
+        .end_vanished_tokens(&batch, &known, &mut report)
+        .await?;
+    let changes: Vec<Invalidation> = ended.iter().map(|(change, _)| change.clone()).collect();
     batch.finish(&changes).await?;
-    progress(Progress {
-        stage: "tokens",
-        done: snapshot.tokens.len(),
-        total: snapshot.tokens.len(),
-    });
+    let ended_for: BTreeSet<i64> = ended.iter().map(|&(_, user)| user).collect();
+    let new_tokens: Vec<&DjangoToken> = snapshot.tokens.iter().collect();
+    let mut done = 0;
+    let mut added_for = BTreeSet::new();
+    for chunk in new_tokens.chunks(options.batch_size.max(1)) {
+        let batch = target.begin().await?;
+        added_for.extend(import.tokens(&batch, chunk, &known, &mut report).await?);
+        batch.finish(&[]).await?;
+        done += chunk.len();
+        progress(Progress {
+            stage: "tokens",
+            done,
+            total: new_tokens.len(),
+        });
+    }
+    // DRF holds one token per account: one ended and one new is a replacement.
+    let replaced = ended_for.intersection(&added_for).count();
+    report.tokens.updated += replaced;
+    report.tokens.imported -= replaced;
+    report.tokens.deleted -= replaced;
     target.close().await?;
     report.dry_run = options.dry_run;
     Ok(report)
@@ -409,8 +428,10 @@ impl<'a> Import<'a> {
                     let remembered_here = remembered
                         .get(&name)
                         .is_some_and(|memory| memory.target_id == id);
-                    if !remembered_here || !first_of_name {
-                        report.permissions.merged += usize::from(first_of_name || !remembered_here);
+                    // Reused for the first time: authd's own, or another Django row of the
+                    // same name (on another model) brought a moment ago.
+                    if !remembered_here {
+                        report.permissions.merged += 1;
                     }
                     id
                 }
@@ -876,16 +897,76 @@ impl<'a> Import<'a> {
         Ok(())
     }
 
+    /// What an earlier run brought: token memories, which of their sessions authd still has,
+    /// and which accounts were imported.
+    async fn known_tokens(&self, txn: &Tx) -> Result<KnownTokens, ImportError> {
+        let remembered = memory::memories(txn, Imported::Token).await?;
+        let live = memory::live_sessions(
+            txn,
+            &remembered.values().map(|m| m.target_id).collect::<Vec<_>>(),
+        )
+        .await?
+        .into_iter()
+        .collect();
+        let users = memory::memories(txn, Imported::User)
+            .await?
+            .into_values()
+            .map(|memory| memory.target_id)
+            .collect();
+        Ok(KnownTokens {
+            remembered,
+            live,
+            users,
+        })
+    }
+
+    /// Tokens an earlier run brought that Django has since deleted (or replaced): their
+    /// sessions end in authd too. Returns the sessions ended, with their users.
+    async fn end_vanished_tokens(
+        &self,
+        txn: &Tx,
+        known: &KnownTokens,
+        report: &mut Report,
+    ) -> Result<Vec<(Invalidation, i64)>, ImportError> {
+        let present: BTreeSet<String> = self
+            .snapshot
+            .tokens
+            .iter()
+            .map(|token| crypto::token_digest(&token.key))
+            .collect();
+        let mut ended = Vec::new();
+        let mut vanished = Vec::new();
+        for (digest, memory) in &known.remembered {
+            if present.contains(digest) {
+                continue;
+            }
+            if known.live.contains(&memory.target_id) {
+                let user_id = memory::session_user(txn, memory.target_id)
+                    .await?
+                    .unwrap_or_default();
+                sessions::delete_ids(txn, vec![memory.target_id]).await?;
+                ended.push((Invalidation::Session(memory.target_id), user_id));
+                report.tokens.deleted += 1;
+            }
+            vanished.push(digest.clone());
+        }
+        if !vanished.is_empty() {
+            report.changed = true;
+        }
+        memory::forget(txn, Imported::Token, vanished).await?;
+        Ok(ended)
+    }
+
     /// DRF tokens: each a Djoser-kind session holding the key's digest. A token an earlier run
-    /// brought and authd has since ended (a logout) is never brought back; one Django deleted
-    /// or replaced ends in authd too.
+    /// brought and authd has since ended (a logout) is never brought back. Returns the users
+    /// given a token.
     async fn tokens(
         &self,
         txn: &Tx,
+        batch: &[&DjangoToken],
+        known: &KnownTokens,
         report: &mut Report,
-    ) -> Result<Vec<Invalidation>, ImportError> {
-        let remembered = memory::memories(txn, Imported::Token).await?;
-        let users = memory::memories(txn, Imported::User).await?;
+    ) -> Result<BTreeSet<i64>, ImportError> {
         let names: BTreeMap<i64, &str> = self
             .snapshot
             .users
@@ -893,89 +974,40 @@ impl<'a> Import<'a> {
             .map(|user| (user.id, user.username.as_str()))
             .collect();
         let name_of = |id: i64| names.get(&id).copied().unwrap_or_default();
-        let live: BTreeSet<i64> = memory::live_sessions(
-            txn,
-            &remembered.values().map(|m| m.target_id).collect::<Vec<_>>(),
-        )
-        .await?
-        .into_iter()
-        .collect();
-        let present: BTreeMap<String, &DjangoToken> = self
-            .snapshot
-            .tokens
-            .iter()
-            .map(|token| (crypto::token_digest(&token.key), token))
+        let owners: Vec<i64> = batch.iter().map(|token| token.user_id).collect();
+        let existing: BTreeSet<i64> = memory::users_touching(txn, &owners, &[], &[])
+            .await?
+            .into_iter()
+            .map(|user| user.id)
             .collect();
-
-        let mut changes = Vec::new();
-        let mut ended_for: BTreeSet<i64> = BTreeSet::new();
-        let mut vanished = Vec::new();
-        for (digest, memory) in &remembered {
-            if present.contains_key(digest) {
-                continue;
-            }
-            if live.contains(&memory.target_id) {
-                if let Some(user_id) = memory::session_user(txn, memory.target_id).await? {
-                    ended_for.insert(user_id);
-                }
-                sessions::delete_ids(txn, vec![memory.target_id]).await?;
-                changes.push(Invalidation::Session(memory.target_id));
-                report.tokens.deleted += 1;
-            }
-            vanished.push(digest.clone());
-        }
-        memory::forget(txn, Imported::Token, vanished.clone()).await?;
-
         let mut remember = Vec::new();
         let mut added_for = BTreeSet::new();
-        for (digest, token) in &present {
-            let source_print = Fingerprint::of(&(token.user_id, token.created.to_string())).0;
-            if let Some(memory) = remembered.get(digest) {
-                if !live.contains(&memory.target_id) {
-                    report.tokens.skipped.push(Skip::of(
-                        token.user_id,
-                        name_of(token.user_id),
-                        "revoked_in_authd",
-                    ));
+        for token in batch {
+            let digest = crypto::token_digest(&token.key);
+            let skip = |reason| Skip::of(token.user_id, name_of(token.user_id), reason);
+            if let Some(memory) = known.remembered.get(&digest) {
+                if !known.live.contains(&memory.target_id) {
+                    report.tokens.skipped.push(skip("revoked_in_authd"));
                 }
                 continue;
             }
             if !crypto::is_drf_key(&token.key) {
-                report.tokens.skipped.push(Skip::of(
-                    token.user_id,
-                    name_of(token.user_id),
-                    "invalid_key",
-                ));
+                report.tokens.skipped.push(skip("invalid_key"));
                 continue;
             }
-            let imported_user = users
-                .get(&token.user_id.to_string())
-                .is_some_and(|memory| memory.target_id == token.user_id);
-            if !imported_user || !memory::user_exists(txn, token.user_id).await? {
-                report.tokens.skipped.push(Skip::of(
-                    token.user_id,
-                    name_of(token.user_id),
-                    "user_not_imported",
-                ));
+            if !known.users.contains(&token.user_id) || !existing.contains(&token.user_id) {
+                report.tokens.skipped.push(skip("user_not_imported"));
                 continue;
             }
             let from = match self.options.keep_token_age {
                 true => self.time(token.created),
                 false => self.now,
             };
-            let expires_at = match self.token_ttl.is_zero() {
-                true => None,
-                false => Some(
-                    from + chrono::Duration::from_std(self.token_ttl)
-                        .unwrap_or(chrono::Duration::MAX),
-                ),
-            };
+            let expires_at = (!self.token_ttl.is_zero()).then(|| {
+                from + chrono::Duration::from_std(self.token_ttl).unwrap_or(chrono::Duration::MAX)
+            });
             if expires_at.is_some_and(|at| at <= self.now) {
-                report.tokens.skipped.push(Skip::of(
-                    token.user_id,
-                    name_of(token.user_id),
-                    "expired",
-                ));
+                report.tokens.skipped.push(skip("expired"));
                 continue;
             }
             let session = sessions::insert(
@@ -1006,20 +1038,26 @@ impl<'a> Import<'a> {
             added_for.insert(token.user_id);
             report.tokens.imported += 1;
             remember.push(Memory {
-                source_key: digest.clone(),
+                source_key: digest,
                 target_id: session.id,
-                source_fingerprint: source_print,
+                source_fingerprint: Fingerprint::of(&(token.user_id, token.created.to_string())).0,
                 target_fingerprint: Fingerprint::of(&session.id).0,
             });
         }
-        let replaced = ended_for.intersection(&added_for).count();
-        report.tokens.updated += replaced;
-        report.tokens.imported -= replaced;
-        report.tokens.deleted -= replaced;
-        if !remember.is_empty() || !vanished.is_empty() {
+        if !remember.is_empty() {
             report.changed = true;
         }
         memory::remember(txn, Imported::Token, remember).await?;
-        Ok(changes)
+        Ok(added_for)
     }
+}
+
+/// What the token batches share.
+struct KnownTokens {
+    /// Token memories by key digest.
+    remembered: BTreeMap<String, Memory>,
+    /// Which of their sessions authd still has.
+    live: BTreeSet<i64>,
+    /// Imported accounts.
+    users: BTreeSet<i64>,
 }

@@ -478,9 +478,10 @@ pub async fn advance_sequences(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     }
     for table in ["auth_user", "auth_group", "auth_permission"] {
         db.execute_unprepared(&format!(
-            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-             GREATEST((SELECT MAX(id) FROM {table}), \
-             nextval(pg_get_serial_sequence('{table}', 'id'))))"
+            "SELECT setval(sequence, highest) FROM (SELECT \
+             pg_get_serial_sequence('{table}', 'id')::regclass AS sequence, \
+             (SELECT MAX(id) FROM {table}) AS highest) AS current \
+             WHERE highest > COALESCE(pg_sequence_last_value(sequence), 0)"
         ))
         .await?;
     }
