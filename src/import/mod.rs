@@ -317,6 +317,14 @@ impl<'a> Import<'a> {
                 );
                 continue;
             }
+            // An address Django's validator would refuse (written around it, by a script or
+            // the shell) would be mailed by authd: the account waits until Django's is fixed.
+            if !user.email.is_empty()
+                && (!email::is_valid(&user.email) || user.email.chars().count() > email::MAX_LENGTH)
+            {
+                skipped.insert(user.id, Skip::of(user.id, &user.username, "invalid_email"));
+                continue;
+            }
             let name = username::canonical(&user.username);
             if let Some(first) = names.get(&name) {
                 skipped.insert(
@@ -349,7 +357,7 @@ impl<'a> Import<'a> {
             .await?;
             let mut collisions: Vec<Skip> = skipped
                 .values()
-                .filter(|skip| skip.reason != "invalid_username")
+                .filter(|skip| skip.collides_with.is_some())
                 .cloned()
                 .collect();
             for user in kept {
@@ -359,8 +367,7 @@ impl<'a> Import<'a> {
                     let theirs = imported
                         .get(&user.id.to_string())
                         .is_some_and(|memory| memory.target_id == other.id);
-                    if theirs || other.id == user.id && imported.contains_key(&user.id.to_string())
-                    {
+                    if theirs {
                         continue;
                     }
                     if other.username_canonical == name {

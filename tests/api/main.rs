@@ -14,6 +14,7 @@ mod email;
 mod faults;
 mod guard;
 mod hostile;
+mod import_rules;
 mod indexes;
 mod keys;
 mod layout;
