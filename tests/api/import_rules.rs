@@ -447,3 +447,96 @@ async fn a_rerun_applies_djangos_changes_to_what_authd_left_alone() {
     let settled = import(&app, &source, &["--json"]).await.json();
     assert_eq!(settled["changed"], false, "{settled}");
 }
+
+/// The options that change what arrives: `--no-superusers`, `--inactive-as-pending`,
+/// `--source-timezone` and `--keep-token-age` (with `AUTHD_TOKEN_TTL_SECONDS` of 30 days).
+#[tokio::test]
+async fn the_options_change_what_arrives() {
+    let app = TestApp::spawn().await;
+    let source = DjangoSource::new(
+        0,
+        &[
+            "INSERT INTO auth_user (id, password, last_login, is_superuser, username, email, is_staff, is_active, date_joined) \
+             VALUES (1, '!x', NULL, 1, 'root', '', 1, 1, '2026-07-01 12:00:00'), \
+             (2, '!x', NULL, 0, 'never', '', 0, 0, '2026-07-01 12:00:00'), \
+             (3, '!x', '2026-07-02 12:00:00', 0, 'gone', '', 0, 0, '2026-07-01 12:00:00'), \
+             (4, '!x', NULL, 0, 'fresh', '', 0, 1, '2026-07-01 12:00:00')",
+            &format!(
+                "INSERT INTO authtoken_token VALUES ('{KEY_ALICE}', '2024-01-02 03:04:05', 1), \
+                 ('{KEY_BOB}', datetime('now', '-1 day'), 4)"
+            ),
+        ],
+    )
+    .await;
+    let from = source.url();
+    let run = tokio::task::spawn_blocking({
+        let url = app.state.settings.database_url.expose().to_owned();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
+                .env_remove("RUST_LOG")
+                .env("DATABASE_URL", url)
+                .env("AUTHD_TOKEN_TTL_SECONDS", (30 * 86400).to_string())
+                .args(["import-django", "--from", &from, "--json"])
+                .args([
+                    "--no-superusers",
+                    "--inactive-as-pending",
+                    "--keep-token-age",
+                ])
+                .args(["--source-timezone", "Europe/Paris"])
+                .output()
+                .expect("run authd")
+        }
+    })
+    .await
+    .expect("join");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: Value = serde_json::from_slice(&run.stdout).expect("json");
+    assert_eq!(report["superusers"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        app.count("auth_user WHERE is_superuser = true OR is_staff = true")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("auth_user WHERE id = 2 AND is_active = false AND activation_pending = true")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("auth_user WHERE id = 3 AND is_active = false AND activation_pending = false")
+            .await,
+        1
+    );
+    let joined = authd::store::users::credentials(app.db(), 4)
+        .await
+        .expect("query")
+        .expect("fresh")
+        .principal
+        .date_joined;
+    assert_eq!(joined.to_rfc3339(), "2026-07-01T10:00:00+00:00");
+    assert_eq!(report["tokens"]["imported"], 1, "{report}");
+    assert_eq!(report["tokens"]["skipped"][0]["reason"], "expired");
+    let sessions = app
+        .send(
+            app.request(Method::GET, "/token/sessions/")
+                .header("Authorization", format!("Token {KEY_BOB}")),
+        )
+        .await;
+    assert_eq!(sessions.status, StatusCode::OK, "{}", sessions.text);
+    let expires = sessions.json()[0]["expires"]
+        .as_str()
+        .expect("expires")
+        .to_owned();
+    let expires = chrono::DateTime::parse_from_rfc3339(&expires).expect("time");
+    let left = expires.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(
+        left < chrono::Duration::days(29) + chrono::Duration::hours(1)
+            && left > chrono::Duration::days(28),
+        "{left}"
+    );
+    assert_eq!(sessions.json()[0]["name"], "Imported from Django");
+}
