@@ -244,6 +244,7 @@ struct Import<'a> {
     groups_of_user: BTreeMap<i64, BTreeSet<i64>>,
     permissions_of_user: BTreeMap<i64, BTreeSet<i64>>,
     permissions_of_group: BTreeMap<i64, BTreeSet<i64>>,
+    usernames: BTreeMap<i64, &'a str>,
     now: DateTime<Utc>,
 }
 
@@ -270,6 +271,11 @@ impl<'a> Import<'a> {
             groups_of_user: grouped(&snapshot.user_groups),
             permissions_of_user: grouped(&snapshot.user_permissions),
             permissions_of_group: grouped(&snapshot.group_permissions),
+            usernames: snapshot
+                .users
+                .iter()
+                .map(|user| (user.id, user.username.as_str()))
+                .collect(),
             now: Utc::now(),
         }
     }
@@ -974,13 +980,7 @@ impl<'a> Import<'a> {
         known: &KnownTokens,
         report: &mut Report,
     ) -> Result<BTreeSet<i64>, ImportError> {
-        let names: BTreeMap<i64, &str> = self
-            .snapshot
-            .users
-            .iter()
-            .map(|user| (user.id, user.username.as_str()))
-            .collect();
-        let name_of = |id: i64| names.get(&id).copied().unwrap_or_default();
+        let name_of = |id: i64| self.usernames.get(&id).copied().unwrap_or_default();
         let owners: Vec<i64> = batch.iter().map(|token| token.user_id).collect();
         let existing: BTreeSet<i64> = memory::users_touching(txn, &owners, &[], &[])
             .await?
