@@ -87,6 +87,7 @@ pub async fn run(
     import.refuse_a_foreign_target(db).await?;
     let decided = import.decide_names(db).await?;
     let target = Target::open(db, options.dry_run).await?;
+    let highest_user = snapshot.users.iter().map(|user| user.id).max().unwrap_or(0);
 
     let batch = target.begin().await?;
     let permission_ids = import.permissions(&batch, &mut report).await?;
@@ -95,7 +96,7 @@ pub async fn run(
         true => vec![Invalidation::Authorization],
         false => Vec::new(),
     };
-    batch.finish(&changes).await?;
+    batch.finish(&changes, highest_user).await?;
 
     let ids = Ids {
         groups: group_ids,
@@ -124,7 +125,7 @@ pub async fn run(
         let changes = import
             .users(&batch, chunk, &ids, &token_sessions, &mut report)
             .await?;
-        batch.finish(&changes).await?;
+        batch.finish(&changes, highest_user).await?;
         done += chunk.len();
         progress(Progress {
             stage: "users",
@@ -140,7 +141,7 @@ pub async fn run(
         .end_vanished_tokens(&batch, &known, &mut report)
         .await?;
     let changes: Vec<Invalidation> = ended.iter().map(|(change, _)| change.clone()).collect();
-    batch.finish(&changes).await?;
+    batch.finish(&changes, highest_user).await?;
     let ended_for: BTreeSet<i64> = ended.iter().map(|&(_, user)| user).collect();
     let new_tokens: Vec<&DjangoToken> = snapshot.tokens.iter().collect();
     let mut done = 0;
@@ -148,7 +149,7 @@ pub async fn run(
     for chunk in new_tokens.chunks(options.batch_size.max(1)) {
         let batch = target.begin().await?;
         added_for.extend(import.tokens(&batch, chunk, &known, &mut report).await?);
-        batch.finish(&[]).await?;
+        batch.finish(&[], highest_user).await?;
         done += chunk.len();
         progress(Progress {
             stage: "tokens",
@@ -215,11 +216,11 @@ impl<'a> Target<'a> {
 
 impl Batch<'_> {
     /// Commits, telling every running instance what changed (a real run only).
-    async fn finish(self, changes: &[Invalidation]) -> Result<(), DbErr> {
+    async fn finish(self, changes: &[Invalidation], highest_user: i64) -> Result<(), DbErr> {
         let Batch::Own(txn) = self else {
             return Ok(());
         };
-        memory::advance_sequences(&txn).await?;
+        memory::advance_sequences(&txn, highest_user).await?;
         for change in changes {
             store::notify(&txn, Invalidation::CHANNEL, &change.payload()).await?;
         }

@@ -49,6 +49,8 @@ pub enum SourceError {
     NotDjango,
     #[error("the source is an authd database, not a Django one")]
     IsAuthd,
+    #[error("cannot open the Django database {database}: {cause}")]
+    Open { database: String, cause: String },
     #[error(transparent)]
     Database(#[from] DbErr),
 }
@@ -128,7 +130,12 @@ impl Source {
             .min_connections(1)
             .connect_timeout(std::time::Duration::from_secs(10))
             .acquire_timeout(std::time::Duration::from_secs(10));
-        Ok(Database::connect(options).await?)
+        Database::connect(options)
+            .await
+            .map_err(|err| SourceError::Open {
+                database: format!("{self:?}"),
+                cause: err.to_string(),
+            })
     }
 }
 

@@ -469,19 +469,41 @@ pub async fn username_of(db: &impl ConnectionTrait, id: i64) -> Result<Option<St
         .await
 }
 
-/// After rows were written with explicit ids, PostgreSQL's sequences must move past them, or
-/// the next sign-up would be given an id an imported account holds. SQLite's AUTOINCREMENT
-/// follows explicit ids by itself.
-pub async fn advance_sequences(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+/// After rows were written with explicit ids, the ids authd gives next must come after them,
+/// and after `highest_user` (the source's highest account id, skipped accounts included: one
+/// skipped today may come over later, keeping its id). PostgreSQL: the sequences. SQLite:
+/// AUTOINCREMENT follows explicit ids by itself, and `sqlite_sequence` is raised for the rest.
+pub async fn advance_sequences(db: &impl ConnectionTrait, highest_user: i64) -> Result<(), DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "UPDATE sqlite_sequence SET seq = ? WHERE name = 'auth_user' AND seq < ?",
+            [highest_user.into(), highest_user.into()],
+        ))
+        .await?;
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'auth_user', ? \
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'auth_user')",
+            [highest_user.into()],
+        ))
+        .await?;
         return Ok(());
     }
-    for table in ["auth_user", "auth_group", "auth_permission"] {
-        db.execute_unprepared(&format!(
-            "SELECT setval(sequence, highest) FROM (SELECT \
-             pg_get_serial_sequence('{table}', 'id')::regclass AS sequence, \
-             (SELECT MAX(id) FROM {table}) AS highest) AS current \
-             WHERE highest > COALESCE(pg_sequence_last_value(sequence), 0)"
+    for (table, floor) in [
+        ("auth_user", highest_user),
+        ("auth_group", 0),
+        ("auth_permission", 0),
+    ] {
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            &format!(
+                "SELECT setval(sequence, highest) FROM (SELECT \
+                 pg_get_serial_sequence('{table}', 'id')::regclass AS sequence, \
+                 GREATEST((SELECT MAX(id) FROM {table}), $1) AS highest) AS current \
+                 WHERE highest > COALESCE(pg_sequence_last_value(sequence), 0)"
+            ),
+            [floor.into()],
         ))
         .await?;
     }
