@@ -10,6 +10,7 @@ mod conflict;
 mod cors;
 mod crash;
 mod django;
+mod django_import;
 mod email;
 mod faults;
 mod guard;
@@ -20,6 +21,8 @@ mod layout;
 mod lifecycle;
 mod load;
 mod login;
+#[cfg(feature = "mysql")]
+mod mariadb;
 mod nginx;
 mod oauth;
 mod openapi;
