@@ -238,6 +238,7 @@ def describe(user, password, hasher):
         "email": user.email,
         "password": password,
         "hasher": hasher,
+        "password_hash": user.password,
         "is_active": user.is_active,
         "is_staff": user.is_staff,
         "is_superuser": user.is_superuser,
@@ -329,7 +330,7 @@ def mutate(source, manifest_path):
     entries[changed.username]["password"] = new_password
     entries[changed.username]["hasher"] = "pbkdf2_sha256"
 
-    deactivated = user("bcrypt_sha256")
+    deactivated = user("staff")
     deactivated.is_active = False
     deactivated.save()
     changes["deactivated"] = deactivated.username
