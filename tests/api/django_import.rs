@@ -1097,3 +1097,67 @@ async fn a_live_switch_with_changes_between_imports() {
     let quiet = summary(&import(&app, &source.url(), &["--json"]).await, after);
     assert_eq!(quiet["changed"], json!(false), "{quiet}");
 }
+
+/// `--inactive-as-pending` leaves the inactive accounts that never logged in awaiting
+/// activation; `--no-superusers` imports superusers as ordinary accounts; `--keep-token-age`
+/// counts AUTHD_TOKEN_TTL_SECONDS from each key's `created`, so keys older than it stay behind.
+#[tokio::test]
+async fn flags_shape_what_arrives() {
+    let Some(python) = django_python("importing a Django site") else {
+        return;
+    };
+    let source = SqliteSite::new(&python).await;
+    let site = &source.site;
+    let app = TestApp::spawn().await;
+    // Every key is older than a second.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authd"));
+    command
+        .env_remove("RUST_LOG")
+        .env("DATABASE_URL", app.state.settings.database_url.expose())
+        .env("AUTHD_TOKEN_TTL_SECONDS", "1")
+        .args(["import-django", "--from", &source.url(), "--json"])
+        .args([
+            "--inactive-as-pending",
+            "--no-superusers",
+            "--keep-token-age",
+        ]);
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run authd"))
+        .await
+        .expect("join");
+    let done = summary(&output, site);
+    assert_eq!(
+        (&done["superusers"], &done["tokens"]["imported"]),
+        (&json!([]), &json!(0)),
+        "{done}"
+    );
+    let expired = done["tokens"]["skipped"]
+        .as_array()
+        .expect("tokens.skipped")
+        .iter()
+        .filter(|s| s["reason"] == "expired")
+        .count();
+    let keys = site.imported().filter(|u| u.token.is_some()).count();
+    assert_eq!(expired, keys, "{done}");
+
+    for user in site.imported().filter(|u| !u.is_active) {
+        let row = stored(&app, user.id).await.expect("the row");
+        assert_eq!(
+            (row.is_active, row.activation_pending),
+            (false, user.last_login.is_none()),
+            "{}",
+            user.username
+        );
+    }
+    let root = site
+        .imported()
+        .find(|u| u.is_superuser)
+        .expect("a superuser");
+    let row = stored(&app, root.id).await.expect("the row");
+    assert_eq!((row.is_superuser, row.is_staff), (false, false));
+    let token = app.token_for(&root.username, root.password()).await;
+    let groups = app.call(Method::GET, "/groups/", &token, None).await;
+    assert_eq!(groups.status, StatusCode::FORBIDDEN, "{}", groups.text);
+    let key = root.token.as_deref().expect("root's key");
+    assert_eq!(me(&app, key).await.status, StatusCode::UNAUTHORIZED);
+}
