@@ -10,6 +10,7 @@ mod conflict;
 mod cors;
 mod crash;
 mod django;
+mod django_import;
 mod email;
 mod faults;
 mod guard;
@@ -21,6 +22,8 @@ mod layout;
 mod lifecycle;
 mod load;
 mod login;
+#[cfg(feature = "mysql")]
+mod mariadb;
 mod nginx;
 mod oauth;
 mod openapi;
