@@ -228,6 +228,39 @@ impl Batch<'_> {
     }
 }
 
+/// The ids new groups or permissions get: Django's where the target has it free, else one
+/// above every id of the target and of the source, so that no later row's own id is taken by
+/// an earlier row's stand-in. Chosen here rather than by the database's sequence, which
+/// explicit ids leave behind until the batch ends.
+struct NewIds {
+    taken: BTreeSet<i64>,
+    next: i64,
+}
+
+impl NewIds {
+    async fn new(txn: &Tx, table: IdTable, source_ids: &[i64]) -> Result<Self, DbErr> {
+        let taken: BTreeSet<i64> = memory::taken_ids(txn, table, source_ids)
+            .await?
+            .into_iter()
+            .collect();
+        let highest = memory::max_id(txn, table)
+            .await?
+            .max(source_ids.iter().copied().max().unwrap_or(0));
+        Ok(Self {
+            taken,
+            next: highest + 1,
+        })
+    }
+
+    fn row(&mut self, django_id: i64) -> i64 {
+        if self.taken.insert(django_id) {
+            return django_id;
+        }
+        self.next += 1;
+        self.next - 1
+    }
+}
+
 /// Django ids → authd ids, for groups and permissions (users keep theirs).
 struct Ids {
     groups: BTreeMap<i64, i64>,
@@ -427,10 +460,7 @@ impl<'a> Import<'a> {
             .map(|p| (authz::full_name(p), p.id))
             .collect();
         let wanted: Vec<i64> = self.snapshot.permissions.iter().map(|p| p.id).collect();
-        let taken: BTreeSet<i64> = memory::taken_ids(txn, IdTable::Permission, &wanted)
-            .await?
-            .into_iter()
-            .collect();
+        let mut ids_for = NewIds::new(txn, IdTable::Permission, &wanted).await?;
         let mut ids = BTreeMap::new();
         let mut remember = Vec::new();
         let mut seen = BTreeSet::new();
@@ -450,8 +480,8 @@ impl<'a> Import<'a> {
                     id
                 }
                 None => {
-                    let id = (!taken.contains(&permission.id)).then_some(permission.id);
-                    let id = memory::insert_permission(
+                    let id = ids_for.row(permission.id);
+                    memory::insert_permission(
                         txn,
                         id,
                         &permission.app_label,
@@ -508,6 +538,8 @@ impl<'a> Import<'a> {
         let by_name: BTreeMap<&str, i64> =
             existing.iter().map(|g| (g.name.as_str(), g.id)).collect();
         let by_id: BTreeMap<i64, &str> = existing.iter().map(|g| (g.id, g.name.as_str())).collect();
+        let wanted: Vec<i64> = self.snapshot.groups.iter().map(|g| g.id).collect();
+        let mut ids_for = NewIds::new(txn, IdTable::Group, &wanted).await?;
         let mut ids = BTreeMap::new();
         let mut remember = Vec::new();
         for group in &self.snapshot.groups {
@@ -584,11 +616,8 @@ impl<'a> Import<'a> {
                         id
                     }
                     None => {
-                        let free = memory::taken_ids(txn, IdTable::Group, &[group.id])
-                            .await?
-                            .is_empty();
-                        let id = memory::insert_group(txn, free.then_some(group.id), &group.name)
-                            .await?;
+                        let id = ids_for.row(group.id);
+                        memory::insert_group(txn, id, &group.name).await?;
                         authz::set_group_permissions(
                             txn,
                             id,

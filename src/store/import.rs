@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
-    ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
-    sea_query::Expr,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, sea_query::Expr,
 };
 
 use super::entity::{
@@ -382,40 +381,57 @@ pub enum IdTable {
     Permission,
 }
 
-/// A group with Django's id when `id` is given, else the next one.
-pub async fn insert_group(
-    db: &impl ConnectionTrait,
-    id: Option<i64>,
-    name: &str,
-) -> Result<i64, DbErr> {
-    let mut row = auth_group::ActiveModel {
-        name: Set(name.to_owned()),
-        ..Default::default()
+/// The highest id in a table (0 when empty).
+pub async fn max_id(db: &impl ConnectionTrait, table: IdTable) -> Result<i64, DbErr> {
+    let highest: Option<Option<i64>> = match table {
+        IdTable::Group => {
+            auth_group::Entity::find()
+                .select_only()
+                .expr(auth_group::Column::Id.max())
+                .into_tuple()
+                .one(db)
+                .await?
+        }
+        IdTable::Permission => {
+            auth_permission::Entity::find()
+                .select_only()
+                .expr(auth_permission::Column::Id.max())
+                .into_tuple()
+                .one(db)
+                .await?
+        }
     };
-    if let Some(id) = id {
-        row.id = Set(id);
-    }
-    Ok(row.insert(db).await?.id)
+    Ok(highest.flatten().unwrap_or(0))
 }
 
-/// A permission with Django's id when `id` is given, else the next one.
+/// A group with the id the import chose ([`advance_sequences`] moves past it).
+pub async fn insert_group(db: &impl ConnectionTrait, id: i64, name: &str) -> Result<(), DbErr> {
+    auth_group::Entity::insert(auth_group::ActiveModel {
+        id: Set(id),
+        name: Set(name.to_owned()),
+    })
+    .exec_without_returning(db)
+    .await
+    .map(|_| ())
+}
+
+/// A permission with the id the import chose ([`advance_sequences`] moves past it).
 pub async fn insert_permission(
     db: &impl ConnectionTrait,
-    id: Option<i64>,
+    id: i64,
     app_label: &str,
     codename: &str,
     name: &str,
-) -> Result<i64, DbErr> {
-    let mut row = auth_permission::ActiveModel {
+) -> Result<(), DbErr> {
+    auth_permission::Entity::insert(auth_permission::ActiveModel {
+        id: Set(id),
         app_label: Set(app_label.to_owned()),
         codename: Set(codename.to_owned()),
         name: Set(name.to_owned()),
-        ..Default::default()
-    };
-    if let Some(id) = id {
-        row.id = Set(id);
-    }
-    Ok(row.insert(db).await?.id)
+    })
+    .exec_without_returning(db)
+    .await
+    .map(|_| ())
 }
 
 /// Which of these sessions still exist.
@@ -497,7 +513,7 @@ pub async fn advance_sequences(db: &impl ConnectionTrait, highest_user: i64) -> 
     ] {
         db.execute_raw(sea_orm::Statement::from_sql_and_values(
             DbBackend::Postgres,
-            &format!(
+            format!(
                 "SELECT setval(sequence, highest) FROM (SELECT \
                  pg_get_serial_sequence('{table}', 'id')::regclass AS sequence, \
                  GREATEST((SELECT MAX(id) FROM {table}), $1) AS highest) AS current \

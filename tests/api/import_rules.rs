@@ -540,3 +540,81 @@ async fn the_options_change_what_arrives() {
     );
     assert_eq!(sessions.json()[0]["name"], "Imported from Django");
 }
+
+/// Ids are kept where free; a row whose id the target holds gets one past every id of both
+/// sides, never the id a later Django row keeps (authd's twelve `auth.*` permissions hold ids
+/// 1 to 12 in a fresh database; an operator's group holds 1). Sign-ups and new groups then get
+/// ids past all of them.
+#[tokio::test]
+async fn ids_taken_in_the_target_never_take_a_later_rows_id() {
+    let app = TestApp::spawn().await;
+    app.command(&["group", "create", "operators"]).await;
+    let source = DjangoSource::new(
+        2,
+        &[
+            "INSERT INTO django_content_type VALUES (1, 'shop', 'order')",
+            "INSERT INTO auth_permission VALUES (1, 'Can add order', 1, 'add_order'), \
+             (13, 'Can view order', 1, 'view_order')",
+            "INSERT INTO auth_group VALUES (1, 'buyers'), (2, 'sellers')",
+            "INSERT INTO auth_group_permissions VALUES (1, 1, 1), (2, 2, 13)",
+            "INSERT INTO auth_user_groups (user_id, group_id) VALUES (1, 1), (2, 2)",
+        ],
+    )
+    .await;
+    let run = import(&app, &source, &["--json"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["permissions"]["imported"], 2, "{report}");
+    assert_eq!(report["groups"]["imported"], 2, "{report}");
+    assert_eq!(
+        app.count("auth_permission WHERE id = 13 AND codename = 'view_order'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("auth_permission WHERE id > 13 AND codename = 'add_order'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("auth_group WHERE id = 2 AND name = 'sellers'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("auth_group WHERE id > 2 AND name = 'buyers'")
+            .await,
+        1
+    );
+    let grants = |user: i64, codename: &str| {
+        format!(
+            "auth_user_groups m JOIN auth_group_permissions gp ON gp.group_id = m.group_id \
+             JOIN auth_permission p ON p.id = gp.permission_id \
+             WHERE m.user_id = {user} AND p.codename = '{codename}'"
+        )
+    };
+    assert_eq!(app.count(&grants(1, "add_order")).await, 1);
+    assert_eq!(app.count(&grants(2, "view_order")).await, 1);
+    let created = app.command(&["group", "create", "later"]).await;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let permission = app
+        .command(&[
+            "permission",
+            "create",
+            "shop.refund_order",
+            "--name",
+            "Can refund",
+        ])
+        .await;
+    assert!(
+        permission.status.success(),
+        "{}",
+        String::from_utf8_lossy(&permission.stderr)
+    );
+    let (id, _) = app.create_user("newcomer").await;
+    assert!(id > 2, "{id}");
+}
