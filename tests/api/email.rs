@@ -1498,3 +1498,52 @@ async fn pending_requests_are_deduplicated_and_bounded() {
         ]
     );
 }
+
+/// As in Djoser (`get_user` wants `has_usable_password()`): an account whose password is
+/// unusable, as `authd import-django` leaves accounts that had none or a weak hash in Django,
+/// is sent no reset link, for its password or its username, nor an activation mail again; the
+/// answers are the same as for any address.
+#[tokio::test]
+async fn unusable_passwords_get_no_reset_or_activation_mail() {
+    let (app, smtp) = spawn(|s| {
+        s.djoser.send_activation_email = true;
+        s.mail.send_window = Duration::ZERO;
+    })
+    .await;
+    for username in ["usable", "unusable", "waiting"] {
+        let created = register(&app, username, &format!("{username}@example.com")).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    }
+    let activations = smtp.wait_for(3).await.len();
+    app.exec("UPDATE auth_user SET is_active = true, activation_pending = false WHERE username <> 'waiting'")
+        .await;
+    app.exec("UPDATE auth_user SET password = '!MNL4An3tqVPH9L5rqMneNzlA1gjdpqPq0gZeVggW' WHERE username <> 'usable'")
+        .await;
+    for (path, username) in [
+        ("/users/reset_password/", "unusable"),
+        ("/users/reset_username/", "unusable"),
+        ("/users/resend_activation/", "waiting"),
+        ("/users/reset_password/", "usable"),
+    ] {
+        let reply = app
+            .post_json(
+                path,
+                json!({"email": format!("{username}@example.com")}),
+                None,
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NO_CONTENT,
+            "{path} {}",
+            reply.text
+        );
+    }
+    smtp.wait_for(activations + 1).await;
+    let sent = smtp.settle().await;
+    let recipients: Vec<&Vec<String>> = sent[activations..]
+        .iter()
+        .map(|message| &message.recipients)
+        .collect();
+    assert_eq!(recipients, [&vec!["usable@example.com".to_owned()]]);
+}
