@@ -120,11 +120,15 @@ pub async fn run(
         .into_values()
         .map(|memory| memory.target_id)
         .collect();
-    for chunk in users.chunks(options.batch_size.max(1)) {
+    for (index, chunk) in users.chunks(options.batch_size.max(1)).enumerate() {
         let batch = target.begin().await?;
         let changes = import
             .users(&batch, chunk, &ids, &token_sessions, &mut report)
             .await?;
+        // Each time the accounts written have doubled, so the planner knows the tables grew.
+        if (index + 1).is_power_of_two() {
+            memory::analyze(&*batch).await?;
+        }
         batch.finish(&changes, highest_user).await?;
         done += chunk.len();
         progress(Progress {
@@ -146,9 +150,12 @@ pub async fn run(
     let new_tokens: Vec<&DjangoToken> = snapshot.tokens.iter().collect();
     let mut done = 0;
     let mut added_for = BTreeSet::new();
-    for chunk in new_tokens.chunks(options.batch_size.max(1)) {
+    for (index, chunk) in new_tokens.chunks(options.batch_size.max(1)).enumerate() {
         let batch = target.begin().await?;
         added_for.extend(import.tokens(&batch, chunk, &known, &mut report).await?);
+        if (index + 1).is_power_of_two() {
+            memory::analyze(&*batch).await?;
+        }
         batch.finish(&[], highest_user).await?;
         done += chunk.len();
         progress(Progress {

@@ -261,57 +261,74 @@ async fn read_open(db: &DatabaseConnection) -> Result<Snapshot, SourceError> {
         return Err(SourceError::NotDjango);
     }
     let sql = Sql(backend);
-    let users = rows(
-        &txn,
-        backend,
-        &format!(
-            "SELECT {}, username, email, password, is_active, is_staff, is_superuser, {}, {} \
-             FROM auth_user ORDER BY id",
-            sql.int("id"),
-            sql.time("date_joined"),
-            sql.time("last_login"),
-        ),
-    )
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(DjangoUser {
-            id: row.try_get("", "id")?,
-            username: row.try_get("", "username")?,
-            email: row.try_get("", "email")?,
-            password: row.try_get("", "password")?,
-            is_active: sql.boolean(row, "is_active")?,
-            is_staff: sql.boolean(row, "is_staff")?,
-            is_superuser: sql.boolean(row, "is_superuser")?,
-            date_joined: row.try_get("", "date_joined")?,
-            last_login: row.try_get("", "last_login")?,
-        })
-    })
-    .collect::<Result<Vec<_>, DbErr>>()?;
-    let tokens = if tables.iter().any(|t| t == "authtoken_token") {
-        rows(
+    let mut users: Vec<DjangoUser> = Vec::new();
+    loop {
+        let after = users.last().map_or(i64::MIN, |user| user.id);
+        let page = paged(
             &txn,
-            backend,
+            sql,
             &format!(
-                "SELECT {} AS token_key, {}, {} FROM authtoken_token ORDER BY user_id",
-                sql.quoted("key"),
+                "SELECT {}, username, email, password, is_active, is_staff, is_superuser, {}, {} \
+                 FROM auth_user WHERE id > {} ORDER BY id LIMIT {PAGE}",
+                sql.int("id"),
+                sql.time("date_joined"),
+                sql.time("last_login"),
+                sql.param(),
+            ),
+            after.into(),
+            |row| {
+                Ok(DjangoUser {
+                    id: row.try_get("", "id")?,
+                    username: row.try_get("", "username")?,
+                    email: row.try_get("", "email")?,
+                    password: row.try_get("", "password")?,
+                    is_active: sql.boolean(row, "is_active")?,
+                    is_staff: sql.boolean(row, "is_staff")?,
+                    is_superuser: sql.boolean(row, "is_superuser")?,
+                    date_joined: row.try_get("", "date_joined")?,
+                    last_login: row.try_get("", "last_login")?,
+                })
+            },
+        )
+        .await?;
+        let last_page = page.len() < PAGE;
+        users.extend(page);
+        if last_page {
+            break;
+        }
+    }
+    let mut tokens: Vec<DjangoToken> = Vec::new();
+    while tables.iter().any(|t| t == "authtoken_token") {
+        let after = tokens
+            .last()
+            .map_or(String::new(), |token| token.key.clone());
+        let page = paged(
+            &txn,
+            sql,
+            &format!(
+                "SELECT {key} AS token_key, {}, {} FROM authtoken_token \
+                 WHERE {key} > {} ORDER BY {key} LIMIT {PAGE}",
                 sql.int("user_id"),
                 sql.time("created"),
+                sql.param(),
+                key = sql.quoted("key"),
             ),
+            after.into(),
+            |row| {
+                Ok(DjangoToken {
+                    key: row.try_get("", "token_key")?,
+                    user_id: row.try_get("", "user_id")?,
+                    created: row.try_get("", "created")?,
+                })
+            },
         )
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(DjangoToken {
-                key: row.try_get("", "token_key")?,
-                user_id: row.try_get("", "user_id")?,
-                created: row.try_get("", "created")?,
-            })
-        })
-        .collect::<Result<Vec<_>, DbErr>>()?
-    } else {
-        Vec::new()
-    };
+        .await?;
+        let last_page = page.len() < PAGE;
+        tokens.extend(page);
+        if last_page {
+            break;
+        }
+    }
     let groups = rows(
         &txn,
         backend,
@@ -398,6 +415,14 @@ impl Sql {
         }
     }
 
+    /// The placeholder of a statement's one parameter.
+    fn param(self) -> &'static str {
+        match self.0 {
+            DbBackend::Postgres => "$1",
+            _ => "?",
+        }
+    }
+
     /// A column named by a reserved word (`key`).
     fn quoted(self, column: &str) -> String {
         match self.0 {
@@ -415,6 +440,25 @@ impl Sql {
                 .or_else(|_| row.try_get::<i64>("", column).map(|value| value != 0)),
         }
     }
+}
+
+/// Rows read at a time from the largest tables, so that the driver's raw rows never hold more
+/// than a page beside what was already converted.
+const PAGE: usize = 10_000;
+
+/// One page of a keyset query with one parameter (the last key of the page before).
+async fn paged<T>(
+    db: &impl ConnectionTrait,
+    sql: Sql,
+    query: &str,
+    after: sea_orm::Value,
+    convert: impl Fn(&QueryResult) -> Result<T, DbErr>,
+) -> Result<Vec<T>, DbErr> {
+    db.query_all_raw(Statement::from_sql_and_values(sql.0, query, [after]))
+        .await?
+        .iter()
+        .map(convert)
+        .collect()
 }
 
 async fn rows(

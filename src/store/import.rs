@@ -485,6 +485,23 @@ pub async fn username_of(db: &impl ConnectionTrait, id: i64) -> Result<Option<St
         .await
 }
 
+/// Refreshes PostgreSQL's statistics of the tables an import fills. A target that starts empty
+/// has statistics of an empty table, and the plans cached for the import's own lookups (a
+/// batch's names among the accounts) stay sequential scans while the table grows: measured at
+/// 100,000 accounts without autovacuum, each batch took 9 s at the end instead of 0.1 s.
+/// Analysing invalidates those plans. Inside the batch's transaction, its own rows count.
+pub async fn analyze(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    db.execute_unprepared(
+        "ANALYZE auth_user, django_import, auth_user_groups, auth_user_user_permissions, \
+         auth_session, auth_token",
+    )
+    .await
+    .map(|_| ())
+}
+
 /// After rows were written with explicit ids, the ids authd gives next must come after them,
 /// and after `highest_user` (the source's highest account id, skipped accounts included: one
 /// skipped today may come over later, keeping its id). PostgreSQL: the sequences. SQLite:

@@ -618,3 +618,25 @@ async fn ids_taken_in_the_target_never_take_a_later_rows_id() {
     let (id, _) = app.create_user("newcomer").await;
     assert!(id > 2, "{id}");
 }
+
+/// The source's largest tables are read a page (10,000 rows) at a time: rows on either side of
+/// a page's edge, and the last, all come over once.
+#[tokio::test]
+async fn a_source_of_more_than_a_page_comes_over_whole() {
+    let app = TestApp::spawn().await;
+    let users = 10_001;
+    let source = DjangoSource::new(
+        users,
+        &["WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n WHERE id < 10001) \
+           INSERT INTO authtoken_token SELECT printf('%040x', id), '2024-01-02 03:04:05', id FROM n"],
+    )
+    .await;
+    let run = import(&app, &source, &["--json", "--batch-size", "5000"]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["users"]["imported"], users, "{report}");
+    assert_eq!(report["tokens"]["imported"], users, "{report}");
+    assert_eq!(app.count("auth_user").await, users as i64);
+    assert_eq!(me(&app, &format!("{:040x}", users)).await, StatusCode::OK);
+    assert_eq!(me(&app, &format!("{:040x}", 10_000)).await, StatusCode::OK);
+}
