@@ -277,6 +277,20 @@ pub async fn touch_last_login(db: &impl ConnectionTrait, id: i64) -> Result<(), 
         .map(|_| ())
 }
 
+/// Up to `limit` password hashes in another format than authd's own Argon2id, unusable ones
+/// (`!…`) left out: the hashes accounts imported from Django keep until they log in.
+pub async fn legacy_hashes(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<String>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::Password)
+        .filter(Column::Password.not_like("$argon2id$%"))
+        .filter(Column::Password.not_like("!%"))
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
     Entity::delete_by_id(id).exec(db).await.map(|_| ())
 }
