@@ -154,6 +154,11 @@ async fn the_dummy_follows_the_legacy_hashes() {
     }
     with_hash(&app, "gone", "!MNL4An3tqVPH9L5rqMneNzlA1gjdpqPq0gZeVggW").await;
     app.create_user("dee").await;
+    let sample = |limit| authd::store::users::legacy_hashes(app.db(), limit);
+    let mut legacy = sample(10).await.expect("sample");
+    legacy.sort();
+    assert_eq!(legacy, [pbkdf2_sha1, pbkdf2_sha256, pbkdf2_sha256]);
+    assert_eq!(sample(2).await.expect("sample").len(), 2);
     let follow = || authd::tasks::follow_legacy_hashes(app.db(), hasher);
     let legacy = Scheme::Pbkdf2Sha256 { iterations: 36_000 };
     assert_eq!(follow().await.expect("follow"), legacy);
