@@ -12,7 +12,8 @@ use crate::domain::FieldErrors;
 use crate::domain::permissions::PermissionName;
 use crate::startup::{self, Application};
 use crate::state::AppState;
-use crate::{accounts, oauth};
+use crate::store::django;
+use crate::{accounts, import, oauth};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +59,9 @@ pub enum Command {
     Deactivate { username: String },
     /// Activate an account (deactivated, or still waiting for activation by email).
     Activate { username: String },
+    /// Bring a Django site's users, password hashes, DRF tokens, groups and permissions into
+    /// authd's database; run it again to bring what changed since.
+    ImportDjango(ImportDjangoArgs),
     /// Register, list and delete OAuth2 clients.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -70,6 +74,51 @@ pub enum Command {
     /// A user's groups, permissions and roles.
     #[command(subcommand)]
     User(UserCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportDjangoArgs {
+    /// The Django database: sqlite:///path/to/db.sqlite3, postgres://… or mysql://… (the last
+    /// needs authd built with `--features mysql`). Read only.
+    #[arg(long = "from", value_name = "URL")]
+    pub from: String,
+    /// Decide everything, write nothing, and print what would happen.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Accounts whose name (or email, under LOGIN_FIELD=email) differs only in case from
+    /// another's: skip and list them (the lowest id comes over), or refuse the whole import.
+    #[arg(long, value_enum, default_value = "skip")]
+    pub on_conflict: ConflictChoice,
+    /// Import into a database that already holds accounts of its own, skipping and listing the
+    /// Django accounts whose id or name they hold.
+    #[arg(long)]
+    pub allow_existing: bool,
+    /// Inactive accounts that never logged in arrive waiting for activation by email (they can
+    /// ask for the activation mail again), not deactivated.
+    #[arg(long)]
+    pub inactive_as_pending: bool,
+    /// Superusers arrive as ordinary accounts (neither superuser nor staff).
+    #[arg(long)]
+    pub no_superusers: bool,
+    /// Count AUTHD_TOKEN_TTL_SECONDS from each DRF token's creation, not from the import.
+    #[arg(long)]
+    pub keep_token_age: bool,
+    /// The site's TIME_ZONE, when it ran with USE_TZ=False (SQLite and MySQL sources store
+    /// naive local times).
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub source_timezone: String,
+    /// Accounts per transaction.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ConflictChoice {
+    Skip,
+    Fail,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +266,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_err(explain)?;
             println!("User '{username}' deactivated; their tokens and links were revoked.");
         }
+        Command::ImportDjango(args) => import_django(settings()?, args).await?,
         Command::Client(command) => {
             let state = startup::open_state(settings()?).await?;
             run_client_command(&state, command).await?;
@@ -248,6 +298,89 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn import_django(settings: Settings, args: ImportDjangoArgs) -> anyhow::Result<()> {
+    let source = django::Source::parse(&args.from)?;
+    if source.is_target(settings.database_url.expose()) {
+        anyhow::bail!("the source is authd's own database (DATABASE_URL): nothing to import");
+    }
+    let source_timezone = args.source_timezone.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--source-timezone: {:?} is not a time zone name such as Europe/Paris",
+            args.source_timezone
+        )
+    })?;
+    let options = import::Options {
+        source,
+        dry_run: args.dry_run,
+        on_conflict: match args.on_conflict {
+            ConflictChoice::Skip => import::OnConflict::Skip,
+            ConflictChoice::Fail => import::OnConflict::Fail,
+        },
+        allow_existing: args.allow_existing,
+        inactive_as_pending: args.inactive_as_pending,
+        no_superusers: args.no_superusers,
+        keep_token_age: args.keep_token_age,
+        source_timezone,
+        batch_size: args.batch_size as usize,
+    };
+    let db = startup::open_database(&settings).await?;
+    let bar = ProgressLine::new();
+    let report = import::run(&db, &settings, &options, &|progress| bar.show(progress)).await;
+    bar.finish();
+    // A driver's message may hold the source's URL: printed only scrubbed of its password.
+    let scrubbed = |err: &(dyn std::error::Error + 'static)| {
+        crate::telemetry::scrub_url_secret(&crate::telemetry::chain(err), &args.from)
+    };
+    let report = report.map_err(|err| match err {
+        import::ImportError::Database(err) => anyhow::anyhow!(
+            "the import stopped: {}; what was committed is consistent, and a re-run finishes it",
+            scrubbed(&err)
+        ),
+        other => anyhow::anyhow!(scrubbed(&other)),
+    })?;
+    match args.json {
+        true => println!("{}", serde_json::to_string(&report)?),
+        false => print!("{report}"),
+    }
+    Ok(())
+}
+
+/// Progress on stderr: a bar on a terminal, one line per batch otherwise (a log, CI).
+struct ProgressLine(Option<indicatif::ProgressBar>);
+
+impl ProgressLine {
+    fn new() -> Self {
+        use std::io::IsTerminal as _;
+        Self(std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{msg:>8} {wide_bar} {pos}/{len}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        }))
+    }
+
+    fn show(&self, progress: import::Progress) {
+        let (done, total) = (progress.done as u64, progress.total as u64);
+        match &self.0 {
+            Some(bar) => {
+                bar.set_message(progress.stage);
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            None => eprintln!("{}: {done}/{total}", progress.stage),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The settings, after one warning per `AUTHD_*` variable that is not a setting: a typo would

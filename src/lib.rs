@@ -20,6 +20,8 @@ pub mod crypto;
 pub mod domain;
 /// HTTP: the route table, the DRF gate, OpenAPI, Swagger UI, DRF-shaped errors.
 pub mod http;
+/// `authd import-django`: a Django site's accounts, tokens, groups and permissions.
+pub mod import;
 /// Email templates and the delivery backends.
 pub mod mail;
 /// OAuth2: the token endpoint, revocation, introspection, registered clients.

@@ -14,6 +14,7 @@ mod m20261207_000010_owner_exemptions;
 mod m20261207_000011_mail_per_address;
 mod m20261207_000012_groups_and_permissions;
 mod m20261207_000013_scopes;
+mod m20261207_000014_django_import;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_mail_per_address::Migration),
             Box::new(m20261207_000012_groups_and_permissions::Migration),
             Box::new(m20261207_000013_scopes::Migration),
+            Box::new(m20261207_000014_django_import::Migration),
         ]
     }
 }

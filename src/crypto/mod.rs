@@ -23,6 +23,18 @@ pub const TOKEN_PREFIX: &str = "authd_";
 pub const API_KEY_PREFIX: &str = "authd_key_";
 const TOKEN_BYTES: usize = 32;
 
+/// DRF's `authtoken` key: 40 lowercase hex characters (`binascii.hexlify(os.urandom(20))`),
+/// as `authd import-django` brings them over.
+pub const DRF_KEY_LENGTH: usize = 40;
+
+/// Whether `token` has the shape of a DRF key, which the guard looks up beside authd's own.
+pub fn is_drf_key(token: &str) -> bool {
+    token.len() == DRF_KEY_LENGTH
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// A freshly minted token. Only its digest is persisted; `Debug` never shows the secret.
 pub struct NewToken {
     pub secret: String,

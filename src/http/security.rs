@@ -12,7 +12,8 @@ use crate::domain::messages;
 use super::error::ApiError;
 
 /// Paste `Token <key>` here (the word `Token`, a space, then the `auth_token` that
-/// `POST /token/login/` returned). `Bearer <key>` is accepted too.
+/// `POST /token/login/` returned, or a DRF key that `authd import-django` brought over).
+/// `Bearer <key>` is accepted too.
 #[derive(SecurityScheme)]
 #[oai(
     rename = "tokenAuth",

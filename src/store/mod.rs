@@ -4,9 +4,11 @@
 
 pub mod authz;
 pub mod clients;
+pub mod django;
 pub mod email_tokens;
 pub mod entity;
 pub mod failures;
+pub mod import;
 pub mod known_addresses;
 pub mod outbox;
 pub mod probe;

@@ -352,9 +352,12 @@ pub async fn find_by_address(
     addresses: &[String],
     holders: Holders,
 ) -> Result<Vec<Principal>, DbErr> {
+    // Djoser's `get_user` wants `has_usable_password()`: an account without a password (or
+    // whose weak Django hash `authd import-django` made unusable) gets no link.
     let query = Entity::find()
         .filter(Column::Email.is_in(addresses.iter().cloned()))
-        .filter(Column::Email.ne(""));
+        .filter(Column::Email.ne(""))
+        .filter(Column::Password.not_like("!%"));
     let query = match holders {
         Holders::Active => query.filter(Column::IsActive.eq(true)),
         Holders::AwaitingActivation => query

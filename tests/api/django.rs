@@ -131,6 +131,64 @@ async fn unusable_and_md5_hashes_never_log_in() {
     }
 }
 
+/// As in Djoser (`get_user` wants `has_usable_password()`): an account whose password is
+/// unusable, as `authd import-django` leaves accounts that had none or a weak hash in Django,
+/// is sent no reset link, for its password or its username, nor an activation mail again; the
+/// answers are the same as for any address.
+#[tokio::test]
+async fn unusable_passwords_get_no_reset_or_activation_mail() {
+    let app = TestApp::spawn_with(|s| s.djoser.send_activation_email = true).await;
+    for (username, pending) in [("usable", false), ("unusable", false), ("waiting", true)] {
+        let created = app
+            .post_json(
+                "/users/",
+                serde_json::json!({"username": username, "password": PASSWORD, "email": format!("{username}@example.com")}),
+                None,
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+        let id = created.json()["id"].as_i64().expect("id");
+        app.exec(&format!(
+            "UPDATE auth_user SET is_active = {}, activation_pending = {pending} WHERE id = {id}",
+            !pending
+        ))
+        .await;
+        if username != "usable" {
+            app.exec(&format!(
+                "UPDATE auth_user SET password = '!MNL4An3tqVPH9L5rqMneNzlA1gjdpqPq0gZeVggW' WHERE id = {id}"
+            ))
+            .await;
+        }
+    }
+    app.exec("DELETE FROM email_outbox").await;
+    for (path, username) in [
+        ("/users/reset_password/", "usable"),
+        ("/users/reset_password/", "unusable"),
+        ("/users/reset_username/", "unusable"),
+        ("/users/resend_activation/", "waiting"),
+    ] {
+        let reply = app
+            .post_json(
+                path,
+                serde_json::json!({"email": format!("{username}@example.com")}),
+                None,
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NO_CONTENT,
+            "{path} {}",
+            reply.text
+        );
+    }
+    assert_eq!(app.count("email_outbox").await, 1);
+    assert_eq!(
+        app.count("email_outbox WHERE recipient = 'usable@example.com'")
+            .await,
+        1
+    );
+}
+
 /// While accounts keep their Django hash, a login with no usable hash (an unknown name, an
 /// unusable password) checks a dummy of the most common of those hashes at its cost, so it
 /// answers as slowly as a failed login of an imported account; once all have logged in and

@@ -8,6 +8,7 @@ pub mod auth_user;
 pub mod auth_user_groups;
 pub mod auth_user_user_permissions;
 pub mod cache_invalidation;
+pub mod django_import;
 pub mod email_address_window;
 pub mod email_cooldown;
 pub mod email_outbox;
