@@ -19,7 +19,7 @@ use crate::mail::Mailer;
 use crate::sessions;
 use crate::state::AppState;
 use crate::store::{self, users};
-use crate::tasks::Tasks;
+use crate::tasks::{self, Tasks};
 use crate::throttle::RequestThrottle;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -133,6 +133,11 @@ impl Application {
         );
         let bind = settings.bind;
         let state = open_state(settings).await?;
+        // Before the first request: an unknown name costs what an imported account costs.
+        let dummy = tasks::follow_legacy_hashes(&state.db, &state.hasher)
+            .await
+            .context("cannot match the dummy password hash to the legacy hashes")?;
+        tracing::debug!(%dummy, "dummy password hash");
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;

@@ -1,8 +1,9 @@
 //! The background tasks, owned in one place: the mail delivery worker, the listener that keeps
 //! the token cache in step with other instances and processes, the writer of sessions' last
-//! uses, and the periodic purge of spent rows. Each task takes only what it needs. They stop in
-//! that order, after the server stopped taking requests: the worker finishes its send or hands
-//! its messages back, and the last uses are written one last time.
+//! uses, the periodic purge of spent rows, and the dummy hash that follows the legacy hashes.
+//! Each task takes only what it needs. They stop in that order, after the server stopped taking
+//! requests: the worker finishes its send or hands its messages back, and the last uses are
+//! written one last time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accounts::delivery::Delivery;
 use crate::auth::{Authenticator, Invalidation};
 use crate::config::{Mail, Maintenance};
+use crate::crypto::{HashError, PasswordHasher, Scheme};
 use crate::state::AppState;
 use crate::store::{self, email_tokens, outbox};
 use crate::store::{Db, DbErr};
@@ -30,6 +32,12 @@ const INVALIDATION_RETENTION: Duration = Duration::from_secs(3600);
 const LAST_USE_WRITES: Duration = Duration::from_secs(10);
 /// Rows deleted per statement by the purge, so that it never holds a lock for long.
 const PURGE_BATCH: u64 = 1000;
+/// How often the dummy hash is matched to the legacy hashes again: an import may run while
+/// authd serves, and its accounts answer slower than unknown names until then.
+const LEGACY_REFRESH: Duration = Duration::from_secs(60);
+/// Legacy hashes read to find the most common: plenty to find a site's default, few enough to
+/// read every minute.
+const LEGACY_SAMPLE: u64 = 10_000;
 
 pub struct Tasks {
     stop: CancellationToken,
@@ -50,6 +58,11 @@ impl Tasks {
             stop.child_token(),
         ));
         let last_uses = tokio::spawn(write_last_uses(Arc::clone(&state.auth), stop.child_token()));
+        let legacy = tokio::spawn(follow_legacy_periodically(
+            state.db.clone(),
+            Arc::clone(&state.hasher),
+            stop.child_token(),
+        ));
         let purge = tokio::spawn(purge_periodically(
             state.db.clone(),
             Purge {
@@ -67,6 +80,7 @@ impl Tasks {
                 ("cache listener", listener),
                 ("last-use writer", last_uses),
                 ("purge", purge),
+                ("legacy hash follower", legacy),
             ],
         }
     }
@@ -125,6 +139,35 @@ async fn write_last_uses(auth: Arc<Authenticator>, stop: CancellationToken) {
         }
         if stopping {
             return;
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    #[error("cannot read the legacy password hashes")]
+    Read(#[from] DbErr),
+    #[error(transparent)]
+    Dummy(#[from] HashError),
+}
+
+/// Makes the dummy hash that logins with no usable hash check a hash of the most common legacy
+/// scheme in the database ([`PasswordHasher::follow_legacy`]), from a bounded sample. Returns
+/// the scheme in use.
+pub async fn follow_legacy_hashes(db: &Db, hasher: &PasswordHasher) -> Result<Scheme, FollowError> {
+    let legacy = store::users::legacy_hashes(db, LEGACY_SAMPLE).await?;
+    Ok(hasher.follow_legacy(&legacy).await?)
+}
+
+/// [`follow_legacy_hashes`] every [`LEGACY_REFRESH`]; start-up did it first.
+async fn follow_legacy_periodically(db: Db, hasher: Arc<PasswordHasher>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(LEGACY_REFRESH) => {}
+        }
+        if let Err(err) = follow_legacy_hashes(&db, &hasher).await {
+            tracing::warn!(error = %crate::telemetry::chain(&err), "the dummy hash cannot follow the legacy hashes");
         }
     }
 }

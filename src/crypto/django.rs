@@ -15,13 +15,20 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use rand::TryRng as _;
+use rand::distr::{Alphanumeric, SampleString as _};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use super::scheme::Scheme;
+
 /// C's `INT_MAX`: the most PBKDF2 iterations, and bytes of scrypt memory, Python's `hashlib`
 /// accepts, so the most any Django hash can have.
 const PYTHON_INT_MAX: u64 = 2_147_483_647;
+
+/// The bcrypt costs that can be computed.
+const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=31;
 
 /// Django's scrypt key length (`dklen=64`).
 const SCRYPT_KEY_BYTES: usize = 64;
@@ -35,7 +42,11 @@ pub(super) enum Hash<'a> {
         key: Vec<u8>,
     },
     /// `$2b$12$…`, bcrypt's own format, checked by the `bcrypt` crate.
-    Bcrypt { sha256: bool, hash: &'a str },
+    Bcrypt {
+        sha256: bool,
+        cost: u32,
+        hash: &'a str,
+    },
     Scrypt {
         params: scrypt::Params,
         salt: &'a str,
@@ -71,9 +82,10 @@ impl std::fmt::Debug for Hash<'_> {
                 .field("prf", prf)
                 .field("iterations", iterations)
                 .finish_non_exhaustive(),
-            Hash::Bcrypt { sha256, .. } => f
+            Hash::Bcrypt { sha256, cost, .. } => f
                 .debug_struct("Bcrypt")
                 .field("sha256", sha256)
+                .field("cost", cost)
                 .finish_non_exhaustive(),
             Hash::Scrypt { params, .. } => f
                 .debug_struct("Scrypt")
@@ -121,8 +133,10 @@ impl<'a> Hash<'a> {
 
     /// `$2b$<cost>$<salt and hash>`: bcrypt's own string after Django's `bcrypt$`.
     fn bcrypt(sha256: bool, hash: &'a str) -> Option<Self> {
-        hash.parse::<bcrypt::HashParts>().ok()?;
-        Some(Hash::Bcrypt { sha256, hash })
+        let cost = hash.parse::<bcrypt::HashParts>().ok()?.get_cost();
+        // Python's bcrypt, and the crate, compute costs 4 to 31 only: another would be refused
+        // at once instead of costing a check.
+        (BCRYPT_COSTS.contains(&cost)).then_some(Hash::Bcrypt { sha256, cost, hash })
     }
 
     /// `<N>$<salt>$<r>$<p>$<base64 key>`, Django's order.
@@ -188,7 +202,9 @@ impl<'a> Hash<'a> {
             }
             // Django's bcrypt_sha256 feeds bcrypt the lowercase hex SHA-256 of the password, so
             // that bcrypt's 72-byte limit does not cut long passwords short.
-            Hash::Bcrypt { sha256: true, hash } => {
+            Hash::Bcrypt {
+                sha256: true, hash, ..
+            } => {
                 let hex = hex::encode(Sha256::digest(password.as_bytes()));
                 bcrypt::verify(hex, hash).unwrap_or(false)
             }
@@ -197,6 +213,7 @@ impl<'a> Hash<'a> {
             Hash::Bcrypt {
                 sha256: false,
                 hash,
+                ..
             } => bcrypt::verify(password.as_bytes(), hash).unwrap_or(false),
             Hash::Scrypt { params, salt, key } => {
                 let mut derived = [0; SCRYPT_KEY_BYTES];
@@ -205,6 +222,100 @@ impl<'a> Hash<'a> {
             }
         }
     }
+
+    /// The algorithm and its cost.
+    pub(super) fn scheme(&self) -> Scheme {
+        match self {
+            Hash::Pbkdf2 {
+                prf: Prf::Sha256,
+                iterations,
+                ..
+            } => Scheme::Pbkdf2Sha256 {
+                iterations: *iterations,
+            },
+            Hash::Pbkdf2 {
+                prf: Prf::Sha1,
+                iterations,
+                ..
+            } => Scheme::Pbkdf2Sha1 {
+                iterations: *iterations,
+            },
+            Hash::Bcrypt {
+                sha256: true, cost, ..
+            } => Scheme::BcryptSha256 { cost: *cost },
+            Hash::Bcrypt {
+                sha256: false,
+                cost,
+                ..
+            } => Scheme::Bcrypt { cost: *cost },
+            Hash::Scrypt { params, .. } => Scheme::Scrypt {
+                log_n: params.log_n(),
+                r: params.r(),
+                p: params.p(),
+            },
+        }
+    }
+}
+
+/// Django's salt: 22 characters from [A-Za-z0-9] (`get_random_string`).
+fn new_salt() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 22)
+}
+
+/// A new `pbkdf2_sha256$…` or `pbkdf2_sha1$…` hash of `password`, with a fresh salt, as
+/// Django's `PBKDF2PasswordHasher.encode` writes it.
+pub(super) fn new_pbkdf2(prf: Prf, iterations: u32, password: &str) -> String {
+    let salt = new_salt();
+    let mut key = vec![0; prf.key_bytes()];
+    let (password, salt_bytes) = (password.as_bytes(), salt.as_bytes());
+    let algorithm = match prf {
+        Prf::Sha256 => {
+            pbkdf2::pbkdf2_hmac::<Sha256>(password, salt_bytes, iterations, &mut key);
+            "pbkdf2_sha256"
+        }
+        Prf::Sha1 => {
+            pbkdf2::pbkdf2_hmac::<Sha1>(password, salt_bytes, iterations, &mut key);
+            "pbkdf2_sha1"
+        }
+    };
+    format!("{algorithm}${iterations}${salt}${}", STANDARD.encode(key))
+}
+
+/// A new `bcrypt_sha256$…` or `bcrypt$…` hash of `password`, with a fresh salt, as Django's
+/// bcrypt hashers write it (`$2b$`).
+pub(super) fn new_bcrypt(sha256: bool, cost: u32, password: &str) -> Result<String, String> {
+    let mut salt = [0; 16];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut salt)
+        .map_err(|e| e.to_string())?;
+    let (algorithm, input) = if sha256 {
+        (
+            "bcrypt_sha256",
+            hex::encode(Sha256::digest(password.as_bytes())),
+        )
+    } else {
+        ("bcrypt", password.to_owned())
+    };
+    let parts = bcrypt::hash_with_salt(input, cost, salt).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{algorithm}${}",
+        parts.format_for_version(bcrypt::Version::TwoB)
+    ))
+}
+
+/// A new `scrypt$…` hash of `password`, with a fresh salt, as Django's `ScryptPasswordHasher`
+/// writes it.
+pub(super) fn new_scrypt(log_n: u8, r: u32, p: u32, password: &str) -> Result<String, String> {
+    let params = scrypt::Params::new(log_n, r, p).map_err(|e| e.to_string())?;
+    let salt = new_salt();
+    let mut key = [0; SCRYPT_KEY_BYTES];
+    scrypt::scrypt(password.as_bytes(), salt.as_bytes(), &params, &mut key)
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "scrypt${}${salt}${r}${p}${}",
+        params.n(),
+        STANDARD.encode(key)
+    ))
 }
 
 /// A number as Python's `%d` writes it: Django compares the hash it encodes again, so `010` or
@@ -410,6 +521,8 @@ mod tests {
             format!("bcrypt${bcrypt}x"),
             format!("bcrypt${}", bcrypt.replacen("$12$", "$1x$", 1)),
             format!("bcrypt${}", bcrypt.replacen("$2b$", "$3b$", 1)),
+            format!("bcrypt${}", bcrypt.replacen("$12$", "$03$", 1)),
+            format!("bcrypt${}", bcrypt.replacen("$12$", "$32$", 1)),
             format!("bcrypt${}é", &bcrypt[..bcrypt.len() - 2]),
             "scrypt$".to_owned(),
             format!("scrypt$16384$salt$8$1${}", key32),

@@ -1,10 +1,13 @@
 //! Secrets: opaque API tokens (generated here, stored only as SHA-256 digests) and password
-//! hashing ([`password`]), which also verifies Django's stored formats (`django`).
+//! hashing ([`password`]), which also verifies Django's stored formats (`django`) and costs a
+//! login with no usable hash what the most common of them costs (`scheme`).
 
 mod django;
 pub mod password;
+mod scheme;
 
 pub use password::{Admission, HashCost, HashError, PasswordHasher, Verified};
+pub use scheme::{HashClass, Scheme};
 
 use std::fmt;
 

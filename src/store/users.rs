@@ -277,6 +277,24 @@ pub async fn touch_last_login(db: &impl ConnectionTrait, id: i64) -> Result<(), 
         .map(|_| ())
 }
 
+/// Up to `limit` password hashes in another format than authd's own Argon2id, unusable ones
+/// (`!…`) left out: the hashes accounts imported from Django keep until they log in. A random
+/// sample of them: the first rows would be the oldest accounts, whose hashes (Django raises
+/// its cost only at a login) are the most likely to be of an older cost than most.
+pub async fn legacy_hashes(db: &impl ConnectionTrait, limit: u64) -> Result<Vec<String>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::Password)
+        .filter(Column::Password.not_like("$argon2id$%"))
+        .filter(Column::Password.not_like("!%"))
+        // SQLite and PostgreSQL both spell it so.
+        .order_by(Expr::cust("RANDOM()"), sea_orm::Order::Asc)
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
     Entity::delete_by_id(id).exec(db).await.map(|_| ())
 }

@@ -2,6 +2,7 @@
 //! them: the right password logs in once with it, and the login rewrites it as authd's Argon2id;
 //! a wrong one changes nothing; Django's weak and unusable formats never log in.
 
+use authd::crypto::{HashClass, Scheme};
 use reqwest::{Method, StatusCode};
 
 use crate::helpers::{PASSWORD, TestApp};
@@ -127,5 +128,64 @@ async fn unusable_and_md5_hashes_never_log_in() {
         let refused = app.login(username, PASSWORD).await;
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{username}");
         assert_eq!(stored_hash(&app, id).await, hash, "{username}");
+    }
+}
+
+/// While accounts keep their Django hash, a login with no usable hash (an unknown name, an
+/// unusable password) checks a dummy of the most common of those hashes at its cost, so it
+/// answers as slowly as a failed login of an imported account; once all have logged in and
+/// been upgraded, a dummy of authd's own Argon2id again. Seen in the class of the job each
+/// login ran on the hash threads, not in timings.
+#[tokio::test]
+async fn the_dummy_follows_the_legacy_hashes() {
+    let app = TestApp::spawn().await;
+    let hasher = &app.state.hasher;
+    let own = Scheme::Argon2id(app.state.settings.hashing.cost);
+    assert_eq!(hasher.dummy_scheme(), own);
+    let (_, pbkdf2_sha256) = DJANGO_HASHES[0];
+    let (_, pbkdf2_sha1) = DJANGO_HASHES[1];
+    let imported = [
+        ("ann", pbkdf2_sha256),
+        ("bob", pbkdf2_sha256),
+        ("cyd", pbkdf2_sha1),
+    ];
+    for (username, hash) in imported {
+        with_hash(&app, username, hash).await;
+    }
+    with_hash(&app, "gone", "!MNL4An3tqVPH9L5rqMneNzlA1gjdpqPq0gZeVggW").await;
+    app.create_user("dee").await;
+    let sample = |limit| authd::store::users::legacy_hashes(app.db(), limit);
+    let mut legacy = sample(10).await.expect("sample");
+    legacy.sort();
+    assert_eq!(legacy, [pbkdf2_sha1, pbkdf2_sha256, pbkdf2_sha256]);
+    assert_eq!(sample(2).await.expect("sample").len(), 2);
+    let follow = || authd::tasks::follow_legacy_hashes(app.db(), hasher);
+    let legacy = Scheme::Pbkdf2Sha256 { iterations: 36_000 };
+    assert_eq!(follow().await.expect("follow"), legacy);
+    assert_eq!(hasher.dummy_scheme(), legacy);
+
+    let jobs = || {
+        (
+            hasher.jobs_done(HashClass::Pbkdf2Sha256),
+            hasher.jobs_done(HashClass::Argon2id),
+        )
+    };
+    for username in ["nobody", "gone", "ann"] {
+        let (pbkdf2, argon2id) = jobs();
+        let refused = app.login(username, "not the password").await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{username}");
+        assert_eq!(jobs(), (pbkdf2 + 1, argon2id), "{username}");
+    }
+
+    for (username, _) in imported {
+        app.token_for(username, PASSWORD).await;
+    }
+    assert_eq!(follow().await.expect("follow"), own);
+    assert_eq!(hasher.dummy_scheme(), own);
+    for username in ["nobody", "gone", "dee"] {
+        let (pbkdf2, argon2id) = jobs();
+        let refused = app.login(username, "not the password").await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{username}");
+        assert_eq!(jobs(), (pbkdf2, argon2id + 1), "{username}");
     }
 }
