@@ -115,10 +115,9 @@ pub async fn run(
         .collect();
     let total = snapshot.users.len();
     let mut done = total - users.len();
-    let token_sessions: BTreeSet<i64> = memory::memories(db, Imported::Token)
+    let token_sessions: BTreeSet<i64> = memory::target_ids(db, Imported::Token)
         .await?
-        .into_values()
-        .map(|memory| memory.target_id)
+        .into_iter()
         .collect();
     for (index, chunk) in users.chunks(options.batch_size.max(1)).enumerate() {
         let batch = target.begin().await?;
@@ -333,7 +332,7 @@ impl<'a> Import<'a> {
     /// have them collide with Django's ids and names: refused, unless the operator says so.
     /// After a first import, accounts that signed up on authd since are expected.
     async fn refuse_a_foreign_target(&self, db: &Db) -> Result<(), ImportError> {
-        if self.options.allow_existing || !memory::memories(db, Imported::User).await?.is_empty() {
+        if self.options.allow_existing || memory::any(db, Imported::User).await? {
             return Ok(());
         }
         let (count, first) = memory::foreign_users(db).await?;
@@ -958,10 +957,9 @@ impl<'a> Import<'a> {
         .await?
         .into_iter()
         .collect();
-        let users = memory::memories(txn, Imported::User)
+        let users = memory::target_ids(txn, Imported::User)
             .await?
-            .into_values()
-            .map(|memory| memory.target_id)
+            .into_iter()
             .collect();
         Ok(KnownTokens {
             remembered,

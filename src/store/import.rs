@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, sea_query::Expr,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, sea_query::Expr,
 };
 
 use super::entity::{
@@ -56,6 +56,26 @@ pub async fn memories(
         .into_iter()
         .map(memory_of)
         .collect())
+}
+
+/// The authd rows of one kind that an import brought.
+pub async fn target_ids(db: &impl ConnectionTrait, kind: Imported) -> Result<Vec<i64>, DbErr> {
+    django_import::Entity::find()
+        .select_only()
+        .column(django_import::Column::TargetId)
+        .filter(django_import::Column::Kind.eq(kind.stored()))
+        .into_tuple::<i64>()
+        .all(db)
+        .await
+}
+
+/// Whether an import ever brought a row of this kind.
+pub async fn any(db: &impl ConnectionTrait, kind: Imported) -> Result<bool, DbErr> {
+    Ok(django_import::Entity::find()
+        .filter(django_import::Column::Kind.eq(kind.stored()))
+        .one(db)
+        .await?
+        .is_some())
 }
 
 /// The memories of one kind under these source keys.
@@ -244,15 +264,16 @@ pub async fn insert_users(db: &impl ConnectionTrait, users: &[ImportedUser]) -> 
     Ok(())
 }
 
-/// Applies Django's newer state to an imported account. A new hash is a password change: its
-/// version moves, so every credential-dependent write in flight re-checks and fails.
+/// Applies Django's newer state to an imported account. A new hash is a password change
+/// ([`super::users::set_password`]): its version moves, so every credential-dependent write in
+/// flight re-checks and fails.
 pub async fn update_user(
     db: &impl ConnectionTrait,
     user: &ImportedUser,
     password_changed: bool,
 ) -> Result<(), DbErr> {
     use auth_user::Column;
-    let mut update = auth_user::Entity::update_many()
+    auth_user::Entity::update_many()
         .col_expr(Column::Username, Expr::value(user.username.clone()))
         .col_expr(
             Column::UsernameCanonical,
@@ -270,20 +291,14 @@ pub async fn update_user(
         )
         .col_expr(Column::IsStaff, Expr::value(user.is_staff))
         .col_expr(Column::IsSuperuser, Expr::value(user.is_superuser))
-        .col_expr(Column::LastLogin, Expr::value(user.last_login));
-    if password_changed {
-        update = update
-            .col_expr(Column::Password, Expr::value(user.password.clone()))
-            .col_expr(
-                Column::PasswordVersion,
-                Expr::col(Column::PasswordVersion).add(1),
-            );
-    }
-    update
+        .col_expr(Column::LastLogin, Expr::value(user.last_login))
         .filter(Column::Id.eq(user.id))
         .exec(db)
-        .await
-        .map(|_| ())
+        .await?;
+    if password_changed {
+        super::users::set_password(db, user.id, &user.password).await?;
+    }
+    Ok(())
 }
 
 /// Group and direct-permission links of these users: (user id, group id), (user id,
