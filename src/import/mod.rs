@@ -393,7 +393,6 @@ impl<'a> Import<'a> {
         }
         if self.options.on_conflict == OnConflict::Fail {
             let imported = memory::memories(db, Imported::User).await?;
-            let kept: Vec<&DjangoUser> = names.values().copied().collect();
             let touching = memory::users_touching(
                 db,
                 &[],
@@ -401,36 +400,44 @@ impl<'a> Import<'a> {
                 &emails.keys().cloned().collect::<Vec<_>>(),
             )
             .await?;
+            let by_name: BTreeMap<&str, &store::Principal> = touching
+                .iter()
+                .map(|other| (other.username_canonical.as_str(), other))
+                .collect();
+            let by_email: BTreeMap<&str, &store::Principal> = touching
+                .iter()
+                .filter_map(|other| Some((other.email_canonical.as_deref()?, other)))
+                .collect();
             let mut collisions: Vec<Skip> = skipped
                 .values()
                 .filter(|skip| skip.collides_with.is_some())
                 .cloned()
                 .collect();
-            for user in kept {
-                let name = username::canonical(&user.username);
+            for (name, user) in &names {
+                // An account an earlier run brought is this user's own.
+                let own = imported
+                    .get(&user.id.to_string())
+                    .map(|memory| memory.target_id);
+                let other_than_own = |other: &&&store::Principal| Some(other.id) != own;
                 let address = self.email_canonical(&user.email);
-                for other in &touching {
-                    let theirs = imported
-                        .get(&user.id.to_string())
-                        .is_some_and(|memory| memory.target_id == other.id);
-                    if theirs {
-                        continue;
-                    }
-                    if other.username_canonical == name {
-                        collisions.push(Skip::colliding(
-                            user,
-                            "username_collision",
-                            other.id,
-                            &other.username,
-                        ));
-                    } else if address.is_some() && other.email_canonical == address {
-                        collisions.push(Skip::colliding(
-                            user,
-                            "email_collision",
-                            other.id,
-                            &other.username,
-                        ));
-                    }
+                if let Some(other) = by_name.get(name.as_str()).filter(other_than_own) {
+                    collisions.push(Skip::colliding(
+                        user,
+                        "username_collision",
+                        other.id,
+                        &other.username,
+                    ));
+                } else if let Some(other) = address
+                    .as_deref()
+                    .and_then(|address| by_email.get(address))
+                    .filter(other_than_own)
+                {
+                    collisions.push(Skip::colliding(
+                        user,
+                        "email_collision",
+                        other.id,
+                        &other.username,
+                    ));
                 }
             }
             if !collisions.is_empty() {

@@ -640,3 +640,37 @@ async fn a_source_of_more_than_a_page_comes_over_whole() {
     assert_eq!(me(&app, &format!("{:040x}", users)).await, StatusCode::OK);
     assert_eq!(me(&app, &format!("{:040x}", 10_000)).await, StatusCode::OK);
 }
+
+/// `--on-conflict=fail` also refuses a name an account of the target holds, before writing
+/// anything; a re-run's own accounts are not collisions.
+#[tokio::test]
+async fn on_conflict_fail_counts_the_targets_accounts_too() {
+    let app = TestApp::spawn().await;
+    let source = DjangoSource::new(
+        0,
+        &["INSERT INTO auth_user (id, password, is_superuser, username, email, is_staff, is_active, date_joined) \
+           VALUES (5, '!x', 0, 'bob', '', 0, 1, '2024-01-02 03:04:05'), \
+           (6, '!x', 0, 'carol', '', 0, 1, '2024-01-02 03:04:05')"],
+    )
+    .await;
+    let first = import(&app, &source, &["--on-conflict", "fail"]).await;
+    assert!(first.ok, "{}", first.stderr);
+    let again = import(&app, &source, &["--on-conflict", "fail", "--json"]).await;
+    assert!(again.ok, "{}", again.stderr);
+    assert_eq!(again.json()["changed"], false);
+    app.create_user("Dave").await;
+    source
+        .run("INSERT INTO auth_user (id, password, is_superuser, username, email, is_staff, is_active, date_joined) \
+              VALUES (7, '!x', 0, 'dave', '', 0, 1, '2024-01-02 03:04:05'), \
+              (8, '!x', 0, 'erin', '', 0, 1, '2024-01-02 03:04:05')")
+        .await;
+    let before = app.snapshot().await;
+    let refused = import(&app, &source, &["--on-conflict", "fail"]).await;
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("\"dave\": username_collision"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(app.snapshot().await, before);
+}
