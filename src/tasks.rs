@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -52,15 +53,18 @@ impl Tasks {
             mailer: Arc::clone(&state.mailer),
         };
         let mail = tokio::spawn(deliver_mail(delivery, stop.child_token()));
+        let imported = Arc::new(Notify::new());
         let listener = tokio::spawn(follow_invalidations(
             state.db.clone(),
             Arc::clone(&state.auth),
+            Arc::clone(&imported),
             stop.child_token(),
         ));
         let last_uses = tokio::spawn(write_last_uses(Arc::clone(&state.auth), stop.child_token()));
         let legacy = tokio::spawn(follow_legacy_periodically(
             state.db.clone(),
             Arc::clone(&state.hasher),
+            imported,
             stop.child_token(),
         ));
         let purge = tokio::spawn(purge_periodically(
@@ -117,8 +121,18 @@ async fn deliver_mail(delivery: Delivery, stop: CancellationToken) {
     }
 }
 
-async fn follow_invalidations(db: Db, auth: Arc<Authenticator>, stop: CancellationToken) {
+/// Keeps the token cache in step, and tells the legacy hash follower when an import brought
+/// hashes of another scheme.
+async fn follow_invalidations(
+    db: Db,
+    auth: Arc<Authenticator>,
+    imported: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let listening = store::listen(&db, Invalidation::CHANNEL, |payload| {
+        if payload.and_then(Invalidation::parse) == Some(Invalidation::LegacyHashes) {
+            imported.notify_one();
+        }
         auth.on_notification(payload)
     });
     tokio::select! {
@@ -159,12 +173,19 @@ pub async fn follow_legacy_hashes(db: &Db, hasher: &PasswordHasher) -> Result<Sc
     Ok(hasher.follow_legacy(&legacy).await?)
 }
 
-/// [`follow_legacy_hashes`] every [`LEGACY_REFRESH`]; start-up did it first.
-async fn follow_legacy_periodically(db: Db, hasher: Arc<PasswordHasher>, stop: CancellationToken) {
+/// [`follow_legacy_hashes`] every [`LEGACY_REFRESH`], and at once when an import announces
+/// hashes of another scheme; start-up did it first.
+async fn follow_legacy_periodically(
+    db: Db,
+    hasher: Arc<PasswordHasher>,
+    imported: Arc<Notify>,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(LEGACY_REFRESH) => {}
+            _ = imported.notified() => {}
         }
         if let Err(err) = follow_legacy_hashes(&db, &hasher).await {
             tracing::warn!(error = %crate::telemetry::chain(&err), "the dummy hash cannot follow the legacy hashes");

@@ -213,6 +213,10 @@ pub enum Invalidation {
     /// A group's permissions, or the set of permissions, changed: every cached principal may
     /// hold something else now.
     Authorization,
+    /// Accounts arrived with hashes of another scheme (`authd import-django`): the dummy hash
+    /// that unknown names check must follow them now, not at its next refresh. Nothing cached
+    /// changes.
+    LegacyHashes,
 }
 
 impl Invalidation {
@@ -225,6 +229,7 @@ impl Invalidation {
             Invalidation::Session(id) => format!("session:{id}"),
             Invalidation::Client(id) => format!("client:{id}"),
             Invalidation::Authorization => "authorization:".to_owned(),
+            Invalidation::LegacyHashes => "legacy_hashes:".to_owned(),
         }
     }
 
@@ -235,6 +240,7 @@ impl Invalidation {
             ("session", id) => id.parse().ok().map(Invalidation::Session),
             ("client", id) => id.parse().ok().map(Invalidation::Client),
             ("authorization", "") => Some(Invalidation::Authorization),
+            ("legacy_hashes", "") => Some(Invalidation::LegacyHashes),
             _ => None,
         }
     }
@@ -246,6 +252,7 @@ impl Invalidation {
             Invalidation::Session(id) => cache.forget_session(*id),
             Invalidation::Client(id) => cache.forget_client(*id),
             Invalidation::Authorization => cache.clear(),
+            Invalidation::LegacyHashes => {}
         }
     }
 }
@@ -363,6 +370,7 @@ mod tests {
             Invalidation::Session(7),
             Invalidation::Client(3),
             Invalidation::Authorization,
+            Invalidation::LegacyHashes,
         ] {
             assert_eq!(Invalidation::parse(&message.payload()), Some(message));
         }

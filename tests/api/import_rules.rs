@@ -674,3 +674,44 @@ async fn on_conflict_fail_counts_the_targets_accounts_too() {
     );
     assert_eq!(app.snapshot().await, before);
 }
+
+/// An import into a database a server is running on announces the hashes it brought: the
+/// server's dummy hash (what an unknown name costs) follows them at once, not at its next
+/// refresh a minute later, so imported accounts never stand out by their slowness.
+#[tokio::test]
+async fn a_running_server_follows_the_imported_hashes_at_once() {
+    use authd::crypto::Scheme;
+    let app = TestApp::spawn().await;
+    let own = Scheme::Argon2id(app.state.settings.hashing.cost);
+    assert_eq!(app.state.hasher.dummy_scheme(), own);
+    // Django 5.2's PBKDF2 at 36,000 iterations (tests/api/django.rs).
+    let hash = "pbkdf2_sha256$36000$DrHMLCExdCId$cesaT/b7kMSrejWi2hPAFN3/Jsqw0BUZMDX5SZN/SCU=";
+    let source = DjangoSource::new(
+        0,
+        &[&format!(
+            "INSERT INTO auth_user (id, password, is_superuser, username, email, is_staff, is_active, date_joined) \
+             VALUES (1, '{hash}', 0, 'alice', '', 0, 1, '2024-01-02 03:04:05'), \
+             (2, '{hash}', 0, 'bob', '', 0, 1, '2024-01-02 03:04:05')"
+        )],
+    )
+    .await;
+    let dry = import(&app, &source, &["--dry-run"]).await;
+    assert!(dry.ok, "{}", dry.stderr);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        app.state.hasher.dummy_scheme(),
+        own,
+        "a dry run announces nothing"
+    );
+    let run = import(&app, &source, &[]).await;
+    assert!(run.ok, "{}", run.stderr);
+    let legacy = Scheme::Pbkdf2Sha256 { iterations: 36_000 };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.state.hasher.dummy_scheme() != legacy {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dummy did not follow the import"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
