@@ -856,6 +856,11 @@ impl<'a> Import<'a> {
                     }
                     let password_changed = memory.source_fingerprint.get(PASSWORD_PRINT..)
                         != source_print.get(PASSWORD_PRINT..);
+                    // A login on authd since is newer than Django's.
+                    let desired = ImportedUser {
+                        last_login: desired.last_login.max(current.last_login),
+                        ..desired
+                    };
                     memory::update_user(txn, &desired, password_changed).await?;
                     authz::set_user_groups(
                         txn,

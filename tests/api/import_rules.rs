@@ -398,6 +398,9 @@ async fn a_rerun_applies_djangos_changes_to_what_authd_left_alone() {
     )
     .await;
     assert_eq!(me(&app, KEY_ALICE).await, StatusCode::OK);
+    // Bob logged in on authd since (Django never saw him log in): that login stays.
+    app.exec("UPDATE auth_user SET last_login = '2026-12-01 00:00:00+00:00' WHERE id = 2")
+        .await;
     app.exec("UPDATE auth_user SET email = 'carol@new.example' WHERE id = 3")
         .await;
     source
@@ -422,6 +425,11 @@ async fn a_rerun_applies_djangos_changes_to_what_authd_left_alone() {
     assert_eq!(
         app.count("auth_session WHERE public_id = 'native'").await,
         0
+    );
+    assert_eq!(
+        app.count("auth_user WHERE id = 2 AND last_login IS NOT NULL")
+            .await,
+        1
     );
     assert_eq!(me(&app, KEY_BOB).await, StatusCode::OK);
     assert_eq!(
