@@ -133,11 +133,16 @@ impl Application {
         );
         let bind = settings.bind;
         let state = open_state(settings).await?;
-        // Before the first request: an unknown name costs what an imported account costs.
-        let dummy = tasks::follow_legacy_hashes(&state.db, &state.hasher)
-            .await
-            .context("cannot match the dummy password hash to the legacy hashes")?;
-        tracing::debug!(%dummy, "dummy password hash");
+        // Before the first request: an unknown name costs what an imported account costs. A
+        // failure (the database away a moment, a hash the crates refuse to imitate) must not
+        // keep authd from serving: the periodic refresh tries again.
+        match tasks::follow_legacy_hashes(&state.db, &state.hasher).await {
+            Ok(dummy) => tracing::debug!(%dummy, "dummy password hash"),
+            Err(err) => tracing::warn!(
+                error = %crate::telemetry::chain(&err),
+                "the dummy hash cannot follow the legacy hashes yet; it stays authd's own"
+            ),
+        }
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
