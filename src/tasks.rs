@@ -215,7 +215,7 @@ async fn purge_periodically(db: Db, purge: Purge, stop: CancellationToken) {
 
 impl Purge {
     /// Deletes what can never be used again, in bounded batches: expired or idle sessions (with
-    /// their tokens), expired access tokens, used or expired links, mail delivered or given up
+    /// their tokens), expired access tokens, expired links (used or not), mail delivered or given up
     /// longer ago than the retention, closed send windows, old cache invalidations, failed
     /// logins past every throttle window, login addresses no longer known. Retired refresh tokens stay until their family ends:
     /// reuse detection needs them.

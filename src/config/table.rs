@@ -696,7 +696,7 @@ pub static SETTINGS: &[Def] = &[
         |s| s.mail.max_attempts, example "3", "delivery attempts before giving up"),
     setting!("purge_interval_seconds", "AUTHD_PURGE_INTERVAL_SECONDS", Maintenance,
         Span::seconds(1, 86_400), |s| s.maintenance.purge_interval, example "600",
-        "how often used or expired links, old mail and other spent rows are deleted"),
+        "how often expired links, old mail and other spent rows are deleted"),
     setting!("email_retention_seconds", "AUTHD_EMAIL_RETENTION_SECONDS", Maintenance,
         Span::seconds(1, 31_536_000), |s| s.maintenance.email_retention, example "86400",
         "how long delivered or given-up messages are kept (their bodies are blanked at once)"),

@@ -74,14 +74,11 @@ pub async fn revoke_live(
     Ok(update.exec(db).await?.rows_affected)
 }
 
-/// Deletes links that can never work again: used or expired.
+/// Deletes expired links. A used (or revoked) one stays until then: a second use answers
+/// "stale", as Djoser's link would for as long as it was valid, not "invalid".
 pub async fn purge(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
     let result = Entity::delete_many()
-        .filter(
-            sea_orm::Condition::any()
-                .add(Column::UsedAt.is_not_null())
-                .add(Column::ExpiresAt.lt(now)),
-        )
+        .filter(Column::ExpiresAt.lt(now))
         .exec(db)
         .await?;
     Ok(result.rows_affected)

@@ -1547,3 +1547,30 @@ async fn unusable_passwords_get_no_reset_or_activation_mail() {
         .collect();
     assert_eq!(recipients, [&vec!["usable@example.com".to_owned()]]);
 }
+
+/// A used link answers "stale" for as long as it would have worked, as Djoser's links do, not
+/// only until the next purge: the purge deletes links once expired, used or not. (It ran at
+/// start-up and once raced this very check in `register_activate_log_in_through_real_smtp`.)
+#[tokio::test]
+async fn a_used_link_stays_stale_across_purges() {
+    let (app, smtp) = spawn(|s| {
+        s.djoser.send_activation_email = true;
+        s.maintenance.purge_interval = Duration::from_millis(200);
+    })
+    .await;
+    register(&app, "alice", "alice@example.com").await;
+    let (uid, token) = smtp.wait_for(1).await[0].uid_and_token();
+    let activate = || {
+        app.post_json(
+            "/users/activation/",
+            json!({"uid": uid, "token": token}),
+            None,
+        )
+    };
+    assert_eq!(activate().await.status, StatusCode::NO_CONTENT);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    activate().await.assert(
+        StatusCode::FORBIDDEN,
+        json!({"detail": "Stale token for given user."}),
+    );
+}
