@@ -197,7 +197,7 @@ impl Application {
             grace_period: GRACE_PERIOD,
         };
         let tasks = Tasks::start(&self.state);
-        let readiness = Readiness::new(settings.database_url.expose());
+        let readiness = Readiness::new(settings.database_url.expose(), self.state.requests.clone());
         let app = crate::http::build_app(self.state.clone(), Arc::clone(&readiness));
         let shutdown = async move {
             shutdown.await;

@@ -4,6 +4,10 @@
 //! first. One probe's answer stands for [`READINESS_REUSE`]: a flood of `/readyz` requests
 //! costs the database one probe per period, and cannot make the instance look unready by
 //! queueing up behind its own probes.
+//!
+//! The answer names what is down. Only the database decides the status: Redis only shares the
+//! request-rate throttles, which go on without it (fail-open, on purpose), so an instance
+//! whose Redis is away still serves correctly and must keep its traffic.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::store::probe::Probe;
+use crate::throttle::RequestThrottle;
 
 use super::error::json_response;
 
@@ -30,14 +35,25 @@ pub const READINESS_REUSE: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub struct Readiness {
     probe: Probe,
+    /// The request-rate throttles, whose Redis (if they use one) is reported on.
+    requests: Option<Arc<RequestThrottle>>,
     draining: AtomicBool,
     last: Reused,
 }
 
+/// What one round of probes found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Health {
+    database: bool,
+    /// `None`: no Redis is configured.
+    redis: Option<bool>,
+}
+
 impl Readiness {
-    pub fn new(database_url: &str) -> Arc<Self> {
+    pub fn new(database_url: &str, requests: Option<Arc<RequestThrottle>>) -> Arc<Self> {
         Arc::new(Self {
             probe: Probe::new(database_url),
+            requests,
             draining: AtomicBool::new(false),
             last: Reused::new(READINESS_REUSE),
         })
@@ -48,16 +64,27 @@ impl Readiness {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    async fn database_answers(&self) -> bool {
+    /// The database and Redis, probed side by side within the one deadline.
+    async fn health(&self) -> Health {
         self.last
             .get(async {
-                match self.probe.check(READINESS_DEADLINE).await {
-                    Ok(()) => true,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "readiness check failed");
-                        false
+                let database = async {
+                    match self.probe.check(READINESS_DEADLINE).await {
+                        Ok(()) => true,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "readiness check failed");
+                            false
+                        }
                     }
-                }
+                };
+                let redis = async {
+                    match &self.requests {
+                        Some(requests) => requests.redis_answers(READINESS_DEADLINE).await,
+                        None => None,
+                    }
+                };
+                let (database, redis) = tokio::join!(database, redis);
+                Health { database, redis }
             })
             .await
     }
@@ -66,12 +93,12 @@ impl Readiness {
 /// The last answer of a check and when it was made: reused while fresh, and made by one caller
 /// at a time (the others wait for it, then reuse it).
 #[derive(Debug)]
-struct Reused {
+struct Reused<T = Health> {
     fresh_for: Duration,
-    last: Mutex<Option<(Instant, bool)>>,
+    last: Mutex<Option<(Instant, T)>>,
 }
 
-impl Reused {
+impl<T: Copy> Reused<T> {
     fn new(fresh_for: Duration) -> Self {
         Self {
             fresh_for,
@@ -79,7 +106,7 @@ impl Reused {
         }
     }
 
-    async fn get(&self, check: impl Future<Output = bool>) -> bool {
+    async fn get(&self, check: impl Future<Output = T>) -> T {
         let mut last = self.last.lock().await;
         if let Some((made, answer)) = *last
             && made.elapsed() < self.fresh_for
@@ -92,24 +119,33 @@ impl Reused {
     }
 }
 
-fn status(status: StatusCode, text: &str) -> Response {
-    json_response(status, &serde_json::json!({ "status": text }))
-}
-
 #[handler]
 pub(super) fn healthz() -> Response {
-    status(StatusCode::OK, "ok")
+    json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
 }
 
+/// `{"status", "database", "redis"}`, and `"shutting_down": true` once shutdown began (the
+/// probes still run, so the answer still says what is down).
 #[handler]
 pub(super) async fn readyz(Data(readiness): Data<&Arc<Readiness>>) -> Response {
-    if readiness.draining.load(Ordering::Relaxed) {
-        return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    let health = readiness.health().await;
+    let draining = readiness.draining.load(Ordering::Relaxed);
+    let up = |answers: bool| if answers { "ok" } else { "down" };
+    let ready = health.database && !draining;
+    let mut body = serde_json::json!({
+        "status": if ready { "ok" } else { "unavailable" },
+        "database": up(health.database),
+        "redis": health.redis.map_or("off", up),
+    });
+    if draining {
+        body["shutting_down"] = serde_json::json!(true);
     }
-    match readiness.database_answers().await {
-        true => status(StatusCode::OK, "ok"),
-        false => status(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
 }
 
 #[cfg(test)]
@@ -122,7 +158,7 @@ mod tests {
     /// the next.
     #[tokio::test]
     async fn one_check_answers_every_caller_while_it_is_fresh() {
-        let reused = Reused::new(Duration::from_millis(200));
+        let reused = Reused::<bool>::new(Duration::from_millis(200));
         let checks = AtomicUsize::new(0);
         let check = || async {
             checks.fetch_add(1, Ordering::Relaxed);

@@ -99,6 +99,16 @@ impl RequestThrottle {
         }
     }
 
+    /// Whether Redis answers within `deadline`, for readiness; `None` when the logs are kept in
+    /// memory. Asks on a connection of its own when the throttles have none, and changes
+    /// nothing the throttles do.
+    pub async fn redis_answers(&self, deadline: Duration) -> Option<bool> {
+        match &self.logs {
+            Logs::Memory(_) => None,
+            Logs::Redis(redis) => Some(redis.answers(deadline).await),
+        }
+    }
+
     /// Logs the request where it is admitted; `Err(seconds)` when a throttle refuses it: the
     /// longest wait, rounded up, as DRF's `Retry-After`.
     pub async fn check(&self, requester: Requester<'_>) -> Result<(), u64> {
@@ -227,6 +237,21 @@ impl RedisLogs {
                 REDIS_CONNECT_TIMEOUT.as_millis()
             )),
         }
+    }
+
+    async fn answers(&self, deadline: Duration) -> bool {
+        let existing = lock(&self.connection).clone();
+        tokio::time::timeout(deadline, async {
+            let mut connection = match existing {
+                Some(connection) => connection,
+                None => self.client.get_multiplexed_async_connection().await?,
+            };
+            redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await
+        })
+        .await
+        .is_ok_and(|answered| answered.is_ok())
     }
 
     /// The connection, or `None` while there is none: one is then made in the background

@@ -183,9 +183,10 @@ async fn health_endpoints() {
     app.send(app.request(Method::GET, "/healthz"))
         .await
         .assert(StatusCode::OK, json!({"status": "ok"}));
-    app.send(app.request(Method::GET, "/readyz"))
-        .await
-        .assert(StatusCode::OK, json!({"status": "ok"}));
+    app.send(app.request(Method::GET, "/readyz")).await.assert(
+        StatusCode::OK,
+        json!({"status": "ok", "database": "ok", "redis": "off"}),
+    );
 }
 
 #[tokio::test]
