@@ -209,22 +209,39 @@ pub enum ClientCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The OpenAPI document needs no settings, so a misconfigured host can still print it.
+    if let Command::Openapi = command {
+        print!("{}", crate::http::openapi_yaml(""));
+        return Ok(());
+    }
+    // Settings come first: every command logs in their format, and a bad one stops it.
     let flags = Flags {
         config: cli.config,
         bind: cli.bind,
         database_url: cli.database_url,
     };
-    // The OpenAPI document needs no settings, so a misconfigured host can still print it.
-    let settings = || load_settings(&flags);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Openapi => print!("{}", crate::http::openapi_yaml("")),
+    let settings = Settings::load(&flags, |name| std::env::var(name).ok())?;
+    // The server logs its requests; one-off commands speak only when something is wrong.
+    let default_level = match command {
+        Command::Serve => "info",
+        _ => "warn",
+    };
+    crate::telemetry::init(default_level, settings.log_format);
+    // A typo would otherwise be silently ignored; not an error, because environments are
+    // shared across versions.
+    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    for name in crate::config::unknown_variables(names) {
+        tracing::warn!(variable = %name, "ignoring {name}: it is not an authd setting");
+    }
+    match command {
+        Command::Openapi => unreachable!("printed above"),
         Command::Serve => {
             let stop = startup::shutdown_signal().context("cannot handle SIGINT and SIGTERM")?;
-            let app = Application::build(settings()?).await?;
+            let app = Application::build(settings).await?;
             app.run(stop).await.context("server failed")?;
         }
         Command::Migrate => {
-            let settings = settings()?;
             startup::open_database(&settings).await?;
             println!(
                 "{} database is up to date",
@@ -236,7 +253,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             email,
             no_input,
         } => {
-            let state = startup::open_state(settings()?).await?;
+            let state = startup::open_state(settings).await?;
             let password = if no_input {
                 std::env::var("AUTHD_SUPERUSER_PASSWORD").context(
                     "--no-input reads the password from AUTHD_SUPERUSER_PASSWORD, which is not set",
@@ -250,7 +267,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Superuser {} created (id {}).", user.username, user.id);
         }
         Command::Changepassword { username } => {
-            let state = startup::open_state(settings()?).await?;
+            let state = startup::open_state(settings).await?;
             let password = prompt_new_password()?;
             accounts::change_password(&state, &username, &password)
                 .await
@@ -260,37 +277,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Deactivate { username } => {
-            let state = startup::open_state(settings()?).await?;
+            let state = startup::open_state(settings).await?;
             accounts::deactivate(&state, &username)
                 .await
                 .map_err(explain)?;
             println!("User '{username}' deactivated; their tokens and links were revoked.");
         }
-        Command::ImportDjango(args) => import_django(settings()?, args).await?,
+        Command::ImportDjango(args) => import_django(settings, args).await?,
         Command::Client(command) => {
-            let state = startup::open_state(settings()?).await?;
+            let state = startup::open_state(settings).await?;
             run_client_command(&state, command).await?;
         }
         Command::Permission(command) => {
-            let state = startup::open_state(settings()?).await?;
+            let state = startup::open_state(settings).await?;
             run_permission_command(&state, command)
                 .await
                 .map_err(explain_authz)?;
         }
         Command::Group(command) => {
-            let state = startup::open_state(settings()?).await?;
+            let state = startup::open_state(settings).await?;
             run_group_command(&state, command)
                 .await
                 .map_err(explain_authz)?;
         }
         Command::User(command) => {
-            let state = startup::open_state(settings()?).await?;
+            let state = startup::open_state(settings).await?;
             run_user_command(&state, command)
                 .await
                 .map_err(explain_authz)?;
         }
         Command::Activate { username } => {
-            let state = startup::open_state(settings()?).await?;
+            let state = startup::open_state(settings).await?;
             accounts::activate(&state, &username)
                 .await
                 .map_err(explain)?;
@@ -381,16 +398,6 @@ impl ProgressLine {
             bar.finish_and_clear();
         }
     }
-}
-
-/// The settings, after one warning per `AUTHD_*` variable that is not a setting: a typo would
-/// otherwise be silently ignored. Not an error, because environments are shared across versions.
-fn load_settings(flags: &Flags) -> anyhow::Result<Settings> {
-    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
-    for name in crate::config::unknown_variables(names) {
-        tracing::warn!(variable = %name, "ignoring {name}: it is not an authd setting");
-    }
-    Ok(Settings::load(flags, |name| std::env::var(name).ok())?)
 }
 
 async fn run_client_command(state: &AppState, command: ClientCommand) -> anyhow::Result<()> {

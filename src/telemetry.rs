@@ -1,20 +1,52 @@
 //! Logging: `RUST_LOG` filters (default `info`); lines go to stderr so stdout stays free for
-//! command output. No handler logs passwords, tokens or headers, and what a library says about
-//! a URL it was given is scrubbed of the URL's password before it is printed.
+//! command output, as text or as JSON (`AUTHD_LOG_FORMAT`). No handler logs passwords, tokens or
+//! headers, and what a library says about a URL it was given is scrubbed of the URL's password
+//! before it is printed.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// tracing-subscriber's human-readable lines.
+    Text,
+    /// One JSON object per line, in tracing-subscriber's field names, for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// `default_level` applies when `RUST_LOG` is not set.
-pub fn init(default_level: &str) {
+///
+/// JSON lines are tracing-subscriber's own: `timestamp`, `level`, `target`, `fields` (with
+/// `message`), and `span` (the innermost span's fields: a request's `request_id`, the one
+/// answered in `X-Request-Id`). Only the innermost span is written: the request span is the
+/// only one authd opens, and a list of one would be noise on every line.
+pub fn init(default_level: &str, format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// An error and every cause under it, `outer: inner: innermost`, for a log line: "database

@@ -416,6 +416,8 @@ pub struct Settings {
     pub database_timeout: Duration,
     /// Empty, or a path such as `/auth` that every route moves under.
     pub url_prefix: String,
+    /// How log lines are written.
+    pub log_format: crate::telemetry::LogFormat,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Accepted `Authorization` keywords; the first one is named in `WWW-Authenticate`.
@@ -518,6 +520,7 @@ impl Settings {
             database_timeout: Duration::from_secs(5),
             database_url,
             url_prefix: String::new(),
+            log_format: crate::telemetry::LogFormat::Text,
             trusted_proxies: Vec::new(),
             token_keywords: vec!["Token".into(), "Bearer".into()],
             token_cache_ttl: Duration::from_secs(10),

@@ -14,6 +14,7 @@ use super::{
     ConflictStatus, DatabaseUrl, EmailBackend, LimitPolicy, LoginField, Settings, UserExtraField,
     check_mail_text, parse_keywords, parse_prefix,
 };
+use crate::telemetry::LogFormat;
 use crate::throttle::Rate;
 
 /// Where a setting is listed in the documentation.
@@ -314,6 +315,14 @@ fn redis_prefix(text: &str) -> Result<String, String> {
     }
 }
 
+fn log_format(text: &str) -> Result<LogFormat, String> {
+    match text.trim() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected `text` or `json`".into()),
+    }
+}
+
 fn limit_policy(text: &str) -> Result<LimitPolicy, String> {
     match text.trim() {
         "evict_oldest" => Ok(LimitPolicy::EvictOldest),
@@ -460,6 +469,9 @@ pub static SETTINGS: &[Def] = &[
         "the longest wait for the database (a pooled or new connection, SQLite's lock); past it the request gets 503 with `Retry-After`"),
     setting!("url_prefix", "AUTHD_URL_PREFIX", Server, Text(parse_prefix), |s| s.url_prefix,
         example "/auth", "e.g. `/auth`: every route, docs and health checks included, moves under it"),
+    setting!("log_format", "AUTHD_LOG_FORMAT", Server,
+        Parsed(log_format, |f: &LogFormat| f.name().to_owned()), |s| s.log_format, example "json",
+        "`text` (lines for people) or `json` (one object per line on stderr, for log shippers; the shape is in docs/logging.md)"),
     setting!("trusted_proxies", "AUTHD_TRUSTED_PROXIES", Server,
         Parsed(cidr_list, |list: &Vec<IpNet>| list.iter().map(IpNet::to_string).collect::<Vec<_>>().join(",")),
         |s| s.trusted_proxies, example "10.0.0.0/8,192.168.1.7/32",

@@ -10,7 +10,7 @@ use crate::helpers::{PASSWORD, free_port};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_authd");
 
-fn authd(dir: &tempfile::TempDir) -> Command {
+pub(crate) fn authd(dir: &tempfile::TempDir) -> Command {
     let mut command = Command::new(BIN);
     command
         .current_dir(dir.path())
@@ -233,15 +233,15 @@ impl Drop for KillOnDrop {
 }
 
 /// `authd serve` as a child process, with its output collected.
-struct Served {
+pub(crate) struct Served {
     child: KillOnDrop,
-    base: String,
+    pub(crate) base: String,
     stdout: std::thread::JoinHandle<String>,
     stderr: std::thread::JoinHandle<String>,
 }
 
 impl Served {
-    async fn start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut command = authd(dir);
         command
@@ -291,7 +291,7 @@ impl Served {
     }
 
     /// SIGTERM, then the exit status, stdout and stderr.
-    fn stop(mut self) -> (std::process::ExitStatus, String, String) {
+    pub(crate) fn stop(mut self) -> (std::process::ExitStatus, String, String) {
         // SAFETY: kill(2) with a pid we own and a valid signal number.
         unsafe {
             libc::kill(self.child.0.id() as i32, libc::SIGTERM);

@@ -22,6 +22,7 @@ mod layout;
 mod lifecycle;
 mod load;
 mod login;
+mod logs;
 #[cfg(feature = "mysql")]
 mod mariadb;
 mod nginx;
