@@ -24,6 +24,7 @@ mod load;
 mod login;
 #[cfg(feature = "mysql")]
 mod mariadb;
+mod metrics;
 mod nginx;
 mod oauth;
 mod openapi;
