@@ -24,6 +24,8 @@ pub mod http;
 pub mod import;
 /// Email templates and the delivery backends.
 pub mod mail;
+/// Prometheus metrics: the families, their bounded labels, the one recorder.
+pub mod meter;
 /// OAuth2: the token endpoint, revocation, introspection, registered clients.
 pub mod oauth;
 /// Sessions: one a login; their limit, list and end; OAuth2 refresh families.

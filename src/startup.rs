@@ -7,15 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
 use crate::config::{EmailBackend, LoginField, MIN_HEADER_BYTES, Settings};
 use crate::crypto::PasswordHasher;
 use crate::domain::{email, password};
 use crate::http::health::Readiness;
+use crate::http::prometheus;
 use crate::http::server::{self, Limits};
 use crate::mail::Mailer;
+use crate::meter;
 use crate::sessions;
 use crate::state::AppState;
 use crate::store::{self, users};
@@ -121,7 +125,19 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     address: SocketAddr,
+    metrics: Option<Metrics>,
 }
+
+/// The metrics listener, bound, and the recorder's handle it renders.
+struct Metrics {
+    listener: TcpListener,
+    address: SocketAddr,
+    handle: PrometheusHandle,
+}
+
+/// How often the recorder folds recorded latencies into its histograms when nobody scrapes:
+/// otherwise each sample is kept until the next scrape.
+const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -132,6 +148,25 @@ impl Application {
             "AUTHD_MAX_HEADER_BYTES must be at least {MIN_HEADER_BYTES}"
         );
         let bind = settings.bind;
+        // Before the database: a wrong address fails at once, naming its setting; and every
+        // family exists before the first request records into it.
+        let metrics = match settings.metrics_bind {
+            Some(metrics_bind) => {
+                let listener = TcpListener::bind(metrics_bind).await.with_context(|| {
+                    format!("AUTHD_METRICS_BIND: cannot listen on {metrics_bind}")
+                })?;
+                let address = listener.local_addr().with_context(|| {
+                    format!("AUTHD_METRICS_BIND: cannot listen on {metrics_bind}")
+                })?;
+                let handle = meter::install().context("cannot set up the metrics recorder")?;
+                Some(Metrics {
+                    listener,
+                    address,
+                    handle,
+                })
+            }
+            None => None,
+        };
         let state = open_state(settings).await?;
         // Before the first request: an unknown name costs what an imported account costs. A
         // failure (the database away a moment, a hash the crates refuse to imitate) must not
@@ -153,12 +188,19 @@ impl Application {
             listener,
             state,
             address,
+            metrics,
         })
     }
 
     /// The bound address (the real port when the settings asked for port 0).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where `/metrics` is served (the real port when AUTHD_METRICS_BIND asked for port 0);
+    /// `None` when metrics are off.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|metrics| metrics.address)
     }
 
     pub fn state(&self) -> &AppState {
@@ -199,13 +241,50 @@ impl Application {
         let tasks = Tasks::start(&self.state);
         let readiness = Readiness::new(settings.database_url.expose(), self.state.requests.clone());
         let app = crate::http::build_app(self.state.clone(), Arc::clone(&readiness));
+        let stopping = CancellationToken::new();
+        let metrics_limits = limits.clone();
+        let metrics = self.metrics.map(|metrics| {
+            tracing::info!(address = %metrics.address, "metrics listening");
+            let endpoint = prometheus::endpoint(metrics.handle.clone(), self.state.clone());
+            let stop = stopping.clone();
+            tokio::spawn(async move {
+                let upkeep = keep_up(metrics.handle, stop.clone());
+                let served = server::serve(
+                    metrics.listener,
+                    endpoint,
+                    metrics_limits,
+                    stop.cancelled_owned(),
+                );
+                let ((), served) = tokio::join!(upkeep, served);
+                served
+            })
+        });
+        let stop_metrics = stopping.clone();
         let shutdown = async move {
             shutdown.await;
             readiness.drain();
         };
         let served = server::serve(self.listener, app, limits, shutdown).await;
+        stop_metrics.cancel();
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Err(err)) => tracing::warn!(error = %err, "the metrics listener failed"),
+                Err(err) => tracing::warn!(error = %err, "the metrics listener panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
         tasks.stop().await;
         served
+    }
+}
+
+/// Folds recorded latencies into the histograms every few seconds until `stop`.
+async fn keep_up(handle: PrometheusHandle, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(METRICS_UPKEEP_INTERVAL) => handle.run_upkeep(),
+        }
     }
 }
 

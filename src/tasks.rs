@@ -17,6 +17,7 @@ use crate::accounts::delivery::Delivery;
 use crate::auth::{Authenticator, Invalidation};
 use crate::config::{Mail, Maintenance};
 use crate::crypto::{HashError, PasswordHasher, Scheme};
+use crate::meter::{self, Ended};
 use crate::state::AppState;
 use crate::store::{self, email_tokens, outbox};
 use crate::store::{Db, DbErr};
@@ -229,7 +230,15 @@ impl Purge {
         loop {
             let dead = store::sessions::dead(db, now, idle_before, PURGE_BATCH).await?;
             let count = dead.len() as u64;
-            sessions += store::sessions::delete_ids(db, dead).await?;
+            let expired = dead
+                .iter()
+                .filter(|(_, end)| end.is_some_and(|end| end <= now))
+                .count() as u64;
+            let ids = dead.into_iter().map(|(id, _)| id).collect();
+            let deleted = store::sessions::delete_ids(db, ids).await?;
+            meter::sessions_ended(Ended::Expired, expired.min(deleted));
+            meter::sessions_ended(Ended::Idle, deleted.saturating_sub(expired));
+            sessions += deleted;
             if count < PURGE_BATCH {
                 break;
             }
@@ -251,6 +260,18 @@ impl Purge {
             store::failures::purge(db, ago(self.failures.longest().unwrap_or_default())).await?;
         let addresses =
             store::known_addresses::purge(db, ago(crate::throttle::KNOWN_ADDRESS_LIFETIME)).await?;
+        for (table, rows) in [
+            ("sessions", sessions),
+            ("tokens", tokens),
+            ("links", links),
+            ("messages", messages),
+            ("windows", windows),
+            ("invalidations", invalidations),
+            ("failures", failures),
+            ("addresses", addresses),
+        ] {
+            meter::purged(table, rows);
+        }
         if sessions + tokens + links + messages + windows + invalidations + failures + addresses > 0
         {
             tracing::info!(

@@ -5,6 +5,7 @@ use crate::store::{self, Principal, email_tokens, sessions, users};
 
 use super::register::{Creator, create};
 use super::{Error, Result, check_password, commit_change};
+use crate::meter::{self, Ended};
 
 /// `authd createsuperuser`: the same rules as registration; an active staff superuser.
 pub async fn create_superuser(
@@ -45,8 +46,9 @@ pub async fn change_password(state: &AppState, name: &str, new_password: &str) -
     let hash = state.hasher.admit()?.hash(new_password).await?;
     let txn = store::begin_write(&state.db).await?;
     users::set_password(&txn, user.id, &hash).await?;
-    sessions::delete_for_user(&txn, user.id, None).await?;
+    let ended = sessions::delete_for_user(&txn, user.id, None).await?;
     commit_change(state, txn, &user, None).await?;
+    meter::sessions_ended(Ended::PasswordChange, ended);
     Ok(())
 }
 
@@ -59,6 +61,7 @@ pub async fn deactivate(state: &AppState, name: &str) -> Result<()> {
     let revoked = sessions::delete_for_user(&txn, user.id, None).await?;
     email_tokens::revoke_live(&txn, user.id, None).await?;
     commit_change(state, txn, &user, None).await?;
+    meter::sessions_ended(Ended::Deactivated, revoked);
     tracing::info!(
         user_id = user.id,
         ended_sessions = revoked,

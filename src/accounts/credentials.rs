@@ -7,6 +7,7 @@ use crate::domain::fields::CharField;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{ClientInfo, FieldErrors, Input, RawFields, email, messages, username};
 use crate::mail::Kind;
+use crate::meter::{self, Ended, Login};
 use crate::sessions::{self, Issued, ScopeRequest};
 use crate::state::AppState;
 use crate::store::OnConstraint;
@@ -103,6 +104,7 @@ pub async fn log_in(
         || identifier.contains('\0')
         || identifier.chars().count() > longest
     {
+        meter::login(Login::BadCredentials);
         return Ok(None);
     }
     let account = canonical_login(state, identifier);
@@ -124,10 +126,13 @@ pub async fn log_in(
         known,
     };
     let principal = found.as_ref().map(|found| &found.principal);
-    let attempt = begin_attempt(state, client, source, &account, principal).await?;
+    let attempt = begin_attempt(state, client, source, &account, principal)
+        .await
+        .inspect_err(count_refused_login)?;
     let checked = check_login(hashing, found.as_ref(), password.clone()).await;
     let (verified, outdated) = match checked {
         Err(err) => {
+            count_refused_login(&err);
             attempt.abandon().await;
             return Err(err);
         }
@@ -149,6 +154,7 @@ pub async fn log_in(
     let txn = store::begin_write(&state.db).await?;
     // The password may have changed, or the account been deactivated, while we hashed.
     if still_verified(&txn, user).await?.is_none() {
+        meter::login(Login::BadCredentials);
         return Ok(None);
     }
     if let Some(rehashed) = rehashed {
@@ -178,8 +184,22 @@ pub async fn log_in(
     .await?;
     let evicted: Vec<Invalidation> = evicted.into_iter().map(Invalidation::Session).collect();
     state.auth.commit(txn, &evicted).await?;
+    meter::login(Login::Success);
+    meter::session_opened(kind.label());
+    meter::sessions_ended(Ended::Evicted, evicted.len() as u64);
     tracing::info!(user_id = user.id, client_ip = %client.ip, "login succeeded");
     Ok(Some(issued))
+}
+
+/// A login refused before its password could decide: by a failed-login limit, or shed.
+fn count_refused_login(err: &super::Error) {
+    match err {
+        super::Error::Throttled(_) => meter::login(Login::Throttled),
+        super::Error::Hashing(crate::crypto::HashError::Overloaded) => {
+            meter::login(Login::Overloaded)
+        }
+        _ => {}
+    }
 }
 
 /// The canonical login value `login_value` names: what the failure limits count an account
@@ -271,12 +291,18 @@ async fn check_login(
 ) -> Result<Option<(Credentials, bool)>> {
     let Some(account) = found else {
         hashing.verify_dummy(password).await?;
+        meter::login(Login::BadCredentials);
         return Ok(None);
     };
     let verified = hashing
         .verify(password, account.password_hash.clone())
         .await?;
     let active = account.principal.is_active;
+    match (verified.matches, active) {
+        (false, _) => meter::login(Login::BadCredentials),
+        (true, false) => meter::login(Login::Inactive),
+        (true, true) => {}
+    }
     Ok((verified.matches && active).then(|| (account.clone(), verified.outdated)))
 }
 
@@ -286,7 +312,9 @@ pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
     if caller.is_api_key() {
         return Err(Error::PermissionDenied);
     }
-    sessions::end(state, caller.session_id).await?;
+    if sessions::end(state, caller.session_id).await? {
+        meter::sessions_ended(Ended::Logout, 1);
+    }
     Ok(())
 }
 
@@ -415,6 +443,7 @@ pub async fn set_password(
         .password_changed_email_confirmation
         .then_some(Kind::PasswordChangedConfirmation);
     commit_change(state, txn, &caller.user, confirmation).await?;
+    meter::sessions_ended(Ended::PasswordChange, revoked);
     tracing::info!(
         user_id = caller.user.id,
         ended_sessions = revoked,

@@ -224,6 +224,7 @@ impl Delivery {
                         tracing::warn!(message = row.id, attempts, %error, retry_at = %at, "email not sent; will retry")
                     }
                     None => {
+                        crate::meter::outbox_dropped();
                         tracing::error!(message = row.id, attempts, %error, "email not sent; giving up")
                     }
                 }

@@ -381,6 +381,7 @@ pub async fn reset_password_confirm(
         .password_changed_email_confirmation
         .then_some(Kind::PasswordChangedConfirmation);
     super::commit_change(state, txn, &user, confirmation).await?;
+    crate::meter::sessions_ended(crate::meter::Ended::PasswordChange, revoked);
     tracing::info!(
         user_id = user.id,
         ended_sessions = revoked,

@@ -148,6 +148,7 @@ pub async fn create_key(
         None => false,
     };
     txn.commit().await?;
+    crate::meter::session_opened("api_key");
     if told {
         state.mailer.wake();
     }

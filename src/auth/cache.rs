@@ -131,6 +131,10 @@ impl TokenCache {
         self.entries.as_ref()?.get(digest)
     }
 
+    pub fn entry_count(&self) -> u64 {
+        self.entries.as_ref().map_or(0, Cache::entry_count)
+    }
+
     /// To be taken before the database is read for an entry.
     pub fn epoch(&self) -> Epoch {
         Epoch(self.epoch.load(Ordering::SeqCst))

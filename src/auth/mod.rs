@@ -282,12 +282,14 @@ impl Authenticator {
         let digest = crypto::token_digest(token);
         let now = Utc::now();
         if let Some(caller) = self.cache.get(&digest) {
+            metrics::counter!("authd_token_cache_requests_total", "result" => "hit").increment(1);
             if caller.alive(now, self.idle) {
                 return Ok(Some(caller));
             }
             self.cache.forget_token(&digest);
             return Ok(None);
         }
+        metrics::counter!("authd_token_cache_requests_total", "result" => "miss").increment(1);
         let started = self.cache.epoch();
         let Some((token, user, session)) = tokens::find_live(&self.db, &digest).await? else {
             return Ok(None);
@@ -309,6 +311,11 @@ impl Authenticator {
             self.cache.insert(digest, Arc::clone(&caller), started);
         }
         Ok(Some(caller))
+    }
+
+    /// Verified tokens held in memory (moka's count, which may lag a little), for metrics.
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.entry_count()
     }
 
     /// How often at most a session's last use is queued for writing: a minute, or a quarter of

@@ -410,6 +410,8 @@ impl fmt::Debug for DatabaseUrl {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
+    /// Where `/metrics` is served, apart from the API; `None`: no metrics at all.
+    pub metrics_bind: Option<SocketAddr>,
     pub database_url: DatabaseUrl,
     pub database_max_connections: u32,
     /// The longest wait for the database: a connection, or SQLite's lock.
@@ -513,6 +515,7 @@ impl Settings {
             .unwrap_or(1);
         Self {
             bind: DEFAULT_BIND.parse().expect("static address"),
+            metrics_bind: None,
             database_max_connections: match database_url.kind() {
                 DatabaseKind::Sqlite => 8,
                 DatabaseKind::Postgres => 10,

@@ -273,6 +273,13 @@ fn socket_address(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| "expected an address such as 127.0.0.1:8000".into())
 }
 
+fn optional_socket_address(text: &str) -> Result<Option<SocketAddr>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        address => socket_address(address).map(Some),
+    }
+}
+
 fn cidr_list(text: &str) -> Result<Vec<IpNet>, String> {
     text.split(',')
         .map(str::trim)
@@ -457,6 +464,10 @@ macro_rules! djoser_flag {
 pub static SETTINGS: &[Def] = &[
     setting!("bind", "AUTHD_BIND", Server, Parsed(socket_address, |a: &SocketAddr| a.to_string()),
         |s| s.bind, example "127.0.0.1:9000", "address to listen on", flag "--bind"),
+    setting!("metrics_bind", "AUTHD_METRICS_BIND", Server,
+        Parsed(optional_socket_address, |a: &Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default()),
+        |s| s.metrics_bind, example "127.0.0.1:9100",
+        "address of a separate listener that serves Prometheus metrics at `GET /metrics` (docs/metrics.md), under the same connection limits; unset: no metrics. Keep it off the public network: the main port never serves `/metrics`"),
     setting!("database_url", "DATABASE_URL", Server,
         Parsed(|t: &str| super::DatabaseUrl::parse(t), |u: &super::DatabaseUrl| u.expose().to_owned()),
         |s| s.database_url, example "postgres://authd@db.example.com/authd",

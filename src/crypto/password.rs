@@ -254,6 +254,11 @@ impl PasswordHasher {
         self.load.done[class.index()].load(Ordering::Relaxed)
     }
 
+    /// Places taken in the queue: requests admitted and not yet finished, for metrics.
+    pub fn queue_depth(&self) -> usize {
+        self.queue_limit - self.places.available_permits()
+    }
+
     /// Makes the dummy a hash of the most common scheme among `legacy` (a bounded sample of the
     /// stored hashes that are neither authd's own nor unusable), at the same cost with a fresh
     /// salt; authd's own Argon2id when none of them can be verified. A scheme above the dummy
@@ -311,13 +316,17 @@ impl PasswordHasher {
     /// A place in the queue, or `Overloaded` at once when there is none or the wait it can
     /// expect is longer than the queue timeout.
     pub fn admit(self: &Arc<Self>) -> Result<Admission, HashError> {
-        let ahead = self.queue_limit - self.places.available_permits();
+        let ahead = self.queue_depth();
         if self.expected_wait(ahead) > self.queue_timeout {
+            metrics::counter!("authd_admission_refusals_total", "reason" => "expected_wait")
+                .increment(1);
             return Err(HashError::Overloaded);
         }
-        let place = Arc::clone(&self.places)
-            .try_acquire_owned()
-            .map_err(|_| HashError::Overloaded)?;
+        let place = Arc::clone(&self.places).try_acquire_owned().map_err(|_| {
+            metrics::counter!("authd_admission_refusals_total", "reason" => "queue_full")
+                .increment(1);
+            HashError::Overloaded
+        })?;
         Ok(Admission {
             hasher: Arc::clone(self),
             _place: place,
@@ -357,11 +366,17 @@ impl PasswordHasher {
         work: impl FnOnce(&Argon2<'static>, &mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let in_flight = InFlight::new(&self.load, class);
+        let queued = Instant::now();
         let thread = Arc::clone(&self.threads).acquire_owned();
         let thread = tokio::time::timeout(self.queue_timeout, thread)
             .await
-            .map_err(|_| HashError::Overloaded)?
+            .map_err(|_| {
+                metrics::counter!("authd_admission_refusals_total", "reason" => "expected_wait")
+                    .increment(1);
+                HashError::Overloaded
+            })?
             .map_err(|_| HashError::PoolGone)?;
+        metrics::histogram!("authd_hash_queue_wait_seconds").record(queued.elapsed().as_secs_f64());
         let (done, result) = oneshot::channel();
         let argon2 = self.argon2.clone();
         let span = tracing::Span::current();
@@ -374,6 +389,8 @@ impl PasswordHasher {
                 let started = Instant::now();
                 let output = work(&argon2, memory);
                 load.record(class, started.elapsed());
+                metrics::counter!("authd_password_hashes_total", "algorithm" => class.name())
+                    .increment(1);
                 // Done before the caller hears of it: its next request must not find this job
                 // still counted (a thread of the batch class may wait to run again).
                 drop(in_flight);

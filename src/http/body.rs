@@ -95,10 +95,10 @@ async fn read(
         return Err(ApiError::PayloadTooLarge);
     }
     let mut fit = async |size: usize| match room {
-        Some(room) => room
-            .fit(size, deadline)
-            .await
-            .map_err(|_| ApiError::Unavailable),
+        Some(room) => room.fit(size, deadline).await.map_err(|_| {
+            crate::meter::refused(crate::meter::Refusal::BodyBudget);
+            ApiError::Unavailable
+        }),
         None => Ok(()),
     };
     fit(declared_length).await?;

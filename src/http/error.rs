@@ -254,7 +254,10 @@ pub(super) fn database_away(cause: &(dyn std::error::Error + 'static), failed: &
     let chain = crate::telemetry::chain(cause);
     let away = store::unavailable(cause);
     match away {
-        true => tracing::warn!(error = %chain, "the database is unavailable"),
+        true => {
+            crate::meter::database_unavailable();
+            tracing::warn!(error = %chain, "the database is unavailable")
+        }
         false => tracing::error!(error = %chain, "{failed}"),
     }
     away

@@ -153,6 +153,9 @@ impl<E> Gate<E> {
             }
             None => Ok(()),
         };
+        if verdict.is_err() {
+            crate::meter::throttled(if user.is_some() { "user" } else { "anon" });
+        }
         verdict.map_err(ApiError::Throttled)
     }
 }

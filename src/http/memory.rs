@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::meter;
+
 /// Bodies up to this size are never counted: the reserve every small request can rely on.
 pub const RESERVE_BYTES: usize = 64 * 1024;
 
@@ -79,6 +81,7 @@ impl BodyMemory {
             return false;
         }
         usage.in_use += more;
+        metrics::gauge!(meter::BODY_BUDGET_IN_USE).set(usage.in_use as f64);
         *usage.by_client.entry(room.client).or_default() += more;
         room.bytes += more;
         true
@@ -91,6 +94,7 @@ impl BodyMemory {
         {
             let mut usage = self.usage();
             usage.in_use -= bytes;
+            metrics::gauge!(meter::BODY_BUDGET_IN_USE).set(usage.in_use as f64);
             if let Some(held) = usage.by_client.get_mut(&client) {
                 *held -= bytes;
                 if *held == 0 {

@@ -21,6 +21,8 @@ mod keys;
 mod memory;
 /// `/oauth/*`: OAuth2 beside the DRF gate, in RFC 6749's error dialect.
 mod oauth;
+/// `GET /metrics` on its own listener, and the per-request series.
+pub mod prometheus;
 /// The route table the gate, the `Allow` headers and the OpenAPI paths read.
 pub mod routes;
 /// `Authorization: Token …` parsing and the documented security scheme.
@@ -296,8 +298,10 @@ pub fn build_app(state: AppState, readiness: Arc<Readiness>) -> impl Endpoint<Ou
         })
     });
     let body_memory = BodyMemory::new(state.settings.connections.body_memory_bytes);
+    let metered = prometheus::Metered::new(&state.settings);
     cors::with_cors(app, state.settings.cors_allowed_origins.clone())
         .around(log_request)
+        .around(move |endpoint, request| metered.clone().call(endpoint, request))
         .with(RequestId::default())
         .data(body_memory)
         .data(readiness)

@@ -254,6 +254,28 @@ pub fn find(path: &str) -> Option<&'static ApiRoute> {
         .find(|route| route.dialect == Dialect::Drf && route.matches(path))
 }
 
+/// The endpoints mounted beside the table: health checks and docs (paths without the prefix).
+pub const UNLISTED: [&str; 5] = [
+    "/healthz",
+    "/readyz",
+    "/docs",
+    "/openapi.json",
+    "/openapi.yaml",
+];
+
+/// The metrics `route` label of a path without the URL prefix: the template of the route it
+/// names (`/users/{id}/`), or `unmatched`. Never the path itself, which the client chose.
+pub fn template(path: &str) -> &'static str {
+    if let Some(unlisted) = UNLISTED.iter().find(|unlisted| **unlisted == path) {
+        return unlisted;
+    }
+    let path = path.trim_end_matches('/');
+    ROUTES
+        .iter()
+        .find(|route| route.matches(path))
+        .map_or("unmatched", |route| route.path)
+}
+
 /// The route behind a path as poem-openapi writes it (no trailing slash, `{id}` parameters).
 pub fn documented(generated: &str) -> Option<&'static ApiRoute> {
     ROUTES
@@ -282,6 +304,20 @@ mod tests {
         assert_eq!(path_of("/nothing"), None);
         assert_eq!(path_of("/users/1/extra"), None);
         assert_eq!(path_of("/"), None);
+    }
+
+    #[test]
+    fn metrics_label_paths_by_their_template_and_nothing_else() {
+        assert_eq!(template("/users/42/"), "/users/{id}/");
+        assert_eq!(template("/users/me/"), "/users/me/");
+        assert_eq!(template("/token/login"), "/token/login/");
+        assert_eq!(template("/oauth/token"), "/oauth/token");
+        assert_eq!(template("/healthz"), "/healthz");
+        assert_eq!(template("/openapi.json"), "/openapi.json");
+        assert_eq!(template("/nothing/"), "unmatched");
+        assert_eq!(template("/users/1/extra/"), "unmatched");
+        assert_eq!(template("/users/{\"a\"}\n/"), "/users/{id}/");
+        assert_eq!(template(&"/x".repeat(10_000)), "unmatched");
     }
 
     #[test]

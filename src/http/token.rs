@@ -6,6 +6,7 @@ use poem_openapi::payload::Json;
 
 use crate::accounts;
 use crate::domain::ClientInfo;
+use crate::meter::{self, Login};
 use crate::state::AppState;
 
 use super::ApiTags;
@@ -33,7 +34,8 @@ impl TokenApi {
         // The body is read before a place in the hashing queue is taken, so a place is never
         // held by a body that is still arriving.
         let fields = body.fields().await?;
-        let auth_token = accounts::login(&state, &state.hasher.admit()?, &client, &fields).await?;
+        let hashing = (state.hasher.admit()).inspect_err(|_| meter::login(Login::Overloaded))?;
+        let auth_token = accounts::login(&state, &hashing, &client, &fields).await?;
         Ok(Json(AuthToken { auth_token }))
     }
 

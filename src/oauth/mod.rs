@@ -11,6 +11,7 @@ use crate::auth::{Invalidation, TokenKind};
 use crate::crypto::{self, HashError};
 use crate::domain::fields::python_strip;
 use crate::domain::{ClientInfo, Input, RawFields};
+use crate::meter::{self, Ended, Login, Refresh};
 use crate::sessions::{self, Issued, Pair, RefreshError, ScopeRequest};
 use crate::state::AppState;
 use crate::store::DbErr;
@@ -170,7 +171,10 @@ pub async fn token(
                 Input::Text(name) => Some(name.clone()),
                 _ => client.as_ref().map(|client| client.name.clone()),
             };
-            let hashing = state.hasher.admit()?;
+            let hashing = state
+                .hasher
+                .admit()
+                .inspect_err(|_| meter::login(Login::Overloaded))?;
             let login = PasswordLogin {
                 identifier: &username,
                 password,
@@ -193,16 +197,21 @@ pub async fn token(
         }
         "refresh_token" => {
             let presented = required(fields, "refresh_token")?;
-            sessions::refresh(state, &presented, client_row, scope_of(fields))
-                .await
-                .map_err(|err| match err {
-                    RefreshError::InvalidGrant => OAuthError::InvalidGrant(
-                        "The refresh token is invalid, expired, revoked or was used already."
-                            .into(),
-                    ),
-                    RefreshError::InvalidScope => OAuthError::InvalidScope,
-                    RefreshError::Session(err) => OAuthError::from(accounts::Error::from(err)),
-                })
+            let refreshed =
+                sessions::refresh(state, &presented, client_row, scope_of(fields)).await;
+            match &refreshed {
+                Ok(_) => meter::refresh(Refresh::Success),
+                Err(RefreshError::InvalidGrant) => meter::refresh(Refresh::InvalidGrant),
+                Err(RefreshError::Reused) => meter::refresh(Refresh::Reuse),
+                Err(_) => {}
+            }
+            refreshed.map_err(|err| match err {
+                RefreshError::InvalidGrant | RefreshError::Reused => OAuthError::InvalidGrant(
+                    "The refresh token is invalid, expired, revoked or was used already.".into(),
+                ),
+                RefreshError::InvalidScope => OAuthError::InvalidScope,
+                RefreshError::Session(err) => OAuthError::from(accounts::Error::from(err)),
+            })
         }
         _ => Err(OAuthError::UnsupportedGrantType),
     }
@@ -238,7 +247,9 @@ pub async fn revoke(
             _ => OAuthError::InvalidClient,
         });
     }
-    sessions::end(state, holder.session_id).await?;
+    if sessions::end(state, holder.session_id).await? {
+        meter::sessions_ended(Ended::Revoked, 1);
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use crate::auth::{Caller, Invalidation, TokenKind};
 use crate::config::{LimitPolicy, Tokens};
 use crate::crypto;
 use crate::domain::ClientInfo;
+use crate::meter::{self, Ended};
 use crate::state::AppState;
 use crate::store::entity::auth_session;
 use crate::store::sessions::Which;
@@ -47,6 +48,14 @@ impl Kind {
         match self {
             Kind::Token => SessionKind::Token,
             Kind::OAuth { .. } => SessionKind::OAuth,
+        }
+    }
+
+    /// Its `kind` label in `authd_sessions_opened_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Token => "token",
+            Kind::OAuth { .. } => "oauth",
         }
     }
 }
@@ -294,10 +303,12 @@ pub async fn end(state: &AppState, session_id: i64) -> Result<bool, DbErr> {
 /// `DELETE /token/sessions/{id}/`: one of the caller's sessions; `false` for an unknown id or
 /// another user's.
 pub async fn end_by_id(state: &AppState, caller: &Caller, public_id: &str) -> Result<bool, DbErr> {
-    match sessions::find_public(&state.db, caller.user.id, public_id).await? {
-        Some(session) => end(state, session.id).await,
-        None => Ok(false),
-    }
+    let ended = match sessions::find_public(&state.db, caller.user.id, public_id).await? {
+        Some(session) => end(state, session.id).await?,
+        None => false,
+    };
+    meter::sessions_ended(Ended::Revoked, u64::from(ended));
+    Ok(ended)
 }
 
 /// `POST /token/logoutall/`: every session of the caller.
@@ -308,6 +319,7 @@ pub async fn end_all(state: &AppState, caller: &Caller) -> Result<u64, DbErr> {
         .auth
         .commit(txn, &[Invalidation::User(caller.user.id)])
         .await?;
+    meter::sessions_ended(Ended::LogoutAll, ended);
     Ok(ended)
 }
 
@@ -402,10 +414,12 @@ pub async fn list_keys(state: &AppState, caller: &Caller) -> Result<Vec<KeyView>
 /// `DELETE /token/keys/{id}/`: one of the caller's API keys; `false` for an unknown id,
 /// another user's, or a session that is not a key.
 pub async fn end_key(state: &AppState, caller: &Caller, public_id: &str) -> Result<bool, DbErr> {
-    match sessions::find_public(&state.db, caller.user.id, public_id).await? {
-        Some(session) if session.kind == SessionKind::ApiKey => end(state, session.id).await,
-        _ => Ok(false),
-    }
+    let ended = match sessions::find_public(&state.db, caller.user.id, public_id).await? {
+        Some(session) if session.kind == SessionKind::ApiKey => end(state, session.id).await?,
+        _ => false,
+    };
+    meter::sessions_ended(Ended::Revoked, u64::from(ended));
+    Ok(ended)
 }
 
 /// The session an authd token belongs to, as revocation needs it.
@@ -439,6 +453,9 @@ pub enum RefreshError {
     /// client: RFC 6749's `invalid_grant`.
     #[error("invalid refresh token")]
     InvalidGrant,
+    /// A retired refresh token presented again: its family is revoked (`invalid_grant` too).
+    #[error("reused refresh token")]
+    Reused,
     /// A scope beyond the session's (for an unscoped session: beyond what the user holds).
     #[error("invalid scope")]
     InvalidScope,
@@ -528,7 +545,7 @@ pub async fn refresh(
                 superseded = current.superseded,
                 "a retired refresh token was presented again; its family is revoked"
             );
-            return Err(RefreshError::InvalidGrant);
+            return Err(RefreshError::Reused);
         }
     }
     // Keep or narrow, never widen: refused, the transaction (and the retirement) is dropped.

@@ -62,6 +62,31 @@ impl<T> OnConstraint<T> for Result<T, DbErr> {
 /// The database: a pool of connections, shared by the whole service.
 pub type Db = DatabaseConnection;
 
+/// The pool's connections at this moment, for metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolConnections {
+    pub idle: usize,
+    pub in_use: usize,
+}
+
+pub fn pool_connections(db: &Db) -> PoolConnections {
+    let (size, idle) = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size() as usize, pool.num_idle())
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size() as usize, pool.num_idle())
+        }
+        _ => return PoolConnections::default(),
+    };
+    PoolConnections {
+        idle,
+        in_use: size.saturating_sub(idle),
+    }
+}
+
 /// One transaction, from [`begin_write`]: a use case's writes go through it and are committed
 /// (`commit`) or, dropped, rolled back as one.
 pub type Tx = sea_orm::DatabaseTransaction;

@@ -283,6 +283,36 @@ pub async fn release(db: &impl ConnectionTrait, ids: &[i64]) -> Result<(), DbErr
         .map(|_| ())
 }
 
+/// How many messages wait to be sent, were sent, or were given up (kept until the purge).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub sent: u64,
+    pub failed: u64,
+}
+
+pub async fn count_by_state(db: &impl ConnectionTrait) -> Result<OutboxCounts, DbErr> {
+    use email_outbox::{Column, Entity};
+    let pending = Entity::find()
+        .filter(Column::SentAt.is_null())
+        .filter(Column::FailedAt.is_null())
+        .count(db)
+        .await?;
+    let sent = Entity::find()
+        .filter(Column::SentAt.is_not_null())
+        .count(db)
+        .await?;
+    let failed = Entity::find()
+        .filter(Column::FailedAt.is_not_null())
+        .count(db)
+        .await?;
+    Ok(OutboxCounts {
+        pending,
+        sent,
+        failed,
+    })
+}
+
 /// Deletes messages delivered or given up before `before`.
 pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
     use email_outbox::{Column, Entity};

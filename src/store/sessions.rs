@@ -175,13 +175,13 @@ pub async fn touch(db: &impl ConnectionTrait, id: i64, used: DateTime<Utc>) -> R
 }
 
 /// Up to `limit` sessions that can never be used again: expired, or (with an idle limit)
-/// unused since `idle_before`. Their ids, for deletion and cache eviction.
+/// unused since `idle_before`. Their ids, for deletion and cache eviction, and their ends.
 pub async fn dead(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     idle_before: Option<DateTime<Utc>>,
     limit: u64,
-) -> Result<Vec<i64>, DbErr> {
+) -> Result<Vec<(i64, Option<DateTime<Utc>>)>, DbErr> {
     let mut dead = Condition::any().add(Column::ExpiresAt.lte(now));
     if let Some(before) = idle_before {
         dead = dead.add(
@@ -199,6 +199,7 @@ pub async fn dead(
     Entity::find()
         .select_only()
         .column(Column::Id)
+        .column(Column::ExpiresAt)
         .filter(dead)
         .limit(limit)
         .into_tuple()

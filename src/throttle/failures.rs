@@ -126,6 +126,8 @@ fn account_key(account: &str) -> String {
 
 /// One limit an attempt counts against.
 struct Counted {
+    /// Its `limit` label in `authd_throttled_total`.
+    limit: &'static str,
     key: String,
     rate: Rate,
     /// The account, for keys about one account.
@@ -143,17 +145,24 @@ pub async fn begin_attempt(
 ) -> Result<Attempt, Refused> {
     let of_account = Some(account_key(account));
     // The limit of this very source and account, whose failures a success clears.
-    let own = match source {
-        Source::Login { address, .. } => limits
-            .per_ip_account
-            .map(|rate| (key(&["ip+account", address, account]), rate)),
-        Source::Session(session) => limits
-            .per_session
-            .map(|rate| (key(&["session", &session.to_string()]), rate)),
+    let (own_limit, own) = match source {
+        Source::Login { address, .. } => (
+            "ip_account",
+            limits
+                .per_ip_account
+                .map(|rate| (key(&["ip+account", address, account]), rate)),
+        ),
+        Source::Session(session) => (
+            "session",
+            limits
+                .per_session
+                .map(|rate| (key(&["session", &session.to_string()]), rate)),
+        ),
     };
     let mut counted: Vec<Counted> = own
         .iter()
         .map(|(key, rate)| Counted {
+            limit: own_limit,
             key: key.clone(),
             rate: *rate,
             account: of_account.clone(),
@@ -161,11 +170,13 @@ pub async fn begin_attempt(
         .collect();
     if let Source::Login { address, known } = source {
         counted.extend(limits.per_account.filter(|_| !known).map(|rate| Counted {
+            limit: "account",
             key: account_key(account),
             rate,
             account: of_account.clone(),
         }));
         counted.extend(limits.per_ip.map(|rate| Counted {
+            limit: "ip",
             key: key(&["ip", address]),
             rate,
             account: None,
@@ -238,6 +249,7 @@ async fn admission(
     let now = Utc::now();
     let stale_before = now - stale;
     let mut wait = 0;
+    let mut refusing = Vec::new();
     let mut full = false;
     for (limit, own) in counted.iter().zip(own) {
         let rate = &limit.rate;
@@ -263,10 +275,14 @@ async fn admission(
         if failed.len() as u64 >= count {
             // Admitted once the oldest of the last `count` failures leaves the window.
             wait = wait.max(seconds_until(failed[count as usize - 1], rate, now));
+            refusing.push(limit.limit);
         } else {
             let ahead = in_flight.iter().filter(|row| row.id < *own).count();
             full |= (failed.len() + ahead) as u64 >= count;
         }
+    }
+    for limit in refusing {
+        crate::meter::throttled(limit);
     }
     Ok(match (wait, full) {
         (0, false) => Admission::Admitted,

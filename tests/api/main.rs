@@ -25,6 +25,7 @@ mod login;
 mod logs;
 #[cfg(feature = "mysql")]
 mod mariadb;
+mod metrics;
 mod nginx;
 mod oauth;
 mod openapi;

@@ -68,6 +68,7 @@ impl Body for DeadlineBody {
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if timer.as_mut().poll(cx).is_ready() {
+                    crate::meter::connection_closed(crate::meter::Closed::BodyTimeout);
                     return Poll::Ready(Some(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         BodyTimedOut,

@@ -28,6 +28,28 @@ use crate::config::Connections;
 /// The least a client must read of pending answers in each write-progress window.
 pub(super) const MIN_PROGRESS: usize = 1024;
 
+/// What a write fails with once the client stopped reading its answers (inside an
+/// `io::Error` of kind `TimedOut`).
+#[derive(Debug, thiserror::Error)]
+#[error("the client stopped reading its answers")]
+pub(super) struct WriteStalled;
+
+impl WriteStalled {
+    /// Whether a connection ended on this error, wherever hyper wrapped it.
+    pub(super) fn caused(err: &(dyn std::error::Error + 'static)) -> bool {
+        let mut cause = Some(err);
+        while let Some(err) = cause {
+            if let Some(io) = err.downcast_ref::<io::Error>()
+                && io.get_ref().is_some_and(|inner| inner.is::<WriteStalled>())
+            {
+                return true;
+            }
+            cause = err.source();
+        }
+        false
+    }
+}
+
 /// What the endpoint tells the connection: requests inside it, and answers it has given.
 #[derive(Default)]
 pub(super) struct Activity {
@@ -142,10 +164,9 @@ impl<S> GuardedIo<S> {
                 self.wrote(written);
                 Poll::Ready(Ok(written))
             }
-            Poll::Pending if self.stalled(cx) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client stopped reading its answers",
-            ))),
+            Poll::Pending if self.stalled(cx) => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, WriteStalled)))
+            }
             other => other,
         }
     }

@@ -35,6 +35,8 @@ use poem::{Endpoint, Response};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Connections;
+use crate::meter::{self, Closed};
+use metrics::gauge;
 
 pub use body::{BodyDeadline, BodyTimedOut};
 
@@ -92,8 +94,11 @@ where
         };
         let Some(share) = peers.claim(peer.ip()) else {
             tracing::debug!(peer = %peer.ip(), "a peer at its share of the connection cap");
+            meter::connection_closed(Closed::Cap);
             continue;
         };
+        let open_gauge = gauge!(meter::CONNECTIONS_OPEN);
+        open_gauge.increment(1.0);
         let connection = serve_connection(
             &builder,
             stream,
@@ -106,7 +111,13 @@ where
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
+                if err.is_timeout() {
+                    meter::connection_closed(Closed::HeadTimeout);
+                } else if io::WriteStalled::caused(&err) {
+                    meter::connection_closed(Closed::WriteStall);
+                }
             }
+            open_gauge.decrement(1.0);
             drop((open, share));
         });
     }
