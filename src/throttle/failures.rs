@@ -89,9 +89,10 @@ pub enum Source<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    /// Over a limit: an attempt would be admitted in this many seconds (at least 1).
+    /// Over a limit: an attempt would be admitted in this many seconds (at least 1); the
+    /// limit that refuses it longest, by its name (`ip_account`, `account`, `ip`, `session`).
     #[error("throttled for {0} s")]
-    Throttled(u64),
+    Throttled(u64, &'static str),
     /// The attempts ahead did not finish within the patience: nothing was checked.
     #[error("attempts ahead did not finish in time")]
     Busy,
@@ -126,6 +127,8 @@ fn account_key(account: &str) -> String {
 
 /// One limit an attempt counts against.
 struct Counted {
+    /// The limit's name, as the audit trail records a refusal.
+    name: &'static str,
     key: String,
     rate: Rate,
     /// The account, for keys about one account.
@@ -146,14 +149,15 @@ pub async fn begin_attempt(
     let own = match source {
         Source::Login { address, .. } => limits
             .per_ip_account
-            .map(|rate| (key(&["ip+account", address, account]), rate)),
+            .map(|rate| ("ip_account", key(&["ip+account", address, account]), rate)),
         Source::Session(session) => limits
             .per_session
-            .map(|rate| (key(&["session", &session.to_string()]), rate)),
+            .map(|rate| ("session", key(&["session", &session.to_string()]), rate)),
     };
     let mut counted: Vec<Counted> = own
         .iter()
-        .map(|(key, rate)| Counted {
+        .map(|(name, key, rate)| Counted {
+            name,
             key: key.clone(),
             rate: *rate,
             account: of_account.clone(),
@@ -161,11 +165,13 @@ pub async fn begin_attempt(
         .collect();
     if let Source::Login { address, known } = source {
         counted.extend(limits.per_account.filter(|_| !known).map(|rate| Counted {
+            name: "account",
             key: account_key(account),
             rate,
             account: of_account.clone(),
         }));
         counted.extend(limits.per_ip.map(|rate| Counted {
+            name: "ip",
             key: key(&["ip", address]),
             rate,
             account: None,
@@ -192,7 +198,7 @@ pub async fn begin_attempt(
     let attempt = Attempt {
         db: Some(db.clone()),
         ids,
-        clears: own.map(|(key, _)| key),
+        clears: own.map(|(_, key, _)| key),
     };
     txn.commit().await?;
     let stale = chrono::Duration::from_std(patience.saturating_mul(2) + STALE_MARGIN)
@@ -204,9 +210,9 @@ pub async fn begin_attempt(
                 attempt.abandon().await;
                 return Err(err.into());
             }
-            Ok(Admission::Refused(wait)) => {
+            Ok(Admission::Refused(wait, limit)) => {
                 attempt.abandon().await;
-                return Err(Refused::Throttled(wait));
+                return Err(Refused::Throttled(wait, limit));
             }
             Ok(Admission::Admitted) => return Ok(attempt),
             Ok(Admission::Wait) if tokio::time::Instant::now() >= give_up => {
@@ -220,8 +226,8 @@ pub async fn begin_attempt(
 
 enum Admission {
     Admitted,
-    /// Seconds until the limit that refuses it would admit it.
-    Refused(u64),
+    /// Seconds until the limit that refuses it would admit it, and that limit's name.
+    Refused(u64, &'static str),
     Wait,
 }
 
@@ -238,6 +244,7 @@ async fn admission(
     let now = Utc::now();
     let stale_before = now - stale;
     let mut wait = 0;
+    let mut refusing = "";
     let mut full = false;
     for (limit, own) in counted.iter().zip(own) {
         let rate = &limit.rate;
@@ -262,7 +269,10 @@ async fn admission(
             .collect();
         if failed.len() as u64 >= count {
             // Admitted once the oldest of the last `count` failures leaves the window.
-            wait = wait.max(seconds_until(failed[count as usize - 1], rate, now));
+            let until = seconds_until(failed[count as usize - 1], rate, now);
+            if until > wait {
+                (wait, refusing) = (until, limit.name);
+            }
         } else {
             let ahead = in_flight.iter().filter(|row| row.id < *own).count();
             full |= (failed.len() + ahead) as u64 >= count;
@@ -271,7 +281,7 @@ async fn admission(
     Ok(match (wait, full) {
         (0, false) => Admission::Admitted,
         (0, true) => Admission::Wait,
-        (wait, _) => Admission::Refused(wait),
+        (wait, _) => Admission::Refused(wait, refusing),
     })
 }
 
