@@ -74,6 +74,30 @@ pub enum Command {
     /// A user's groups, permissions and roles.
     #[command(subcommand)]
     User(UserCommand),
+    /// Show the audit trail (docs/audit.md), oldest first: one line per event, or one JSON
+    /// object per line with --json.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only the events of this account, found by its current name: its whole history, under
+    /// whatever names it had.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only events of this kind.
+    #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(crate::audit::KINDS))]
+    pub kind: Option<String>,
+    /// Only events since then: a span back from now (30m, 24h, 7d) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", value_parser = since)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::audit::parse_since(text, chrono::Utc::now())
 }
 
 #[derive(Debug, clap::Args)]
@@ -305,6 +329,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             run_user_command(&state, command)
                 .await
                 .map_err(explain_authz)?;
+        }
+        Command::Audit(args) => {
+            let state = startup::open_state(settings).await?;
+            show_audit(&state, args).await?;
         }
         Command::Activate { username } => {
             let state = startup::open_state(settings).await?;
@@ -574,6 +602,27 @@ async fn run_user_command(state: &AppState, command: UserCommand) -> authz::Resu
             }
         }
     }
+    Ok(())
+}
+
+async fn show_audit(state: &AppState, args: AuditArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let user_id = match &args.user {
+        Some(name) => Some(accounts::user_named(state, name).await.map_err(explain)?.id),
+        None => None,
+    };
+    let filter = crate::audit::Filter {
+        user_id,
+        kind: args.kind,
+        since: args.since,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    crate::audit::search(&state.db, &filter, |event| match args.json {
+        true => writeln!(out, "{}", crate::audit::to_json(event)),
+        false => writeln!(out, "{}", crate::audit::to_line(event)),
+    })
+    .await?;
+    out.flush()?;
     Ok(())
 }
 

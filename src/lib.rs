@@ -6,6 +6,8 @@
 
 /// Use cases: registration, login, user management, the email flows, operator commands.
 pub mod accounts;
+/// The audit trail: security-relevant events, recorded with the changes they describe.
+pub mod audit;
 /// The guard: who is calling, the token cache, and how revocations reach it.
 pub mod auth;
 /// Django's groups and permissions: who may manage them, and the changes themselves.

@@ -229,7 +229,7 @@ pub const POOL_STATES: [&str; 2] = ["idle", "in_use"];
 pub const OUTBOX_STATES: [&str; 3] = ["pending", "sent", "failed"];
 
 /// What the purge deletes, as its log line names it.
-pub const PURGED_TABLES: [&str; 8] = [
+pub const PURGED_TABLES: [&str; 9] = [
     "sessions",
     "tokens",
     "links",
@@ -238,6 +238,7 @@ pub const PURGED_TABLES: [&str; 8] = [
     "invalidations",
     "failures",
     "addresses",
+    "events",
 ];
 
 pub fn purged(table: &'static str, rows: u64) {

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::accounts::delivery::Delivery;
+use crate::audit;
 use crate::auth::{Authenticator, Invalidation};
 use crate::config::{Mail, Maintenance};
 use crate::crypto::{HashError, PasswordHasher, Scheme};
@@ -218,7 +219,8 @@ impl Purge {
     /// Deletes what can never be used again, in bounded batches: expired or idle sessions (with
     /// their tokens), expired access tokens, expired links (used or not), mail delivered or given up
     /// longer ago than the retention, closed send windows, old cache invalidations, failed
-    /// logins past every throttle window, login addresses no longer known. Retired refresh tokens stay until their family ends:
+    /// logins past every throttle window, login addresses no longer known, audit events past
+    /// AUTHD_AUDIT_RETENTION_SECONDS. Retired refresh tokens stay until their family ends:
     /// reuse detection needs them.
     async fn run(&self, db: &Db) -> Result<(), DbErr> {
         let now = Utc::now();
@@ -260,6 +262,7 @@ impl Purge {
             store::failures::purge(db, ago(self.failures.longest().unwrap_or_default())).await?;
         let addresses =
             store::known_addresses::purge(db, ago(crate::throttle::KNOWN_ADDRESS_LIFETIME)).await?;
+        let events = audit::purge(db, ago(self.maintenance.audit_retention), PURGE_BATCH).await?;
         for (table, rows) in [
             ("sessions", sessions),
             ("tokens", tokens),
@@ -269,10 +272,20 @@ impl Purge {
             ("invalidations", invalidations),
             ("failures", failures),
             ("addresses", addresses),
+            ("events", events),
         ] {
             meter::purged(table, rows);
         }
-        if sessions + tokens + links + messages + windows + invalidations + failures + addresses > 0
+        if sessions
+            + tokens
+            + links
+            + messages
+            + windows
+            + invalidations
+            + failures
+            + addresses
+            + events
+            > 0
         {
             tracing::info!(
                 sessions,
@@ -283,6 +296,7 @@ impl Purge {
                 invalidations,
                 failures,
                 addresses,
+                events,
                 "purged spent rows"
             );
         }

@@ -15,6 +15,7 @@ mod m20261207_000011_mail_per_address;
 mod m20261207_000012_groups_and_permissions;
 mod m20261207_000013_scopes;
 mod m20261207_000014_django_import;
+mod m20261207_000015_audit_event;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000012_groups_and_permissions::Migration),
             Box::new(m20261207_000013_scopes::Migration),
             Box::new(m20261207_000014_django_import::Migration),
+            Box::new(m20261207_000015_audit_event::Migration),
         ]
     }
 }

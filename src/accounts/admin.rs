@@ -1,3 +1,4 @@
+use crate::audit::What;
 use crate::domain::password::{self, UserContext};
 use crate::domain::{FieldErrors, RawFields, username};
 use crate::state::AppState;
@@ -21,6 +22,11 @@ pub async fn create_superuser(
         ("re_password", password),
     ]);
     create(state, &state.hasher.admit()?, &fields, Creator::Operator).await
+}
+
+/// The account named `name` now, for the operator's commands.
+pub async fn user_named(state: &AppState, name: &str) -> Result<Principal> {
+    find(state, name).await
 }
 
 async fn find(state: &AppState, name: &str) -> Result<Principal> {
@@ -47,6 +53,14 @@ pub async fn change_password(state: &AppState, name: &str, new_password: &str) -
     let txn = store::begin_write(&state.db).await?;
     users::set_password(&txn, user.id, &hash).await?;
     let ended = sessions::delete_for_user(&txn, user.id, None).await?;
+    What::PasswordChanged {
+        by: "operator",
+        sessions_ended: ended,
+    }
+    .event()
+    .user(&user)
+    .record(&txn)
+    .await?;
     commit_change(state, txn, &user, None).await?;
     meter::sessions_ended(Ended::PasswordChange, ended);
     Ok(())
@@ -60,6 +74,13 @@ pub async fn deactivate(state: &AppState, name: &str) -> Result<()> {
     users::set_activation(&txn, user.id, false, false).await?;
     let revoked = sessions::delete_for_user(&txn, user.id, None).await?;
     email_tokens::revoke_live(&txn, user.id, None).await?;
+    What::AccountDeactivated {
+        sessions_ended: revoked,
+    }
+    .event()
+    .user(&user)
+    .record(&txn)
+    .await?;
     commit_change(state, txn, &user, None).await?;
     meter::sessions_ended(Ended::Deactivated, revoked);
     tracing::info!(
@@ -76,6 +97,11 @@ pub async fn activate(state: &AppState, name: &str) -> Result<()> {
     let user = find(state, name).await?;
     let txn = store::begin_write(&state.db).await?;
     users::set_activation(&txn, user.id, true, false).await?;
+    What::AccountActivated { via: "operator" }
+        .event()
+        .user(&user)
+        .record(&txn)
+        .await?;
     commit_change(state, txn, &user, None).await?;
     tracing::info!(user_id = user.id, "account activated by an operator");
     Ok(())

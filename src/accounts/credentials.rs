@@ -1,5 +1,6 @@
 use chrono::Utc;
 
+use crate::audit::What;
 use crate::auth::{Caller, Invalidation};
 use crate::config::LoginField;
 use crate::crypto::Admission;
@@ -139,6 +140,7 @@ pub async fn log_in(
         Ok(None) => {
             attempt.failed().await;
             log_failure(principal, &account, client, "password check failed");
+            record_failed_login(state, principal, client).await?;
             return Ok(None);
         }
         Ok(Some(verified)) => {
@@ -170,9 +172,23 @@ pub async fn log_in(
                 .ok_or(Error::InvalidScope)?
         }
     };
+    let (method, client_row) = match kind {
+        sessions::Kind::Token => ("token", None),
+        sessions::Kind::OAuth { client } => ("password_grant", client),
+    };
     let opening = sessions::Opening { kind, name, scope };
-    let (issued, evicted) =
-        sessions::open(&txn, &state.settings.tokens, user.id, opening, client).await?;
+    let opened = sessions::open(&txn, &state.settings.tokens, user.id, opening, client).await?;
+    What::LoginSucceeded {
+        method,
+        sessions_evicted: opened.evicted.len() as u64,
+    }
+    .event()
+    .user(user)
+    .session(&opened.public_id)
+    .from(Some(client))
+    .client_id(sessions::client_id_of(&txn, client_row).await?)
+    .record(&txn)
+    .await?;
     users::touch_last_login(&txn, user.id).await?;
     known_addresses::record(
         &txn,
@@ -182,13 +198,15 @@ pub async fn log_in(
         throttle::KNOWN_ADDRESSES_PER_ACCOUNT,
     )
     .await?;
-    let evicted: Vec<Invalidation> = evicted.into_iter().map(Invalidation::Session).collect();
+    let evicted: Vec<Invalidation> = (opened.evicted.into_iter())
+        .map(Invalidation::Session)
+        .collect();
     state.auth.commit(txn, &evicted).await?;
     meter::login(Login::Success);
     meter::session_opened(kind.label());
     meter::sessions_ended(Ended::Evicted, evicted.len() as u64);
     tracing::info!(user_id = user.id, client_ip = %client.ip, "login succeeded");
-    Ok(Some(issued))
+    Ok(Some(opened.issued))
 }
 
 /// A login refused before its password could decide: by a failed-login limit, or shed.
@@ -251,7 +269,20 @@ async fn begin_attempt(
         account,
     )
     .await;
-    if let Err(throttle::Refused::Throttled(wait)) = &begun {
+    if let Err(throttle::Refused::Throttled(wait, limit)) = &begun {
+        // Counted per minute: a flood of refusals costs one row per account (or, for a name
+        // that is no account, per client address) and limit.
+        let event = What::throttled(limit).event().from(Some(client));
+        match found {
+            Some(user) => {
+                let scope = format!("{limit}|user:{}", user.id);
+                event.user(user).count(&state.db, &scope).await?
+            }
+            None => {
+                let scope = format!("{limit}|ip:{}", client.throttle_key());
+                event.count(&state.db, &scope).await?
+            }
+        }
         match found {
             Some(user) => tracing::warn!(
                 user_id = user.id,
@@ -268,6 +299,40 @@ async fn begin_attempt(
         }
     }
     Ok(begun?)
+}
+
+/// A failed login, in the audit trail: a known account's row each time (the failed-password
+/// limits bound how many), a name that is no account only counted per client address and
+/// minute, without the name (it may be a password typed into the wrong field).
+async fn record_failed_login(
+    state: &AppState,
+    found: Option<&Principal>,
+    client: &ClientInfo,
+) -> Result<()> {
+    match found {
+        Some(user) => {
+            What::LoginFailed {
+                reason: "invalid_credentials",
+                count: 1,
+            }
+            .event()
+            .user(user)
+            .from(Some(client))
+            .record(&state.db)
+            .await?
+        }
+        None => {
+            What::LoginFailed {
+                reason: "unknown_account",
+                count: 1,
+            }
+            .event()
+            .from(Some(client))
+            .count(&state.db, &format!("ip:{}", client.throttle_key()))
+            .await?
+        }
+    }
+    Ok(())
 }
 
 /// A failed password check, as the log tells it: the canonical account only when it exists
@@ -307,12 +372,13 @@ async fn check_login(
 }
 
 /// `POST /token/logout/`: ends the caller's session (for an access token, its whole family).
-pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
+pub async fn logout(state: &AppState, caller: &Caller, client: &ClientInfo) -> Result<()> {
     // A key is ended by its owner (`DELETE /token/keys/{id}/`), not by the program holding it.
     if caller.is_api_key() {
         return Err(Error::PermissionDenied);
     }
-    if sessions::end(state, caller.session_id).await? {
+    let what = What::Logout { via: "logout" };
+    if sessions::end(state, caller.session_id, what, Some(client)).await? {
         meter::sessions_ended(Ended::Logout, 1);
     }
     Ok(())
@@ -379,6 +445,16 @@ pub(super) async fn current_password_problems(
                 client,
                 "current_password check failed",
             );
+            What::LoginFailed {
+                reason: "current_password",
+                count: 1,
+            }
+            .event()
+            .user(&caller.user)
+            .session(&caller.session_public_id)
+            .from(Some(client))
+            .record(&state.db)
+            .await?;
             Ok(Some(vec![messages::INVALID_PASSWORD.to_owned()]))
         }
     }
@@ -439,6 +515,16 @@ pub async fn set_password(
         true => session_rows::delete_logins_for_user(&txn, caller.user.id, keep).await?,
         false => session_rows::delete_for_user(&txn, caller.user.id, keep).await?,
     };
+    What::PasswordChanged {
+        by: "self",
+        sessions_ended: revoked,
+    }
+    .event()
+    .user(&caller.user)
+    .session(&caller.session_public_id)
+    .from(Some(client))
+    .record(&txn)
+    .await?;
     let confirmation = djoser
         .password_changed_email_confirmation
         .then_some(Kind::PasswordChangedConfirmation);
@@ -493,7 +579,21 @@ pub async fn set_username(
     let Some(user) = still_verified(&txn, &caller.user).await? else {
         return Err(current_password_changed());
     };
-    rename(txn, state, &new_field, user, new_value).await
+    let by = Renamer {
+        via: "set_username",
+        session: Some(&caller.session_public_id),
+        client: Some(client),
+    };
+    rename(txn, state, &new_field, user, new_value, by).await
+}
+
+/// Who renames an account, for the audit trail: the account itself with a session
+/// (`set_username`), or whoever holds a reset link (`reset_username`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Renamer<'a> {
+    pub via: &'static str,
+    pub session: Option<&'a str>,
+    pub client: Option<&'a ClientInfo>,
 }
 
 /// `new_<LOGIN_FIELD>` as djoser's username serializers check it: the username rules (or the
@@ -534,6 +634,7 @@ pub(crate) async fn rename(
     new_field: &str,
     user: Principal,
     value: String,
+    by: Renamer<'_>,
 ) -> Result<()> {
     let written = match login_field(state) {
         LoginField::Username => {
@@ -557,16 +658,34 @@ pub(crate) async fn rename(
         notified =
             super::email::send_email_change_notice(&txn, &state.mailer, &user, &value).await?;
     }
-    let renamed = match login_field(state) {
-        LoginField::Username => Principal {
-            username: value,
-            ..user
-        },
-        LoginField::Email => Principal {
-            email: value,
-            ..user
-        },
+    let (renamed, what) = match login_field(state) {
+        LoginField::Username => (
+            Principal {
+                username: value,
+                ..user.clone()
+            },
+            What::UsernameChanged {
+                via: by.via,
+                previous: user.username.clone(),
+            },
+        ),
+        LoginField::Email => (
+            Principal {
+                email: value,
+                ..user.clone()
+            },
+            What::EmailChanged {
+                via: by.via,
+                actor_id: by.session.map(|_| user.id),
+                reactivation_required: false,
+            },
+        ),
     };
+    let mut event = what.event().user(&renamed).from(by.client);
+    if let Some(session) = by.session {
+        event = event.session(session);
+    }
+    event.record(&txn).await?;
     let confirmation = (state.settings.djoser)
         .username_changed_email_confirmation
         .then_some(Kind::UsernameChangedConfirmation);

@@ -5,9 +5,10 @@
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
+use crate::audit::What;
 use crate::crypto::{self, Admission};
 use crate::domain::fields::CharField;
-use crate::domain::{FieldErrors, Input, RawFields, email, messages, password, uid};
+use crate::domain::{ClientInfo, FieldErrors, Input, RawFields, email, messages, password, uid};
 use crate::mail::{Kind, Mailer};
 use crate::state::AppState;
 use crate::store::Conn;
@@ -279,7 +280,7 @@ fn required_text(fields: &RawFields, name: &str, errors: &mut FieldErrors) -> Op
 }
 
 /// `POST /users/activation/`. A second use of a link that worked answers 403 "Stale token".
-pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
+pub async fn activate(state: &AppState, client: &ClientInfo, fields: &RawFields) -> Result<()> {
     let mut errors = FieldErrors::new();
     required_text(fields, "uid", &mut errors);
     required_text(fields, "token", &mut errors);
@@ -312,6 +313,12 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
         activation_pending: false,
         ..user
     };
+    What::AccountActivated { via: "link" }
+        .event()
+        .user(&activated)
+        .from(Some(client))
+        .record(&txn)
+        .await?;
     if state.settings.djoser.send_confirmation_email {
         send(&txn, &state.mailer, Kind::Confirmation, &activated).await?;
     }
@@ -326,6 +333,7 @@ pub async fn activate(state: &AppState, fields: &RawFields) -> Result<()> {
 pub async fn reset_password_confirm(
     state: &AppState,
     hashing: &Admission,
+    client: &ClientInfo,
     fields: &RawFields,
 ) -> Result<()> {
     let retype = state.settings.djoser.password_reset_confirm_retype;
@@ -377,6 +385,14 @@ pub async fn reset_password_confirm(
     // are its known addresses, one of which a thief who knew the old password may have added.
     crate::throttle::clear_account(&txn, &credentials::account_of(state, &user)).await?;
     known_addresses::forget(&txn, user.id).await?;
+    What::PasswordReset {
+        sessions_ended: revoked,
+    }
+    .event()
+    .user(&user)
+    .from(Some(client))
+    .record(&txn)
+    .await?;
     let confirmation = (state.settings.djoser)
         .password_changed_email_confirmation
         .then_some(Kind::PasswordChangedConfirmation);
@@ -392,7 +408,11 @@ pub async fn reset_password_confirm(
 
 /// `POST /users/reset_username_confirm/`: `uid` and `token` are read from the raw body, not
 /// declared fields (djoser), so they have no "required" message of their own.
-pub async fn reset_username_confirm(state: &AppState, fields: &RawFields) -> Result<()> {
+pub async fn reset_username_confirm(
+    state: &AppState,
+    client: &ClientInfo,
+    fields: &RawFields,
+) -> Result<()> {
     let field = state.settings.djoser.login_field.name();
     let new_field = format!("new_{field}");
     let retype_field = format!("re_new_{field}");
@@ -432,5 +452,10 @@ pub async fn reset_username_confirm(state: &AppState, fields: &RawFields) -> Res
     let Some(user) = redeem(&txn, &token, Purpose::UsernameReset).await? else {
         return Err(FieldErrors::single("token", messages::INVALID_LINK_TOKEN).into());
     };
-    credentials::rename(txn, state, &new_field, user, new_value).await
+    let by = credentials::Renamer {
+        via: "reset_username",
+        session: None,
+        client: Some(client),
+    };
+    credentials::rename(txn, state, &new_field, user, new_value, by).await
 }

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 
+use crate::audit::What;
 use crate::auth::Caller;
 use crate::crypto::Admission;
 use crate::domain::fields::{self, CharField};
@@ -136,6 +137,16 @@ pub async fn create_key(
         expires: view.expires,
         at: now,
     };
+    What::ApiKeyCreated {
+        permissions: view.scope.len() as u64,
+        expires: crate::audit::time(view.expires),
+    }
+    .event()
+    .user(&user)
+    .session(&view.id)
+    .from(Some(client))
+    .record(&txn)
+    .await?;
     let told = match state
         .mailer
         .compose_key_created(&user, &notice)

@@ -27,7 +27,7 @@ use crate::state::AppState;
 use crate::store::users as user_rows;
 use crate::store::{DbErr, Principal, Tx};
 
-pub use admin::{activate, change_password, create_superuser, deactivate};
+pub use admin::{activate, change_password, create_superuser, deactivate, user_named};
 pub use credentials::{PasswordLogin, log_in, login, logout, set_password, set_username};
 pub use keys::{CreatedKey, create_key};
 pub use register::register;
@@ -101,7 +101,7 @@ impl From<crate::sessions::SessionError> for Error {
 impl From<crate::throttle::Refused> for Error {
     fn from(err: crate::throttle::Refused) -> Self {
         match err {
-            crate::throttle::Refused::Throttled(wait) => Error::Throttled(wait),
+            crate::throttle::Refused::Throttled(wait, _) => Error::Throttled(wait),
             // Nothing was checked and nothing counted: the overload answer, never a 429.
             crate::throttle::Refused::Busy => Error::Hashing(HashError::Overloaded),
             crate::throttle::Refused::Database(err) => Error::Database(err),

@@ -1,3 +1,4 @@
+use crate::audit::{Record, What};
 use crate::auth::Caller;
 use crate::config::UserExtraField;
 use crate::crypto::Admission;
@@ -206,6 +207,14 @@ pub async fn update_user(
             user.is_active = false;
             user.activation_pending = true;
         }
+        let what = What::EmailChanged {
+            via: "update",
+            actor_id: Some(caller.user.id),
+            reactivation_required: send_activation,
+        };
+        by_caller(what.event().user(&user), caller, client)
+            .record(&txn)
+            .await?;
         tracing::info!(user_id = user.id, by = caller.user.id, "email changed");
     }
     // djoser sends whenever the updated user ends up inactive, changed address or not; an
@@ -216,6 +225,17 @@ pub async fn update_user(
         state.mailer.wake();
     }
     Ok(user)
+}
+
+/// An event made by `caller` from `client`, about the user already set on it: the caller's
+/// session is named only when the event is about the caller (staff's sessions are their own).
+fn by_caller(event: Record, caller: &Caller, client: &ClientInfo) -> Record {
+    let own = event.is_about(caller.user.id);
+    let event = event.from(Some(client));
+    match own {
+        true => event.session(&caller.session_public_id),
+        false => event,
+    }
 }
 
 /// The user a `DELETE` may remove (404/403 come before the body is read).
@@ -250,6 +270,12 @@ pub async fn delete_user(
         return Err(Error::PermissionDenied);
     }
     users::delete(&txn, user.id).await?;
+    let what = What::AccountDeleted {
+        actor_id: caller.user.id,
+    };
+    by_caller(what.event().user(&user), caller, client)
+        .record(&txn)
+        .await?;
     commit_change(state, txn, &user, None).await?;
     tracing::info!(user_id = user.id, by = caller.user.id, "user deleted");
     Ok(())

@@ -36,6 +36,8 @@ pub struct Caller {
     /// either evicts the entry (the user's, or every one).
     pub grants: Grants,
     pub session_id: i64,
+    /// The session's public id (what `/token/sessions/` and the audit trail show).
+    pub session_public_id: String,
     pub token_id: i64,
     /// SHA-256 of the presented token (what the database stores; not a secret).
     pub token_digest: String,
@@ -67,6 +69,7 @@ impl Caller {
             user,
             grants,
             session_id: session.id,
+            session_public_id: session.public_id.clone(),
             token_id: token.id,
             token_digest: token.digest.clone(),
             kind,

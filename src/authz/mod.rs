@@ -10,7 +10,9 @@
 mod rules;
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
+use crate::audit::What;
 use crate::auth::Invalidation;
 use crate::domain::permissions::{self, PermissionName, does_not_exist};
 use crate::domain::{FieldErrors, RawFields, fields, messages};
@@ -41,10 +43,11 @@ impl From<FieldErrors> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Who asks: a signed-in user, or the operator at the command line.
+/// Who asks: a signed-in user (and the client address they call from), or the operator at the
+/// command line.
 #[derive(Debug, Clone, Copy)]
 pub enum Who {
-    User(i64),
+    User(i64, IpAddr),
     Operator,
 }
 
@@ -182,9 +185,13 @@ impl RolesChange {
 
 /// The acting user as they are now: their row and their grants, read in `db`.
 async fn actor(db: &impl Conn, who: Who) -> Result<Actor> {
-    let Who::User(id) = who else {
-        return Ok(Actor::operator());
-    };
+    match who {
+        Who::User(id, _) => user_actor(db, id).await,
+        Who::Operator => Ok(Actor::operator()),
+    }
+}
+
+async fn user_actor(db: &impl Conn, id: i64) -> Result<Actor> {
     let user = users::find_by_id(db, id).await?.ok_or(Error::Forbidden)?;
     let grants = rows::grants(db, user.id, user.is_superuser).await?;
     Ok(Actor {
@@ -199,7 +206,7 @@ async fn actor(db: &impl Conn, who: Who) -> Result<Actor> {
 /// Whether `actor_id` may write `target`'s record ([`Actor::may_take_over`]), both read in
 /// `db` (inside the write's transaction, they are as the write finds them).
 pub async fn may_take_over(db: &impl Conn, actor_id: i64, target: &Principal) -> Result<bool> {
-    let actor = actor(db, Who::User(actor_id)).await?;
+    let actor = user_actor(db, actor_id).await?;
     // What the account would hold once active again counts too.
     let held = rows::grants(db, target.id, target.is_superuser).await?;
     Ok(actor.may_take_over(&Holder {
@@ -325,6 +332,37 @@ fn full_names(permissions: &[Permission]) -> Vec<String> {
     names
 }
 
+/// An `authorization.changed` event: what changed, and what it granted and revoked.
+fn changed(
+    actor: &Actor,
+    change: &'static str,
+    target: Option<String>,
+    granted: Vec<String>,
+    revoked: Vec<String>,
+) -> What {
+    What::AuthorizationChanged {
+        actor_id: actor.user_id,
+        change,
+        target,
+        granted,
+        revoked,
+    }
+}
+
+/// Records a change inside its transaction: about `user` when one user's grants changed.
+async fn record(txn: &store::Tx, who: Who, what: What, user: Option<&Principal>) -> Result<()> {
+    let ip = match who {
+        Who::User(_, ip) => Some(ip),
+        Who::Operator => None,
+    };
+    let mut event = what.event().from_ip(ip);
+    if let Some(user) = user {
+        event = event.user(user);
+    }
+    event.record(txn).await?;
+    Ok(())
+}
+
 fn actor_id(actor: &Actor) -> String {
     actor
         .user_id
@@ -366,6 +404,15 @@ pub async fn create_permission(
     let created = rows::insert_permission(&txn, &app_label, &codename, &name)
         .await
         .on_constraint(taken)?;
+    let full = rows::full_name(&created);
+    let what = changed(
+        &actor,
+        "permission_created",
+        Some(full),
+        Vec::new(),
+        Vec::new(),
+    );
+    record(&txn, who, what, None).await?;
     // A superuser holds every permission there is: theirs just grew.
     state
         .auth
@@ -408,6 +455,14 @@ pub async fn update_permission(
     let updated = rows::update_permission(&txn, permission)
         .await
         .on_constraint(taken)?;
+    let what = changed(
+        &actor,
+        "permission_changed",
+        Some(before.clone()),
+        vec![rows::full_name(&updated)],
+        Vec::new(),
+    );
+    record(&txn, who, what, None).await?;
     state
         .auth
         .commit(txn, &[Invalidation::Authorization])
@@ -426,6 +481,15 @@ pub async fn delete_permission(state: &AppState, who: Who, id: &str) -> Result<(
     )?;
     may_change(&actor, [], [name_of(&permission)])?;
     rows::delete_permission(&txn, permission.id).await?;
+    let full = rows::full_name(&permission);
+    let what = changed(
+        &actor,
+        "permission_deleted",
+        Some(full),
+        Vec::new(),
+        Vec::new(),
+    );
+    record(&txn, who, what, None).await?;
     state
         .auth
         .commit(txn, &[Invalidation::Authorization])
@@ -535,9 +599,17 @@ pub async fn create_group(
     let group = rows::insert_group(&txn, &name).await.on_constraint(taken)?;
     let ids: Vec<i64> = permissions.iter().map(|permission| permission.id).collect();
     rows::set_group_permissions(&txn, group.id, &ids).await?;
+    let names = full_names(&permissions);
+    let what = changed(
+        &actor,
+        "group_created",
+        Some(group.name.clone()),
+        names.clone(),
+        Vec::new(),
+    );
+    record(&txn, who, what, None).await?;
     // Nobody is in a new group: no cached principal changes.
     txn.commit().await?;
-    let names = full_names(&permissions);
     tracing::info!(target: "audit", actor = %actor_id(&actor), group = %group.name, permissions = ?names, "group created");
     Ok(GroupView {
         id: group.id,
@@ -604,6 +676,14 @@ pub async fn update_group(
     }
     let ids: Vec<i64> = permissions.iter().map(|permission| permission.id).collect();
     rows::set_group_permissions(&txn, group.id, &ids).await?;
+    let what = changed(
+        &actor,
+        "group_changed",
+        Some(group.name.clone()),
+        full_names(&added),
+        full_names(&removed),
+    );
+    record(&txn, who, what, None).await?;
     state
         .auth
         .commit(txn, &[Invalidation::Authorization])
@@ -636,6 +716,14 @@ pub async fn delete_group(state: &AppState, who: Who, id: &str) -> Result<()> {
         .unwrap_or_default();
     may_change(&actor, [], held.iter().map(name_of))?;
     rows::delete_group(&txn, group.id).await?;
+    let what = changed(
+        &actor,
+        "group_deleted",
+        Some(group.name.clone()),
+        Vec::new(),
+        full_names(&held),
+    );
+    record(&txn, who, what, None).await?;
     state
         .auth
         .commit(txn, &[Invalidation::Authorization])
@@ -729,15 +817,23 @@ pub async fn set_user_groups(
     )?;
     let ids: Vec<i64> = after.iter().map(|(id, _)| *id).collect();
     rows::set_user_groups(&txn, user.id, &ids).await?;
-    state
-        .auth
-        .commit(txn, &[Invalidation::User(user.id)])
-        .await?;
     let names = |set: &BTreeSet<(i64, String)>, other: &BTreeSet<(i64, String)>| -> Vec<String> {
         set.difference(other)
             .map(|(_, name)| name.clone())
             .collect()
     };
+    let what = changed(
+        &actor,
+        "user_groups",
+        None,
+        names(&after, &current),
+        names(&current, &after),
+    );
+    record(&txn, who, what, Some(&user)).await?;
+    state
+        .auth
+        .commit(txn, &[Invalidation::User(user.id)])
+        .await?;
     tracing::info!(
         target: "audit",
         actor = %actor_id(&actor),
@@ -786,6 +882,14 @@ pub async fn set_user_permissions(
     )?;
     let ids: Vec<i64> = after.iter().map(|permission| permission.id).collect();
     rows::set_user_permissions(&txn, user.id, &ids).await?;
+    let what = changed(
+        &actor,
+        "user_permissions",
+        None,
+        full_names(&added),
+        full_names(&removed),
+    );
+    record(&txn, who, what, Some(&user)).await?;
     state
         .auth
         .commit(txn, &[Invalidation::User(user.id)])
@@ -828,6 +932,24 @@ pub async fn update_roles(
         return Err(Error::Forbidden);
     }
     rows::set_roles(&txn, user.id, roles.is_staff, roles.is_superuser).await?;
+    let role_changes = |now: bool| -> Vec<String> {
+        [
+            ("is_staff", user.is_staff, roles.is_staff),
+            ("is_superuser", user.is_superuser, roles.is_superuser),
+        ]
+        .into_iter()
+        .filter(|(_, before, after)| before != after && *after == now)
+        .map(|(name, _, _)| name.to_owned())
+        .collect()
+    };
+    let what = changed(
+        &actor,
+        "user_roles",
+        None,
+        role_changes(true),
+        role_changes(false),
+    );
+    record(&txn, who, what, Some(&user)).await?;
     state
         .auth
         .commit(txn, &[Invalidation::User(user.id)])

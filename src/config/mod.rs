@@ -339,6 +339,8 @@ pub struct Maintenance {
     pub purge_interval: Duration,
     /// How long delivered or given-up messages are kept.
     pub email_retention: Duration,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
 }
 
 /// A URL whose password never reaches a log line or a `Debug` dump.
@@ -544,6 +546,7 @@ impl Settings {
             maintenance: Maintenance {
                 purge_interval: Duration::from_secs(3600),
                 email_retention: Duration::from_secs(7 * 24 * 3600),
+                audit_retention: Duration::from_secs(90 * 24 * 3600),
             },
             email_change_requires_password: true,
             register_conflict_status: ConflictStatus::BadRequest,

@@ -31,6 +31,8 @@ pub mod messages {
     pub const NOT_AUTHENTICATED: &str = "Authentication credentials were not provided.";
     pub const PERMISSION_DENIED: &str = "You do not have permission to perform this action.";
     pub const NOT_FOUND: &str = "Not found.";
+    /// DRF's `CursorPagination.invalid_cursor_message`.
+    pub const INVALID_CURSOR: &str = "Invalid cursor";
     pub const INVALID_VALUE: &str = "Invalid value.";
     pub const NOT_A_BOOLEAN: &str = "Must be a valid boolean.";
     pub const INVALID_INTEGER: &str = "A valid integer is required.";

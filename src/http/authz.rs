@@ -7,7 +7,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::authz::{self, Edit, GroupChange, PermissionChange, RolesChange, Who};
-use crate::domain::FieldErrors;
+use crate::domain::{ClientInfo, FieldErrors};
 use crate::state::AppState;
 use crate::store::authz::Permission;
 
@@ -134,8 +134,8 @@ pub enum GroupCreated {
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Every route here is an admin route: only an unscoped token reaches it.
-fn who(auth: &Authenticated) -> ApiResult<Who> {
-    Ok(Who::User(auth.unscoped()?.user.id))
+fn who(auth: &Authenticated, client: &ClientInfo) -> ApiResult<Who> {
+    Ok(Who::User(auth.unscoped()?.user.id, client.ip))
 }
 
 /// A required list field (`PUT` replaces the whole list).
@@ -166,9 +166,10 @@ impl AuthzApi {
     async fn list_permissions(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
     ) -> ApiResult<Json<Vec<PermissionView>>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let permissions = authz::list_permissions(&state, who).await?;
         Ok(Json(permissions.into_iter().map(Into::into).collect()))
     }
@@ -184,10 +185,11 @@ impl AuthzApi {
     async fn create_permission(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         body: DrfBody<PermissionRequest>,
     ) -> ApiResult<PermissionCreated> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let fields = body.fields().await?;
         let change = PermissionChange::parse(&fields, false);
         let created = authz::create_permission(&state, who, change).await?;
@@ -203,10 +205,11 @@ impl AuthzApi {
     async fn get_permission(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<PermissionView>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let permission = authz::get_permission(&state, who, &id.0).await?;
         Ok(Json(permission.into()))
     }
@@ -223,11 +226,12 @@ impl AuthzApi {
     async fn patch_permission(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
         body: DrfBody<PatchedPermissionRequest>,
     ) -> ApiResult<Json<PermissionView>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let fields = body.fields().await?;
         let change = PermissionChange::parse(&fields, true);
         let permission = authz::update_permission(&state, who, &id.0, change).await?;
@@ -246,10 +250,11 @@ impl AuthzApi {
     async fn delete_permission(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<NoContent> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         authz::delete_permission(&state, who, &id.0).await?;
         Ok(NoContent::Done)
     }
@@ -261,9 +266,10 @@ impl AuthzApi {
     async fn list_groups(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
     ) -> ApiResult<Json<Vec<GroupView>>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let groups = authz::list_groups(&state, who).await?;
         Ok(Json(groups.into_iter().map(Into::into).collect()))
     }
@@ -276,10 +282,11 @@ impl AuthzApi {
     async fn create_group(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         body: DrfBody<GroupRequest>,
     ) -> ApiResult<GroupCreated> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let fields = body.fields().await?;
         let change = GroupChange::parse(&fields, false);
         let group = authz::create_group(&state, who, change).await?;
@@ -291,10 +298,11 @@ impl AuthzApi {
     async fn get_group(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<GroupView>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         Ok(Json(authz::get_group(&state, who, &id.0).await?.into()))
     }
 
@@ -306,11 +314,12 @@ impl AuthzApi {
     async fn put_group(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
         body: DrfBody<GroupRequest>,
     ) -> ApiResult<Json<GroupView>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let fields = body.fields().await?;
         let change = GroupChange::parse(&fields, false);
         Ok(Json(
@@ -329,11 +338,12 @@ impl AuthzApi {
     async fn patch_group(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
         body: DrfBody<PatchedGroupRequest>,
     ) -> ApiResult<Json<GroupView>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let fields = body.fields().await?;
         let change = GroupChange::parse(&fields, true);
         Ok(Json(
@@ -354,10 +364,11 @@ impl AuthzApi {
     async fn delete_group(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<NoContent> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         authz::delete_group(&state, who, &id.0).await?;
         Ok(NoContent::Done)
     }
@@ -373,10 +384,11 @@ impl AuthzApi {
     async fn user_groups(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<UserGroups>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let groups = authz::user_groups(&state, who, &id.0).await?;
         Ok(Json(UserGroups { groups }))
     }
@@ -394,11 +406,12 @@ impl AuthzApi {
     async fn set_user_groups(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
         body: DrfBody<UserGroups>,
     ) -> ApiResult<Json<UserGroups>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let fields = body.fields().await?;
         let edit = list_body(&fields, "groups");
         let groups = authz::set_user_groups(&state, who, &id.0, edit).await?;
@@ -416,10 +429,11 @@ impl AuthzApi {
     async fn user_permissions(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<UserPermissions>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let permissions = authz::user_permissions(&state, who, &id.0).await?;
         Ok(Json(UserPermissions { permissions }))
     }
@@ -436,11 +450,12 @@ impl AuthzApi {
     async fn set_user_permissions(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
         body: DrfBody<UserPermissions>,
     ) -> ApiResult<Json<UserPermissions>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let fields = body.fields().await?;
         let edit = list_body(&fields, "permissions");
         let permissions = authz::set_user_permissions(&state, who, &id.0, edit).await?;
@@ -458,10 +473,11 @@ impl AuthzApi {
     async fn user_roles(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
     ) -> ApiResult<Json<Roles>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         Ok(Json(authz::user_roles(&state, who, &id.0).await?.into()))
     }
 
@@ -476,11 +492,12 @@ impl AuthzApi {
     async fn patch_user_roles(
         &self,
         auth: Authenticated,
+        client: ClientInfo,
         state: Data<&AppState>,
         id: Path<String>,
         body: DrfBody<PatchedRolesRequest>,
     ) -> ApiResult<Json<Roles>> {
-        let who = who(&auth)?;
+        let who = who(&auth, &client)?;
         let fields = body.fields().await?;
         let change = RolesChange::parse(&fields);
         Ok(Json(

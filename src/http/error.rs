@@ -28,6 +28,9 @@ pub enum ApiError {
     /// 400 `{"detail": "…"}` for a body that cannot be parsed.
     #[error("unparsable body")]
     Unparsable(String),
+    /// 400 `{"detail": "…"}` for a query parameter DRF refuses (a pagination cursor).
+    #[error("invalid query parameter")]
+    InvalidQuery(&'static str),
     #[error("not authenticated")]
     NotAuthenticated,
     #[error("authentication failed")]
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::Invalid(_)
             | ApiError::BareList(_)
             | ApiError::Unparsable(_)
+            | ApiError::InvalidQuery(_)
             | ApiError::EmptyBadRequest
             | ApiError::Malformed => StatusCode::BAD_REQUEST,
             ApiError::NotAuthenticated | ApiError::AuthenticationFailed(_) => {
@@ -100,6 +104,7 @@ impl ApiError {
             ApiError::BareList(message) => serde_json::json!([message]),
             ApiError::Conflict(refusal) => refusal.body(),
             ApiError::Unparsable(message) => detail(message),
+            ApiError::InvalidQuery(message) => detail(message),
             ApiError::NotAuthenticated => detail(messages::NOT_AUTHENTICATED),
             ApiError::AuthenticationFailed(message) => detail(message),
             ApiError::Forbidden(message) => detail(message),

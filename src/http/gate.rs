@@ -6,6 +6,9 @@
 use poem::http::{HeaderValue, Method, StatusCode, Uri, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
+use crate::audit::What;
+use crate::auth::Caller;
+use crate::domain::ClientInfo;
 use crate::domain::messages;
 use crate::state::AppState;
 use crate::throttle::Requester;
@@ -141,10 +144,10 @@ impl<E> Gate<E> {
         let Some(throttle) = self.state.requests.as_ref().filter(|_| route.throttled) else {
             return Ok(());
         };
+        let client = client_info(request, &self.state.settings.trusted_proxies);
         let verdict = match user {
             Some(id) => throttle.check(Requester::User { id }).await,
             None if route.admits_anonymous(request.method().as_str()) => {
-                let client = client_info(request, &self.state.settings.trusted_proxies);
                 throttle
                     .check(Requester::Anonymous {
                         client: &client.throttle_key(),
@@ -155,8 +158,41 @@ impl<E> Gate<E> {
         };
         if verdict.is_err() {
             crate::meter::throttled(if user.is_some() { "user" } else { "anon" });
+            let caller = request.extensions().get::<std::sync::Arc<Caller>>();
+            self.record_throttled(caller.map(|caller| &**caller), &client)
+                .await;
         }
         verdict.map_err(ApiError::Throttled)
+    }
+
+    /// A request refused by a request rate, in the audit trail: counted per minute, for a user
+    /// (limit `user`) or, anonymous, for the client's address (limit `anon`, whichever rate
+    /// refused it). A failed write is logged and the answer stays 429.
+    async fn record_throttled(&self, caller: Option<&Caller>, client: &ClientInfo) {
+        let recorded = match caller {
+            Some(caller) => {
+                What::throttled("user")
+                    .event()
+                    .user(&caller.user)
+                    .session(&caller.session_public_id)
+                    .from(Some(client))
+                    .count(&self.state.db, &format!("user|user:{}", caller.user.id))
+                    .await
+            }
+            None => {
+                What::throttled("anon")
+                    .event()
+                    .from(Some(client))
+                    .count(
+                        &self.state.db,
+                        &format!("anon|ip:{}", client.throttle_key()),
+                    )
+                    .await
+            }
+        };
+        if let Err(err) = recorded {
+            tracing::warn!(error = %crate::telemetry::chain(&err), "cannot record a throttled request in the audit trail");
+        }
     }
 }
 

@@ -107,9 +107,10 @@ impl KeysApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         id: Path<String>,
     ) -> Result<NoContent, ApiError> {
-        match sessions::end_key(&state, auth.unscoped()?, &id.0)
+        match sessions::end_key(&state, auth.unscoped()?, &id.0, &client)
             .await
             .map_err(internal)?
         {

@@ -11,6 +11,8 @@ mod client;
 mod cors;
 /// `ApiError`: every failure as a DRF-shaped response.
 pub mod error;
+/// `GET /users/me/events/`: the caller's audit trail.
+mod events;
 /// DRF's per-request steps around the views: slash redirect, auth, 405, headers.
 mod gate;
 /// `/healthz` and `/readyz`.
@@ -70,6 +72,7 @@ enum ApiTags {
 
 type DrfApis = (
     users::UsersApi,
+    events::EventsApi,
     token::TokenApi,
     sessions::SessionsApi,
     authz::AuthzApi,
@@ -80,6 +83,7 @@ type DrfApis = (
 fn drf_apis() -> DrfApis {
     (
         users::UsersApi,
+        events::EventsApi,
         token::TokenApi,
         sessions::SessionsApi,
         authz::AuthzApi,
@@ -157,7 +161,9 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
         return;
     };
     responses.retain(|status, _| match status.as_str() {
-        "400" | "408" | "415" => has_body,
+        "408" | "415" => has_body,
+        // A pagination cursor `next` did not write: `{"detail": "Invalid cursor"}`.
+        "400" => has_body || id == "users_me_events",
         // Another user's record; activation's reused link (djoser's "Stale token for given
         // user."); a login over the token limit under the `deny` policy (knox's words).
         "403" => {
@@ -167,6 +173,8 @@ fn prune_responses(path: &str, operation: &mut serde_json::Value) {
                 || id == "users_activation"
                 || id == "token_login"
                 || id == "token_verify"
+                // A user's history is refused to scoped tokens and API keys.
+                || id == "users_me_events"
         }
         "404" => detail_route,
         // The failed-password limits (the password grant) and DRF's request-rate throttles

@@ -475,11 +475,12 @@ impl OAuthApi {
         &self,
         request: &Request,
         state: Data<&AppState>,
+        from: ClientInfo,
         body: DrfBody<TokenQuery>,
     ) -> OAuthResult<Revoked> {
         let fields = fields_of(body).await?;
         let client = oauth::identify(&state, credentials(request, &fields)?).await?;
-        oauth::revoke(&state, client, &fields).await?;
+        oauth::revoke(&state, client, &from, &fields).await?;
         Ok(Revoked::Done)
     }
 

@@ -116,6 +116,11 @@ pub static ROUTES: &[ApiRoute] = &[
         ..USER_ACTION
     },
     ApiRoute {
+        path: "/users/me/events/",
+        allow: "GET, HEAD, OPTIONS",
+        ..USER_ACTION
+    },
+    ApiRoute {
         path: "/users/activation/",
         anonymous_methods: &["POST"],
         ..USER_ACTION

@@ -6,7 +6,7 @@ use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 
-use crate::domain::messages;
+use crate::domain::{ClientInfo, messages};
 use crate::sessions::{self, SessionView};
 use crate::state::AppState;
 use crate::store::SessionKind;
@@ -81,9 +81,10 @@ impl SessionsApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
         id: Path<String>,
     ) -> Result<NoContent, ApiError> {
-        match sessions::end_by_id(&state, auth.unscoped()?, &id.0)
+        match sessions::end_by_id(&state, auth.unscoped()?, &id.0, &client)
             .await
             .map_err(internal)?
         {
@@ -104,8 +105,9 @@ impl SessionsApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
     ) -> Result<NoContent, ApiError> {
-        sessions::end_all(&state, auth.unscoped()?)
+        sessions::end_all(&state, auth.unscoped()?, &client)
             .await
             .map_err(internal)?;
         Ok(NoContent::Done)

@@ -47,8 +47,9 @@ impl TokenApi {
         &self,
         auth: Authenticated,
         state: Data<&AppState>,
+        client: ClientInfo,
     ) -> Result<NoContent, ApiError> {
-        accounts::logout(&state, auth.caller()).await?;
+        accounts::logout(&state, auth.caller(), &client).await?;
         Ok(NoContent::Done)
     }
 }

@@ -263,3 +263,34 @@ pub struct UsernameResetConfirmRequest {
     pub new_username: String,
     pub re_new_username: Option<String>,
 }
+
+/// One event of my account's audit trail.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct AccountEvent {
+    /// What happened: `login.succeeded`, `login.failed`, `logout`, `password.changed`, … (the
+    /// list is in docs/audit.md).
+    pub kind: String,
+    /// ISO 8601 UTC, such as `2026-11-23T08:15:00Z`. For `throttled` and the failed logins
+    /// counted per minute: the first of that minute.
+    pub time: String,
+    /// The client's address; `null` for a command an operator ran.
+    #[oai(nullable)]
+    pub ip: Option<String>,
+    /// The client's User-Agent (at most 256 characters, control characters escaped).
+    #[oai(nullable)]
+    pub user_agent: Option<String>,
+    /// The session it concerns, as `GET /token/sessions/` names it.
+    #[oai(nullable)]
+    pub session_id: Option<String>,
+}
+
+/// A page of my audit trail, newest first.
+#[derive(Debug, Object)]
+#[oai(rename_all = "snake_case")]
+pub struct AccountEventPage {
+    pub results: Vec<AccountEvent>,
+    /// The next (older) page, as a path relative to this server; `null` on the last page.
+    #[oai(nullable)]
+    pub next: Option<String>,
+}

@@ -184,10 +184,11 @@ impl UsersApi {
     async fn activation(
         &self,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<ActivationRequest>,
     ) -> ApiResult<NoContent> {
         let fields = body.fields().await?;
-        email_flows::activate(&state, &fields).await?;
+        email_flows::activate(&state, &client, &fields).await?;
         Ok(NoContent::Done)
     }
 
@@ -238,10 +239,12 @@ impl UsersApi {
     async fn reset_password_confirm(
         &self,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<PasswordResetConfirmRequest>,
     ) -> ApiResult<NoContent> {
         let fields = body.fields().await?;
-        email_flows::reset_password_confirm(&state, &state.hasher.admit()?, &fields).await?;
+        let hashing = state.hasher.admit()?;
+        email_flows::reset_password_confirm(&state, &hashing, &client, &fields).await?;
         Ok(NoContent::Done)
     }
 
@@ -272,10 +275,11 @@ impl UsersApi {
     async fn reset_username_confirm(
         &self,
         state: Data<&AppState>,
+        client: ClientInfo,
         body: DrfBody<UsernameResetConfirmRequest>,
     ) -> ApiResult<NoContent> {
         let fields = body.fields().await?;
-        email_flows::reset_username_confirm(&state, &fields).await?;
+        email_flows::reset_username_confirm(&state, &client, &fields).await?;
         Ok(NoContent::Done)
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::accounts::{self, PasswordLogin};
+use crate::audit::What;
 use crate::auth::{Invalidation, TokenKind};
 use crate::crypto::{self, HashError};
 use crate::domain::fields::python_strip;
@@ -198,7 +199,7 @@ pub async fn token(
         "refresh_token" => {
             let presented = required(fields, "refresh_token")?;
             let refreshed =
-                sessions::refresh(state, &presented, client_row, scope_of(fields)).await;
+                sessions::refresh(state, &presented, client_row, scope_of(fields), from).await;
             match &refreshed {
                 Ok(_) => meter::refresh(Refresh::Success),
                 Err(RefreshError::InvalidGrant) => meter::refresh(Refresh::InvalidGrant),
@@ -226,6 +227,7 @@ pub async fn token(
 pub async fn revoke(
     state: &AppState,
     client: Option<Arc<Client>>,
+    from: &ClientInfo,
     fields: &RawFields,
 ) -> Result<(), OAuthError> {
     let token = required(fields, "token")?;
@@ -247,7 +249,11 @@ pub async fn revoke(
             _ => OAuthError::InvalidClient,
         });
     }
-    if sessions::end(state, holder.session_id).await? {
+    let what = match holder.kind {
+        store::SessionKind::ApiKey => What::ApiKeyRevoked { via: "revoke" },
+        _ => What::Logout { via: "revoke" },
+    };
+    if sessions::end(state, holder.session_id, what, Some(from)).await? {
         meter::sessions_ended(Ended::Revoked, 1);
     }
     Ok(())
@@ -367,14 +373,24 @@ pub async fn create_client(
                 .secret,
         ),
     };
-    clients::insert(
-        &state.db,
+    let txn = store::begin_write(&state.db).await?;
+    let created = clients::insert(
+        &txn,
         client_id.clone(),
         name.trim().to_owned(),
         secret.as_deref().map(secret_digest),
         sessions::parse_scope(&scopes.join(" ")).map(|names| sessions::join_scope(&names)),
     )
     .await?;
+    What::ClientCreated {
+        name: created.name,
+        public,
+    }
+    .event()
+    .client_id(Some(client_id.clone()))
+    .record(&txn)
+    .await?;
+    txn.commit().await?;
     Ok(Registered {
         client_id,
         client_secret: secret,
@@ -412,7 +428,15 @@ pub async fn delete_client(state: &AppState, client_id: &str) -> Result<bool, OA
         return Ok(false);
     };
     let txn = store::begin_write(&state.db).await?;
+    let ended = store::sessions::count_for_client(&txn, client.id).await?;
     clients::delete(&txn, client.id).await?;
+    What::ClientDeleted {
+        sessions_ended: ended,
+    }
+    .event()
+    .client_id(Some(client.client_id.clone()))
+    .record(&txn)
+    .await?;
     state
         .auth
         .commit(txn, &[Invalidation::Client(client.id)])

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::What;
 use crate::auth::{Caller, Invalidation, TokenKind};
 use crate::config::{LimitPolicy, Tokens};
 use crate::crypto;
@@ -13,7 +14,7 @@ use crate::meter::{self, Ended};
 use crate::state::AppState;
 use crate::store::entity::auth_session;
 use crate::store::sessions::Which;
-use crate::store::{self, authz, sessions, tokens, users};
+use crate::store::{self, authz, clients, sessions, tokens, users};
 use crate::store::{Conn, DbErr, SessionKind, Tx};
 
 /// The longest session name kept, in characters.
@@ -134,6 +135,15 @@ pub enum Issued {
     Pair(Pair),
 }
 
+/// A session just opened: what it hands out, its public id, and the sessions the per-user limit
+/// ended to make room (for the caller to announce when it commits).
+#[derive(Debug)]
+pub struct Opened {
+    pub issued: Issued,
+    pub public_id: String,
+    pub evicted: Vec<i64>,
+}
+
 /// A session as its owner sees it.
 #[derive(Debug, Clone)]
 pub struct SessionView {
@@ -163,15 +173,14 @@ pub fn name(device_name: Option<&str>, client: &ClientInfo) -> String {
 }
 
 /// Opens a session inside the login's transaction, whose account row is locked, so the
-/// per-user limit holds under concurrent logins. Returns what to hand out and the sessions
-/// the limit evicted (for the caller to announce when it commits).
+/// per-user limit holds under concurrent logins.
 pub async fn open(
     txn: &Tx,
     settings: &Tokens,
     user_id: i64,
     opening: Opening,
     client: &ClientInfo,
-) -> Result<(Issued, Vec<i64>), SessionError> {
+) -> Result<Opened, SessionError> {
     let Opening { kind, name, scope } = opening;
     let now = Utc::now();
     let evicted = make_room(txn, settings, user_id, now).await?;
@@ -201,7 +210,59 @@ pub async fn open(
         Kind::Token => Issued::Token(mint(txn, &session, TokenKind::Login, expires_at).await?),
         Kind::OAuth { .. } => Issued::Pair(mint_pair(txn, settings, &session, now).await?),
     };
-    Ok((issued, evicted))
+    Ok(Opened {
+        issued,
+        public_id: session.public_id,
+        evicted,
+    })
+}
+
+/// The `client_id` of the registered client a session was minted through (its row id), for
+/// the audit trail.
+pub async fn client_id_of(db: &impl Conn, row: Option<i64>) -> Result<Option<String>, DbErr> {
+    Ok(match row {
+        Some(row) => clients::find_by_row(db, row)
+            .await?
+            .map(|client| client.client_id),
+        None => None,
+    })
+}
+
+/// Records `what` about `session` (its user, public id and client) in `db`.
+async fn record(
+    db: &impl Conn,
+    what: What,
+    session: &auth_session::Model,
+    from: Option<&ClientInfo>,
+) -> Result<(), DbErr> {
+    let mut event = what
+        .event()
+        .session(&session.public_id)
+        .from(from)
+        .client_id(client_id_of(db, session.client_id).await?);
+    if let Some(user) = users::find_by_id(db, session.user_id).await? {
+        event = event.user(&user);
+    }
+    event.record(db).await
+}
+
+/// What the audit trail calls a session of this kind.
+fn kind_name(kind: SessionKind) -> &'static str {
+    match kind {
+        SessionKind::Token => "token",
+        SessionKind::OAuth => "oauth",
+        SessionKind::ApiKey => "api_key",
+    }
+}
+
+/// What ending a session by its owner records: an API key's revocation, or a login's end.
+fn owner_ended(kind: SessionKind, via: &'static str) -> What {
+    match kind {
+        SessionKind::ApiKey => What::ApiKeyRevoked { via },
+        kind => What::SessionEnded {
+            session_kind: kind_name(kind),
+        },
+    }
 }
 
 /// AUTHD_TOKEN_LIMIT_PER_USER: ends the oldest sessions, or refuses the login.
@@ -289,10 +350,20 @@ pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<SessionView>,
     )
 }
 
-/// Ends one session: its tokens die on every instance. `false` for an unknown one.
-pub async fn end(state: &AppState, session_id: i64) -> Result<bool, DbErr> {
+/// Ends one session: its tokens die on every instance, and `what` is recorded with it.
+/// `false` for an unknown one (nothing recorded).
+pub async fn end(
+    state: &AppState,
+    session_id: i64,
+    what: What,
+    from: Option<&ClientInfo>,
+) -> Result<bool, DbErr> {
     let txn = store::begin_write(&state.db).await?;
+    let Some(session) = sessions::lock(&txn, session_id).await? else {
+        return Ok(false);
+    };
     let ended = sessions::delete(&txn, session_id).await?;
+    record(&txn, what, &session, from).await?;
     state
         .auth
         .commit(txn, &[Invalidation::Session(session_id)])
@@ -302,9 +373,17 @@ pub async fn end(state: &AppState, session_id: i64) -> Result<bool, DbErr> {
 
 /// `DELETE /token/sessions/{id}/`: one of the caller's sessions; `false` for an unknown id or
 /// another user's.
-pub async fn end_by_id(state: &AppState, caller: &Caller, public_id: &str) -> Result<bool, DbErr> {
+pub async fn end_by_id(
+    state: &AppState,
+    caller: &Caller,
+    public_id: &str,
+    from: &ClientInfo,
+) -> Result<bool, DbErr> {
     let ended = match sessions::find_public(&state.db, caller.user.id, public_id).await? {
-        Some(session) => end(state, session.id).await?,
+        Some(session) => {
+            let what = owner_ended(session.kind, "sessions");
+            end(state, session.id, what, Some(from)).await?
+        }
         None => false,
     };
     meter::sessions_ended(Ended::Revoked, u64::from(ended));
@@ -312,9 +391,18 @@ pub async fn end_by_id(state: &AppState, caller: &Caller, public_id: &str) -> Re
 }
 
 /// `POST /token/logoutall/`: every session of the caller.
-pub async fn end_all(state: &AppState, caller: &Caller) -> Result<u64, DbErr> {
+pub async fn end_all(state: &AppState, caller: &Caller, from: &ClientInfo) -> Result<u64, DbErr> {
     let txn = store::begin_write(&state.db).await?;
     let ended = sessions::delete_for_user(&txn, caller.user.id, None).await?;
+    What::SessionsEndedAll {
+        sessions_ended: ended,
+    }
+    .event()
+    .user(&caller.user)
+    .session(&caller.session_public_id)
+    .from(Some(from))
+    .record(&txn)
+    .await?;
     state
         .auth
         .commit(txn, &[Invalidation::User(caller.user.id)])
@@ -413,9 +501,17 @@ pub async fn list_keys(state: &AppState, caller: &Caller) -> Result<Vec<KeyView>
 
 /// `DELETE /token/keys/{id}/`: one of the caller's API keys; `false` for an unknown id,
 /// another user's, or a session that is not a key.
-pub async fn end_key(state: &AppState, caller: &Caller, public_id: &str) -> Result<bool, DbErr> {
+pub async fn end_key(
+    state: &AppState,
+    caller: &Caller,
+    public_id: &str,
+    from: &ClientInfo,
+) -> Result<bool, DbErr> {
     let ended = match sessions::find_public(&state.db, caller.user.id, public_id).await? {
-        Some(session) if session.kind == SessionKind::ApiKey => end(state, session.id).await?,
+        Some(session) if session.kind == SessionKind::ApiKey => {
+            let what = owner_ended(session.kind, "keys");
+            end(state, session.id, what, Some(from)).await?
+        }
         _ => false,
     };
     meter::sessions_ended(Ended::Revoked, u64::from(ended));
@@ -426,6 +522,7 @@ pub async fn end_key(state: &AppState, caller: &Caller, public_id: &str) -> Resu
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holder {
     pub session_id: i64,
+    pub kind: SessionKind,
     /// The registered client the session was minted through (its row id), if any.
     pub client: Option<i64>,
 }
@@ -443,6 +540,7 @@ pub async fn holder(state: &AppState, secret: &str) -> Result<Option<Holder>, Db
         .await?
         .map(|session| Holder {
             session_id,
+            kind: session.kind,
             client: session.client_id,
         }))
 }
@@ -483,6 +581,7 @@ pub async fn refresh(
     secret: &str,
     client: Option<i64>,
     scope: Option<Vec<String>>,
+    from: &ClientInfo,
 ) -> Result<Pair, RefreshError> {
     let settings = &state.settings.tokens;
     let digest = crypto::token_digest(secret.trim());
@@ -514,6 +613,7 @@ pub async fn refresh(
     let grace =
         chrono::Duration::from_std(settings.refresh_reuse_grace).unwrap_or(chrono::Duration::MAX);
     let mut changes = vec![Invalidation::Token(digest)];
+    let mut within_grace = false;
     match current.retired_at {
         None => {
             tokens::retire(&txn, current.id).await?;
@@ -526,6 +626,7 @@ pub async fn refresh(
                     .map(|token| Invalidation::Token(token.digest.clone())),
             );
             tokens::supersede(&txn, replaced.iter().map(|token| token.id).collect()).await?;
+            within_grace = true;
             tracing::info!(
                 session = session.id,
                 user_id = session.user_id,
@@ -535,6 +636,10 @@ pub async fn refresh(
         }
         Some(_) => {
             sessions::delete(&txn, session.id).await?;
+            let what = What::RefreshReuseDetected {
+                superseded: current.superseded,
+            };
+            record(&txn, what, &session, Some(from)).await?;
             state
                 .auth
                 .commit(txn, &[Invalidation::Session(session.id)])
@@ -549,6 +654,7 @@ pub async fn refresh(
         }
     }
     // Keep or narrow, never widen: refused, the transaction (and the retirement) is dropped.
+    let scope_requested = scope.is_some();
     if let Some(asked) = scope {
         let limit = match session.scope.as_deref() {
             Some(stored) => crate::auth::parse_scope(stored),
@@ -567,6 +673,11 @@ pub async fn refresh(
         changes.push(Invalidation::Session(session.id));
     }
     let pair = mint_pair(&txn, settings, &session, now).await?;
+    let what = What::TokenRefreshed {
+        within_grace,
+        scope_requested,
+    };
+    record(&txn, what, &session, Some(from)).await?;
     state.auth.commit(txn, &changes).await?;
     Ok(pair)
 }

@@ -2,6 +2,7 @@
 //! the service sees [`Db`], [`Tx`], [`Conn`], [`DbErr`] and the types defined here
 //! (`tests/api/layout.rs` holds it to that).
 
+pub mod audit;
 pub mod authz;
 pub mod clients;
 pub mod django;

@@ -93,6 +93,15 @@ pub async fn find_public(
 }
 
 /// Ends a session: its tokens go with it (cascade).
+/// How many sessions were minted through a registered client (its row id).
+pub async fn count_for_client(db: &impl ConnectionTrait, client_row: i64) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait as _;
+    Entity::find()
+        .filter(Column::ClientId.eq(client_row))
+        .count(db)
+        .await
+}
+
 pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
     Ok(Entity::delete_by_id(id).exec(db).await?.rows_affected == 1)
 }

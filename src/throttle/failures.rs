@@ -89,9 +89,10 @@ pub enum Source<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    /// Over a limit: an attempt would be admitted in this many seconds (at least 1).
+    /// Over a limit: an attempt would be admitted in this many seconds (at least 1); the
+    /// limit that refuses it longest, by its name (`ip_account`, `account`, `ip`, `session`).
     #[error("throttled for {0} s")]
-    Throttled(u64),
+    Throttled(u64, &'static str),
     /// The attempts ahead did not finish within the patience: nothing was checked.
     #[error("attempts ahead did not finish in time")]
     Busy,
@@ -126,8 +127,8 @@ fn account_key(account: &str) -> String {
 
 /// One limit an attempt counts against.
 struct Counted {
-    /// Its `limit` label in `authd_throttled_total`.
-    limit: &'static str,
+    /// The limit's name, as the audit trail records a refusal.
+    name: &'static str,
     key: String,
     rate: Rate,
     /// The account, for keys about one account.
@@ -145,24 +146,18 @@ pub async fn begin_attempt(
 ) -> Result<Attempt, Refused> {
     let of_account = Some(account_key(account));
     // The limit of this very source and account, whose failures a success clears.
-    let (own_limit, own) = match source {
-        Source::Login { address, .. } => (
-            "ip_account",
-            limits
-                .per_ip_account
-                .map(|rate| (key(&["ip+account", address, account]), rate)),
-        ),
-        Source::Session(session) => (
-            "session",
-            limits
-                .per_session
-                .map(|rate| (key(&["session", &session.to_string()]), rate)),
-        ),
+    let own = match source {
+        Source::Login { address, .. } => limits
+            .per_ip_account
+            .map(|rate| ("ip_account", key(&["ip+account", address, account]), rate)),
+        Source::Session(session) => limits
+            .per_session
+            .map(|rate| ("session", key(&["session", &session.to_string()]), rate)),
     };
     let mut counted: Vec<Counted> = own
         .iter()
-        .map(|(key, rate)| Counted {
-            limit: own_limit,
+        .map(|(name, key, rate)| Counted {
+            name,
             key: key.clone(),
             rate: *rate,
             account: of_account.clone(),
@@ -170,13 +165,13 @@ pub async fn begin_attempt(
         .collect();
     if let Source::Login { address, known } = source {
         counted.extend(limits.per_account.filter(|_| !known).map(|rate| Counted {
-            limit: "account",
+            name: "account",
             key: account_key(account),
             rate,
             account: of_account.clone(),
         }));
         counted.extend(limits.per_ip.map(|rate| Counted {
-            limit: "ip",
+            name: "ip",
             key: key(&["ip", address]),
             rate,
             account: None,
@@ -203,7 +198,7 @@ pub async fn begin_attempt(
     let attempt = Attempt {
         db: Some(db.clone()),
         ids,
-        clears: own.map(|(key, _)| key),
+        clears: own.map(|(_, key, _)| key),
     };
     txn.commit().await?;
     let stale = chrono::Duration::from_std(patience.saturating_mul(2) + STALE_MARGIN)
@@ -215,9 +210,9 @@ pub async fn begin_attempt(
                 attempt.abandon().await;
                 return Err(err.into());
             }
-            Ok(Admission::Refused(wait)) => {
+            Ok(Admission::Refused(wait, limit)) => {
                 attempt.abandon().await;
-                return Err(Refused::Throttled(wait));
+                return Err(Refused::Throttled(wait, limit));
             }
             Ok(Admission::Admitted) => return Ok(attempt),
             Ok(Admission::Wait) if tokio::time::Instant::now() >= give_up => {
@@ -231,8 +226,8 @@ pub async fn begin_attempt(
 
 enum Admission {
     Admitted,
-    /// Seconds until the limit that refuses it would admit it.
-    Refused(u64),
+    /// Seconds until the limit that refuses it would admit it, and that limit's name.
+    Refused(u64, &'static str),
     Wait,
 }
 
@@ -249,7 +244,10 @@ async fn admission(
     let now = Utc::now();
     let stale_before = now - stale;
     let mut wait = 0;
+    // Every limit that refuses is counted in the metrics; the one that keeps the attempt out
+    // longest is the one the audit trail names.
     let mut refusing = Vec::new();
+    let mut longest = "";
     let mut full = false;
     for (limit, own) in counted.iter().zip(own) {
         let rate = &limit.rate;
@@ -274,8 +272,11 @@ async fn admission(
             .collect();
         if failed.len() as u64 >= count {
             // Admitted once the oldest of the last `count` failures leaves the window.
-            wait = wait.max(seconds_until(failed[count as usize - 1], rate, now));
-            refusing.push(limit.limit);
+            let until = seconds_until(failed[count as usize - 1], rate, now);
+            refusing.push(limit.name);
+            if until > wait {
+                (wait, longest) = (until, limit.name);
+            }
         } else {
             let ahead = in_flight.iter().filter(|row| row.id < *own).count();
             full |= (failed.len() + ahead) as u64 >= count;
@@ -287,7 +288,7 @@ async fn admission(
     Ok(match (wait, full) {
         (0, false) => Admission::Admitted,
         (0, true) => Admission::Wait,
-        (wait, _) => Admission::Refused(wait),
+        (wait, _) => Admission::Refused(wait, longest),
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod audit;
 mod authz;
 mod bodies;
 mod cli;

@@ -46,6 +46,7 @@ fn paths_keep_djosers_trailing_slashes_and_protected_operations_need_a_token() {
             "/users/",
             "/users/activation/",
             "/users/me/",
+            "/users/me/events/",
             "/users/resend_activation/",
             "/users/reset_password/",
             "/users/reset_password_confirm/",

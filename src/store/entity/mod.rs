@@ -1,4 +1,5 @@
 //! sea-orm entities, mirroring the migrations. No logic lives here.
+pub mod audit_event;
 pub mod auth_group;
 pub mod auth_group_permissions;
 pub mod auth_permission;
