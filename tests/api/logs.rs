@@ -1,7 +1,14 @@
 //! `AUTHD_LOG_FORMAT=json`: every line on stderr is one JSON object in tracing-subscriber's
 //! field names, a request's lines carry the request id it was answered with, every command
-//! logs in the chosen format, and an unknown format stops start-up.
+//! logs in the chosen format, and an unknown format stops start-up. And no secret reaches
+//! any record an operator or a user reads: one served binary goes through every flow that
+//! writes an audit event and hands out or takes a secret, then the JSON log lines (at `trace`),
+//! the audit table, `/users/me/events/` and `authd audit --json` are searched for each secret,
+//! whole and as its digest.
 
+use std::time::{Duration, Instant};
+
+use sea_orm::{Database, FromQueryResult, JsonValue, Statement};
 use serde_json::{Value, json};
 
 use crate::cli::{Served, authd};
@@ -155,4 +162,288 @@ fn an_unknown_log_format_stops_start_up() {
             "{stderr}"
         );
     }
+}
+
+/// A password typed into the username field of a login: stored nowhere, not even as the name
+/// of the unknown account it was tried for.
+const TYPED_INTO_USERNAME: &str = "Typed-Into-Username-S3cret";
+const WRONG_PASSWORD: &str = "Wrong-Password-S3cret";
+const SECOND_PASSWORD: &str = "Second-Password-S3cret";
+const THIRD_PASSWORD: &str = "Third-Password-S3cret";
+
+struct Secrets(Vec<String>);
+
+impl Secrets {
+    /// A token and the SHA-256 digest the database keeps of it.
+    fn token(&mut self, token: &str) {
+        self.0.push(token.to_owned());
+        self.0.push(authd::crypto::token_digest(token));
+        if let Some(body) = token.strip_prefix("authd_") {
+            self.0.push(body.to_owned());
+        }
+    }
+
+    #[track_caller]
+    fn assert_absent(&self, place: &str, text: &str) {
+        for secret in &self.0 {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret ({secret:.6}…) is in {place}"
+            );
+        }
+    }
+}
+
+async fn post(base: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Token {token}"));
+    }
+    let reply = request.send().await.expect("request");
+    let status = reply.status().as_u16();
+    (status, reply.json().await.unwrap_or(Value::Null))
+}
+
+async fn oauth(base: &str, form: &[(&str, &str)]) -> Value {
+    let reply = reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .form(form)
+        .send()
+        .await
+        .expect("token endpoint");
+    reply.json().await.expect("json")
+}
+
+fn text(value: &Value, name: &str) -> String {
+    value[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} in {value}"))
+        .to_owned()
+}
+
+/// The reset link's uid and token, from the `.eml` file the file backend wrote.
+async fn reset_link(outbox: &std::path::Path) -> (String, String) {
+    let link = regex::Regex::new(r"password/reset/confirm/([A-Za-z0-9_-]+)/([A-Za-z0-9-]+)")
+        .expect("pattern");
+    let started = Instant::now();
+    loop {
+        let found = std::fs::read_dir(outbox)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+            .find_map(|mail| {
+                link.captures(&mail.replace("=\r\n", "").replace("=\n", ""))
+                    .map(|c| (c[1].to_owned(), c[2].to_owned()))
+            });
+        if let Some(found) = found {
+            return found;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no reset mail");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_audit_trail_the_events_or_the_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = dir.path().join("mail");
+    let mail_url = format!("file://{}", outbox.display());
+    let served = Served::start(
+        &dir,
+        &[
+            ("AUTHD_LOG_FORMAT", "json"),
+            ("RUST_LOG", "trace"),
+            ("AUTHD_EMAIL_URL", &mail_url),
+            ("AUTHD_EMAIL_FRONTEND_DOMAIN", "app.example.test"),
+        ],
+    )
+    .await;
+    let base = served.base.clone();
+    let mut secrets = Secrets(
+        [
+            PASSWORD,
+            TYPED_INTO_USERNAME,
+            WRONG_PASSWORD,
+            SECOND_PASSWORD,
+            THIRD_PASSWORD,
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    );
+
+    let (status, _) = post(
+        &base,
+        "/users/",
+        None,
+        json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, login) = post(
+        &base,
+        "/token/login/",
+        None,
+        json!({"username": "alice", "password": PASSWORD}),
+    )
+    .await;
+    let first = text(&login, "auth_token");
+    secrets.token(&first);
+    for (username, password) in [("alice", WRONG_PASSWORD), (TYPED_INTO_USERNAME, PASSWORD)] {
+        let (status, _) = post(
+            &base,
+            "/token/login/",
+            None,
+            json!({"username": username, "password": password}),
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+
+    let pair = oauth(
+        &base,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    let old_refresh = text(&pair, "refresh_token");
+    secrets.token(&text(&pair, "access_token"));
+    secrets.token(&old_refresh);
+    let rotated = oauth(
+        &base,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &old_refresh),
+        ],
+    )
+    .await;
+    secrets.token(&text(&rotated, "access_token"));
+    secrets.token(&text(&rotated, "refresh_token"));
+
+    let (status, key) = post(
+        &base,
+        "/token/keys/",
+        Some(&first),
+        json!({"name": "bot", "current_password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    secrets.token(&text(&key, "key"));
+
+    let client = authd(&dir)
+        .args(["client", "create", "Web backend"])
+        .output()
+        .expect("client create");
+    assert!(client.status.success());
+    let client: Value = serde_json::from_slice(&client.stdout).expect("one JSON line");
+    secrets.token(&text(&client, "client_secret"));
+
+    let (status, _) = post(
+        &base,
+        "/users/set_password/",
+        Some(&first),
+        json!({"current_password": PASSWORD, "new_password": SECOND_PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = post(
+        &base,
+        "/users/reset_password/",
+        None,
+        json!({"email": "alice@example.com"}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (uid, reset_token) = reset_link(&outbox).await;
+    secrets.0.push(reset_token.clone());
+    let (status, _) = post(
+        &base,
+        "/users/reset_password_confirm/",
+        None,
+        json!({"uid": uid, "token": reset_token, "new_password": THIRD_PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, 204);
+
+    let (_, login) = post(
+        &base,
+        "/token/login/",
+        None,
+        json!({"username": "alice", "password": THIRD_PASSWORD}),
+    )
+    .await;
+    let last = text(&login, "auth_token");
+    secrets.token(&last);
+    let events = reqwest::Client::new()
+        .get(format!("{base}/users/me/events/"))
+        .header("Authorization", format!("Token {last}"))
+        .send()
+        .await
+        .expect("events")
+        .text()
+        .await
+        .expect("body");
+    let listed: Value = serde_json::from_str(&events).expect("JSON");
+    assert!(
+        listed["results"]
+            .as_array()
+            .is_some_and(|events| events.len() >= 6),
+        "{listed}"
+    );
+    secrets.assert_absent("/users/me/events/", &events);
+    let (status, _) = post(&base, "/token/logout/", Some(&last), json!({})).await;
+    assert_eq!(status, 204);
+
+    let (exit, _, stderr) = served.stop();
+    assert!(exit.success(), "{stderr}");
+    for line in stderr.lines().filter(|line| !line.is_empty()) {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok_and(|line| line.is_object()),
+            "a log line is not a JSON object: {line}"
+        );
+    }
+    assert!(
+        stderr.contains("\"target\":\"audit\""),
+        "audit lines are logged"
+    );
+    secrets.assert_absent("the JSON logs", &stderr);
+
+    let audit = authd(&dir)
+        .args(["audit", "--json"])
+        .output()
+        .expect("audit");
+    assert!(
+        audit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let audit = String::from_utf8_lossy(&audit.stdout).into_owned();
+    assert!(audit.lines().count() >= 8, "{audit}");
+    for line in audit.lines() {
+        serde_json::from_str::<Value>(line).expect("one JSON object per line");
+    }
+    secrets.assert_absent("`authd audit --json`", &audit);
+
+    let url = format!(
+        "sqlite://{}?mode=ro",
+        dir.path().join("cli.sqlite3").display()
+    );
+    let db = Database::connect(&url).await.expect("the database");
+    let rows = JsonValue::find_by_statement(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT * FROM audit_event",
+    ))
+    .all(&db)
+    .await
+    .expect("the audit table");
+    assert!(rows.len() >= 8, "{rows:?}");
+    secrets.assert_absent(
+        "the audit table",
+        &serde_json::to_string(&rows).expect("json"),
+    );
 }
