@@ -7,7 +7,9 @@
 //! [`What`] with fixed fields, none of which can carry a password, a token, a link or a header.
 //! A login value typed for no account is never recorded (people type passwords into it).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -24,6 +26,8 @@ pub const USER_AGENT_MAX: usize = 256;
 pub const PAGE_SIZE: u64 = 50;
 /// The window over which repeated events of the counted kinds share one row.
 const WINDOW_SECONDS: i64 = 60;
+/// The most windows a [`Tally`] holds between flushes; past it, refusals are written at once.
+const TALLY_WINDOWS: usize = 10_000;
 
 /// Every kind of event, as stored in `audit_event.kind`.
 pub const KINDS: &[&str] = &[
@@ -282,16 +286,109 @@ impl Record {
     /// `details.count`. So a flood costs one row per scope and minute. Logged the first time.
     pub async fn count(self, db: &impl Conn, scope: &str) -> Result<(), DbErr> {
         let now = Utc::now();
+        let key = self.window_key(scope, now);
+        write_counted(db, self.row(now), &key).await
+    }
+
+    /// [`Record::count`], but counted in `tally` until its next flush: a refusal must stay
+    /// cheaper than the request it refuses, so a flood of them costs the database one
+    /// statement per scope and flush, not one per refusal.
+    pub async fn tally(self, tally: &Tally, db: &impl Conn, scope: &str) -> Result<(), DbErr> {
+        let now = Utc::now();
+        let key = self.window_key(scope, now);
+        let Some(record) = tally.add(key.clone(), self, now) else {
+            return Ok(());
+        };
+        write_counted(db, record.row(now), &key).await
+    }
+
+    fn window_key(&self, scope: &str, now: DateTime<Utc>) -> String {
         let window = now.timestamp().div_euclid(WINDOW_SECONDS);
-        let event = self.row(now);
-        let key = format!("{}|{scope}|{window}", event.kind);
-        let count = rows::count_in_window(db, event.clone(), &key).await?;
-        if count == 1 {
-            log(&event, Some(count));
-        } else {
-            tracing::debug!(target: "audit", kind = event.kind, count, "counted in this minute's row");
+        format!("{}|{scope}|{window}", self.what.kind())
+    }
+
+    /// The same event standing for `refusals` of them.
+    fn standing_for(mut self, refusals: u64) -> Self {
+        if let What::Throttled { count, .. } = &mut self.what {
+            *count = refusals;
         }
-        Ok(())
+        self
+    }
+}
+
+/// Writes a counted event into its window's row; logged when it made the row.
+async fn write_counted(db: &impl Conn, event: NewEvent, key: &str) -> Result<(), DbErr> {
+    let count = rows::count_in_window(db, event.clone(), key).await?;
+    let standing_for = serde_json::from_str::<serde_json::Value>(&event.details)
+        .ok()
+        .and_then(|details| details["count"].as_i64())
+        .unwrap_or(1);
+    if count == standing_for {
+        log(&event, Some(count));
+    } else {
+        tracing::debug!(target: "audit", kind = event.kind, count, "counted in this minute's row");
+    }
+    Ok(())
+}
+
+/// Refusals counted in memory per window between flushes (every few seconds, and when authd
+/// stops). Bounded: with [`TALLY_WINDOWS`] windows held, a refusal in a new one is handed back
+/// to be written at once.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pending: Mutex<HashMap<String, Counted>>,
+}
+
+/// One window's refusals so far: the first of them, when it came, and how many.
+#[derive(Debug)]
+struct Counted {
+    record: Record,
+    first: DateTime<Utc>,
+    refusals: u64,
+}
+
+impl Tally {
+    /// Counts the refusal; hands it back when the tally is full.
+    fn add(&self, key: String, record: Record, at: DateTime<Utc>) -> Option<Record> {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(counted) = pending.get_mut(&key) {
+            counted.refusals += 1;
+            return None;
+        }
+        if pending.len() >= TALLY_WINDOWS {
+            return Some(record);
+        }
+        pending.insert(
+            key,
+            Counted {
+                record,
+                first: at,
+                refusals: 1,
+            },
+        );
+        None
+    }
+
+    /// Writes every window counted since the last flush, one statement each, each at the time
+    /// of its first refusal. Returns the windows written.
+    pub async fn flush(&self, db: &impl Conn) -> Result<usize, DbErr> {
+        let taken = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        let windows = taken.len();
+        let mut taken: Vec<_> = taken.into_iter().collect();
+        taken.sort_by_key(|(_, counted)| counted.first);
+        for (key, counted) in taken {
+            let event = counted.record.standing_for(counted.refusals);
+            write_counted(db, event.row(counted.first), &key).await?;
+        }
+        Ok(windows)
     }
 }
 
@@ -493,6 +590,45 @@ pub fn time(at: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A flood in one window is one entry, however long; a new window, or a new scope, is
+    /// another; a full tally hands the refusal back to be written at once.
+    #[test]
+    fn a_tally_holds_one_entry_per_window() {
+        let tally = Tally::default();
+        let now = Utc::now();
+        let refusal = || What::throttled("anon").event();
+        for _ in 0..1000 {
+            assert!(
+                tally
+                    .add("throttled|anon|ip:a|1".into(), refusal(), now)
+                    .is_none()
+            );
+        }
+        assert!(
+            tally
+                .add("throttled|anon|ip:a|2".into(), refusal(), now)
+                .is_none()
+        );
+        let pending = tally.pending.lock().expect("unpoisoned");
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending["throttled|anon|ip:a|1"].refusals, 1000);
+        drop(pending);
+        for window in 2..TALLY_WINDOWS {
+            let key = format!("throttled|anon|ip:{window}|1");
+            assert!(tally.add(key, refusal(), now).is_none());
+        }
+        assert!(
+            tally
+                .add("throttled|anon|ip:new|1".into(), refusal(), now)
+                .is_some()
+        );
+        assert!(
+            tally
+                .add("throttled|anon|ip:a|1".into(), refusal(), now)
+                .is_none()
+        );
+    }
 
     #[test]
     fn user_agents_have_their_control_characters_escaped() {

@@ -118,6 +118,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
         auth,
         mailer,
         requests,
+        refusals: Arc::default(),
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::audit::Tally;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::crypto::PasswordHasher;
@@ -18,4 +19,6 @@ pub struct AppState {
     pub mailer: Arc<Mailer>,
     /// DRF's request-rate throttles; `None` while both are off.
     pub requests: Option<Arc<RequestThrottle>>,
+    /// Throttled requests counted for the audit trail until the next flush.
+    pub refusals: Arc<Tally>,
 }

@@ -1,9 +1,9 @@
 //! The background tasks, owned in one place: the mail delivery worker, the listener that keeps
 //! the token cache in step with other instances and processes, the writer of sessions' last
-//! uses, the periodic purge of spent rows, and the dummy hash that follows the legacy hashes.
-//! Each task takes only what it needs. They stop in that order, after the server stopped taking
-//! requests: the worker finishes its send or hands its messages back, and the last uses are
-//! written one last time.
+//! uses, the writer of throttled requests to the audit trail, the periodic purge of spent rows,
+//! and the dummy hash that follows the legacy hashes. Each task takes only what it needs. They
+//! stop in that order, after the server stopped taking requests: the worker finishes its send
+//! or hands its messages back, and the last uses and refusals are written one last time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,8 @@ const MAIL_POLL: Duration = Duration::from_millis(500);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Cache invalidations are read within a poll; an hour is far more than any reader needs.
 const INVALIDATION_RETENTION: Duration = Duration::from_secs(3600);
+/// How often throttled requests counted in memory are written to the audit trail.
+const REFUSAL_WRITES: Duration = Duration::from_secs(2);
 /// How often queued last uses are written, at most (each session's is queued at most once a
 /// minute, or once a quarter of a shorter idle limit).
 const LAST_USE_WRITES: Duration = Duration::from_secs(10);
@@ -63,6 +65,11 @@ impl Tasks {
             stop.child_token(),
         ));
         let last_uses = tokio::spawn(write_last_uses(Arc::clone(&state.auth), stop.child_token()));
+        let refusals = tokio::spawn(write_refusals(
+            state.db.clone(),
+            Arc::clone(&state.refusals),
+            stop.child_token(),
+        ));
         let legacy = tokio::spawn(follow_legacy_periodically(
             state.db.clone(),
             Arc::clone(&state.hasher),
@@ -85,6 +92,7 @@ impl Tasks {
                 ("mail worker", mail),
                 ("cache listener", listener),
                 ("last-use writer", last_uses),
+                ("refusal writer", refusals),
                 ("purge", purge),
                 ("legacy hash follower", legacy),
             ],
@@ -100,6 +108,25 @@ impl Tasks {
                 task.abort();
             }
             tracing::debug!(task = name, "stopped");
+        }
+    }
+}
+
+/// Writes the throttled requests counted since the last time, and once more when stopping.
+async fn write_refusals(db: Db, refusals: Arc<audit::Tally>, stop: CancellationToken) {
+    loop {
+        let stopping = tokio::select! {
+            _ = stop.cancelled() => true,
+            _ = tokio::time::sleep(REFUSAL_WRITES) => false,
+        };
+        if let Err(err) = refusals.flush(&db).await {
+            tracing::warn!(
+                error = %crate::telemetry::chain(&err),
+                "cannot write throttled requests to the audit trail"
+            );
+        }
+        if stopping {
+            return;
         }
     }
 }

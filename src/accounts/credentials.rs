@@ -271,16 +271,19 @@ async fn begin_attempt(
     .await;
     if let Err(throttle::Refused::Throttled(wait, limit)) = &begun {
         // Counted per minute: a flood of refusals costs one row per account (or, for a name
-        // that is no account, per client address) and limit.
+        // that is no account, per client address) and limit, written at the next flush.
         let event = What::throttled(limit).event().from(Some(client));
         match found {
             Some(user) => {
                 let scope = format!("{limit}|user:{}", user.id);
-                event.user(user).count(&state.db, &scope).await?
+                event
+                    .user(user)
+                    .tally(&state.refusals, &state.db, &scope)
+                    .await?
             }
             None => {
                 let scope = format!("{limit}|ip:{}", client.throttle_key());
-                event.count(&state.db, &scope).await?
+                event.tally(&state.refusals, &state.db, &scope).await?
             }
         }
         match found {

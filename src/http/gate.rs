@@ -176,14 +176,19 @@ impl<E> Gate<E> {
                     .user(&caller.user)
                     .session(&caller.session_public_id)
                     .from(Some(client))
-                    .count(&self.state.db, &format!("user|user:{}", caller.user.id))
+                    .tally(
+                        &self.state.refusals,
+                        &self.state.db,
+                        &format!("user|user:{}", caller.user.id),
+                    )
                     .await
             }
             None => {
                 What::throttled("anon")
                     .event()
                     .from(Some(client))
-                    .count(
+                    .tally(
+                        &self.state.refusals,
                         &self.state.db,
                         &format!("anon|ip:{}", client.throttle_key()),
                     )

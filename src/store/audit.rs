@@ -46,8 +46,9 @@ pub async fn insert(db: &impl ConnectionTrait, event: NewEvent) -> Result<(), Db
 }
 
 /// Writes `event` as the first of its window (`window_key`), or, when the window has its row
-/// already, adds one to that row's `details.count` instead (one statement: concurrent writers
-/// cannot both insert). Returns the count now stored.
+/// already, adds the event's own `details.count` (the refusals it stands for) to that row's
+/// instead (one statement: concurrent writers cannot both insert). Returns the count now
+/// stored.
 pub async fn count_in_window(
     db: &impl ConnectionTrait,
     event: NewEvent,
@@ -57,11 +58,13 @@ pub async fn count_in_window(
     let increment = match backend {
         DbBackend::Postgres => {
             "jsonb_set(audit_event.details::jsonb, '{count}', \
-             to_jsonb(COALESCE((audit_event.details::jsonb ->> 'count')::bigint, 0) + 1))::text"
+             to_jsonb(COALESCE((audit_event.details::jsonb ->> 'count')::bigint, 0) \
+             + COALESCE((EXCLUDED.details::jsonb ->> 'count')::bigint, 1)))::text"
         }
         _ => {
             "json_set(audit_event.details, '$.count', \
-             COALESCE(json_extract(audit_event.details, '$.count'), 0) + 1)"
+             COALESCE(json_extract(audit_event.details, '$.count'), 0) \
+             + COALESCE(json_extract(excluded.details, '$.count'), 1))"
         }
     };
     let placeholders = match backend {

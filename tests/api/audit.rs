@@ -39,9 +39,19 @@ impl Secrets {
     }
 }
 
+/// Throttled requests are counted in memory and written every few seconds: now.
+async fn flush_refusals(app: &TestApp) {
+    app.state
+        .refusals
+        .flush(app.db())
+        .await
+        .expect("refusals written");
+}
+
 /// The table, row by row, every column.
 async fn dump(app: &TestApp) -> String {
     use sea_orm::{EntityTrait, QueryOrder};
+    flush_refusals(app).await;
     authd::store::entity::audit_event::Entity::find()
         .order_by_asc(authd::store::entity::audit_event::Column::Id)
         .all(app.db())
@@ -54,6 +64,7 @@ async fn dump(app: &TestApp) -> String {
 
 async fn rows(app: &TestApp) -> Vec<authd::store::entity::audit_event::Model> {
     use sea_orm::{EntityTrait, QueryOrder};
+    flush_refusals(app).await;
     authd::store::entity::audit_event::Entity::find()
         .order_by_asc(authd::store::entity::audit_event::Column::Id)
         .all(app.db())
