@@ -226,9 +226,10 @@ fn text(value: &Value, name: &str) -> String {
 /// The reset link's uid and token (base64url), from the `.eml` file the file backend wrote (a
 /// link is taken only once something follows it: the file may still be being written).
 async fn reset_link(outbox: &std::path::Path) -> (String, String) {
-    let link =
-        regex::Regex::new(r"password/reset/confirm/([A-Za-z0-9_-]+)/([A-Za-z0-9_-]+)[^A-Za-z0-9_-]")
-            .expect("pattern");
+    let link = regex::Regex::new(
+        r"password/reset/confirm/([A-Za-z0-9_-]+)/([A-Za-z0-9_-]+)[^A-Za-z0-9_-]",
+    )
+    .expect("pattern");
     let started = Instant::now();
     loop {
         let found = std::fs::read_dir(outbox)
