@@ -346,7 +346,8 @@ impl Authenticator {
         }
     }
 
-    /// Writes the queued last uses in one transaction; the background task calls it.
+    /// Writes the queued last uses in one transaction, a statement per thousand sessions; the
+    /// background task calls it.
     pub async fn write_last_uses(&self) -> Result<usize, DbErr> {
         let batch: Vec<(i64, DateTime<Utc>)> = match self.uses.lock() {
             Ok(mut uses) => uses.drain().collect(),
@@ -356,9 +357,7 @@ impl Authenticator {
             return Ok(0);
         }
         let txn = store::begin_write(&self.db).await?;
-        for (session_id, used) in &batch {
-            sessions::touch(&txn, *session_id, *used).await?;
-        }
+        sessions::touch_many(&txn, &batch).await?;
         txn.commit().await?;
         Ok(batch.len())
     }

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value, sea_query::Expr,
 };
 
 use super::entity::auth_session::{ActiveModel, Column, Entity, Model, SessionKind};
@@ -168,19 +168,40 @@ pub async fn set_scope(db: &impl ConnectionTrait, id: i64, scope: &str) -> Resul
         .map(|_| ())
 }
 
-/// Records a use; never moves `last_used` backwards.
-pub async fn touch(db: &impl ConnectionTrait, id: i64, used: DateTime<Utc>) -> Result<(), DbErr> {
-    Entity::update_many()
-        .col_expr(Column::LastUsed, Expr::value(used))
-        .filter(Column::Id.eq(id))
-        .filter(
-            Condition::any()
-                .add(Column::LastUsed.is_null())
-                .add(Column::LastUsed.lt(used)),
-        )
-        .exec(db)
-        .await
-        .map(|_| ())
+/// Sessions whose last uses one statement writes: 2 parameters each, far below SQLite's and
+/// PostgreSQL's limits on bound values.
+const USES_PER_STATEMENT: usize = 1000;
+
+/// Records sessions' last uses, a statement per [`USES_PER_STATEMENT`] of them (not one per
+/// session: a busy instance queues thousands a minute); never moves `last_used` backwards.
+pub async fn touch_many(
+    db: &impl ConnectionTrait,
+    uses: &[(i64, DateTime<Utc>)],
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    for chunk in uses.chunks(USES_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|row| match backend {
+                DbBackend::Postgres => {
+                    format!("(${}::bigint, ${}::timestamptz)", 2 * row + 1, 2 * row + 2)
+                }
+                _ => "(?, ?)".to_owned(),
+            })
+            .collect();
+        let sql = format!(
+            "WITH used (id, at) AS (VALUES {}) \
+             UPDATE auth_session SET last_used = used.at FROM used \
+             WHERE auth_session.id = used.id \
+             AND (auth_session.last_used IS NULL OR auth_session.last_used < used.at)",
+            rows.join(", ")
+        );
+        let values = chunk
+            .iter()
+            .flat_map(|(id, at)| [Value::from(*id), Value::from(*at)]);
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Up to `limit` sessions that can never be used again: expired, or (with an idle limit)

@@ -374,3 +374,58 @@ async fn the_last_use_is_written_in_the_background() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Last uses are written a thousand sessions a statement (a flush of 2,500 spans three), each
+/// to its own session, never moving one back: a use queued later than the one being written
+/// stays.
+#[tokio::test]
+async fn last_uses_are_written_in_batches_and_never_backwards() {
+    use authd::store::entity::auth_session::{Entity, SessionKind};
+    use authd::store::sessions::{NewSession, insert, touch_many};
+    use chrono::{DurationRound, TimeDelta, Utc};
+    use sea_orm::EntityTrait;
+
+    let app = TestApp::spawn().await;
+    let (user_id, _) = app.create_user("alice").await;
+    let mut ids = Vec::new();
+    for index in 0..2500 {
+        let session = insert(
+            app.db(),
+            NewSession {
+                public_id: format!("batch-{index}"),
+                user_id,
+                kind: SessionKind::Token,
+                client_id: None,
+                name: "batch".into(),
+                client_ip: None,
+                expires_at: None,
+                scope: None,
+            },
+        )
+        .await
+        .expect("a session");
+        ids.push(session.id);
+    }
+    let now = Utc::now()
+        .duration_trunc(TimeDelta::seconds(1))
+        .expect("truncated");
+    let later = now + TimeDelta::hours(1);
+    let (first_half, _) = ids.split_at(1250);
+    let later_uses: Vec<_> = first_half.iter().map(|id| (*id, later)).collect();
+    touch_many(app.db(), &later_uses).await.expect("written");
+    let uses: Vec<_> = ids.iter().map(|id| (*id, now)).collect();
+    touch_many(app.db(), &uses).await.expect("written");
+    touch_many(app.db(), &[]).await.expect("nothing to write");
+
+    let sessions = Entity::find().all(app.db()).await.expect("sessions");
+    let batch: Vec<_> = sessions.iter().filter(|s| s.name == "batch").collect();
+    assert_eq!(batch.len(), 2500);
+    for session in batch {
+        let expected = if first_half.contains(&session.id) {
+            later
+        } else {
+            now
+        };
+        assert_eq!(session.last_used, Some(expected), "session {}", session.id);
+    }
+}
