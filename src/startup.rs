@@ -90,6 +90,7 @@ pub async fn open_state(settings: Settings) -> anyhow::Result<AppState> {
     let auth = Arc::new(Authenticator::new(
         db.clone(),
         settings.token_cache_ttl,
+        settings.token_cache_entries,
         settings.tokens.idle,
     ));
     let mailer = Arc::new(Mailer::new(&settings.mail)?);

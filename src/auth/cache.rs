@@ -24,9 +24,6 @@ use moka::sync::Cache;
 
 use super::Caller;
 
-/// The most tokens held at once; beyond it the least recently used go first.
-const CAPACITY: u64 = 100_000;
-
 /// What a group of cached tokens is keyed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Group {
@@ -103,13 +100,15 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    /// A `ttl` of zero turns caching off: every request asks the database.
-    pub fn new(ttl: Duration) -> Self {
+    /// A `ttl` of zero turns caching off: every request asks the database. At most `capacity`
+    /// tokens are held; beyond it, moka evicts by its TinyLFU policy (the least used go first)
+    /// and the eviction unindexes them, so the index is bounded with the entries.
+    pub fn new(ttl: Duration, capacity: u64) -> Self {
         let index = Arc::new(Mutex::new(Index::default()));
         let unindex = Arc::clone(&index);
         let entries = (!ttl.is_zero()).then(|| {
             Cache::builder()
-                .max_capacity(CAPACITY)
+                .max_capacity(capacity)
                 .time_to_live(ttl)
                 .eviction_listener(move |digest: Arc<String>, caller: Arc<Caller>, cause| {
                     if cause != RemovalCause::Replaced
@@ -319,9 +318,30 @@ mod tests {
         ))
     }
 
+    /// Past its capacity the cache evicts, and every eviction leaves the index too: a client
+    /// with many tokens grows neither.
+    #[test]
+    fn the_capacity_bounds_the_entries_and_the_index() {
+        let cache = TokenCache::new(Duration::from_secs(60), 10);
+        for session in 0..200 {
+            cache.insert(format!("t{session}"), in_session(7, session), cache.epoch());
+        }
+        if let Some(entries) = &cache.entries {
+            entries.run_pending_tasks();
+        }
+        assert!(cache.entry_count() <= 10, "{}", cache.entry_count());
+        let index = cache.index.lock().expect("unpoisoned");
+        let sessions = index
+            .0
+            .keys()
+            .filter(|group| matches!(group, Group::Session(_)))
+            .count();
+        assert!(sessions <= 10, "{sessions} sessions indexed");
+    }
+
     #[test]
     fn a_lookup_that_started_before_an_eviction_caches_nothing() {
-        let cache = TokenCache::new(Duration::from_secs(60));
+        let cache = TokenCache::new(Duration::from_secs(60), 1000);
         let started = cache.epoch();
         cache.forget_user(7);
         cache.insert("d".into(), caller(7), started);
@@ -333,7 +353,7 @@ mod tests {
 
     #[test]
     fn evictions_by_session_and_user_are_exact() {
-        let cache = TokenCache::new(Duration::from_secs(60));
+        let cache = TokenCache::new(Duration::from_secs(60), 1000);
         cache.insert("a".into(), in_session(7, 1), cache.epoch());
         cache.insert("b".into(), in_session(7, 2), cache.epoch());
         cache.insert("b".into(), in_session(7, 2), cache.epoch());
@@ -353,7 +373,7 @@ mod tests {
 
     #[test]
     fn an_authorization_change_evicts_everyone_and_refuses_lookups_in_flight() {
-        let cache = TokenCache::new(Duration::from_secs(60));
+        let cache = TokenCache::new(Duration::from_secs(60), 1000);
         cache.insert("a".into(), in_session(7, 1), cache.epoch());
         cache.insert("b".into(), in_session(8, 2), cache.epoch());
         let started = cache.epoch();

@@ -185,7 +185,9 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// `cache_ttl` of zero: every request asks the database; `idle` of zero: no idle limit.
-    pub fn new(db: Db, cache_ttl: Duration, idle: Duration) -> Self {
+    /// `cache_ttl` and `cache_capacity`: how long and how many verified tokens are answered
+    /// from memory.
+    pub fn new(db: Db, cache_ttl: Duration, cache_capacity: u64, idle: Duration) -> Self {
         // A session read back from the database (the cache expired, another instance answers)
         // is judged by its written last use: written every quarter of the idle limit at most,
         // it is never stale enough to idle a token in use out.
@@ -195,7 +197,7 @@ impl Authenticator {
         };
         Self {
             db,
-            cache: TokenCache::new(cache_ttl),
+            cache: TokenCache::new(cache_ttl, cache_capacity),
             idle,
             last_use_interval,
             uses: Mutex::new(HashMap::new()),

@@ -428,6 +428,8 @@ pub struct Settings {
     pub token_keywords: Vec<String>,
     /// How long a verified token may be served from memory (zero: never).
     pub token_cache_ttl: Duration,
+    /// The most verified tokens held in memory at once.
+    pub token_cache_entries: u64,
     pub tokens: Tokens,
     /// Browser origins (`https://app.example.com`) allowed to call the API from another origin.
     pub cors_allowed_origins: Vec<String>,
@@ -529,6 +531,7 @@ impl Settings {
             trusted_proxies: Vec::new(),
             token_keywords: vec!["Token".into(), "Bearer".into()],
             token_cache_ttl: Duration::from_secs(10),
+            token_cache_entries: 100_000,
             tokens: Tokens::default(),
             cors_allowed_origins: Vec::new(),
             connections: Connections::default(),
