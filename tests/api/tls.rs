@@ -311,6 +311,33 @@ async fn a_stalled_handshake_is_closed_within_the_header_timeout() {
     }
 }
 
+/// A connection still in its handshake holds its host's share of the cap: with a share of
+/// one, a second connection from the host is closed until the first goes.
+#[tokio::test]
+async fn a_handshake_holds_its_share_of_the_connection_cap() {
+    let (app, authority, _pair, _dir) =
+        spawn_tls(|settings| settings.connections.max_connections = 8).await;
+    let address = socket_address(&app);
+    let connector = authority.client(&[b"http/1.1"]);
+    let handshaking = TcpStream::connect(address).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = Connection::try_open(address, &connector).await;
+    assert!(refused.is_err(), "a second connection past the share");
+    drop(handshaking);
+    let started = Instant::now();
+    let mut served = loop {
+        if let Ok(connection) = Connection::try_open(address, &connector).await {
+            break connection;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the share was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(served.send("GET", "/healthz", None, None).await.0, 200);
+}
+
 #[tokio::test]
 async fn plain_http_on_the_tls_port_gets_no_http_answer() {
     let (app, _authority, _pair, _dir) = spawn_tls(|_| {}).await;
