@@ -124,9 +124,9 @@ def flood(port, clients=FLOOD_CLIENTS, size=FLOOD_BODY_BYTES, hosts=1):
 
 
 class Server:
-    def __init__(self, database_url, binary=BINARY, **settings):
+    def __init__(self, database_url, binary=BINARY, scheme="http", **settings):
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{scheme}://127.0.0.1:{self.port}"
         # Expiry is on by default; the idle limit turns last-use tracking on too. The login
         # benchmarks send many logins for one account at once from one address, which the
         # failed-login limits count while they are in flight.

@@ -251,7 +251,7 @@ pub fn purged(table: &'static str, rows: u64) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closed {
     /// A request head not whole within `AUTHD_HEADER_READ_TIMEOUT_SECONDS` (or a connection
-    /// idle that long).
+    /// idle that long, or a TLS handshake not finished that long after the accept).
     HeadTimeout,
     /// A request body not whole within `AUTHD_BODY_READ_TIMEOUT_SECONDS`.
     BodyTimeout,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
@@ -17,7 +18,7 @@ use crate::crypto::PasswordHasher;
 use crate::domain::{email, password};
 use crate::http::health::Readiness;
 use crate::http::prometheus;
-use crate::http::server::{self, Limits};
+use crate::http::server::{self, Limits, Tls, TlsFiles};
 use crate::mail::Mailer;
 use crate::meter;
 use crate::sessions;
@@ -128,6 +129,9 @@ pub struct Application {
     state: AppState,
     address: SocketAddr,
     metrics: Option<Metrics>,
+    tls: Option<Tls>,
+    /// `SIGHUP`, caught from start-up on: its default action would kill authd.
+    hangup: Signal,
 }
 
 /// The metrics listener, bound, and the recorder's handle it renders.
@@ -150,6 +154,15 @@ impl Application {
             "AUTHD_MAX_HEADER_BYTES must be at least {MIN_HEADER_BYTES}"
         );
         let bind = settings.bind;
+        let hangup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
+        // Before the database, as the listeners: a bad file stops start-up naming its setting.
+        let tls = match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(certificate), Some(key)) => Some(Tls::load(TlsFiles {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            })?),
+            _ => None,
+        };
         // Before the database: a wrong address fails at once, naming its setting; and every
         // family exists before the first request records into it.
         let metrics = match settings.metrics_bind {
@@ -191,6 +204,8 @@ impl Application {
             state,
             address,
             metrics,
+            tls,
+            hangup,
         })
     }
 
@@ -218,6 +233,7 @@ impl Application {
             address = %self.address,
             database = settings.database_url.kind().name(),
             url_prefix = %settings.url_prefix,
+            tls = self.tls.is_some(),
             hash_threads = settings.hashing.threads,
             "authd listening"
         );
@@ -255,19 +271,28 @@ impl Application {
                     metrics.listener,
                     endpoint,
                     metrics_limits,
+                    None,
                     stop.cancelled_owned(),
                 );
                 let ((), served) = tokio::join!(upkeep, served);
                 served
             })
         });
+        let reloads = tokio::spawn(reload_on_hangup(
+            self.hangup,
+            self.tls.clone(),
+            stopping.clone(),
+        ));
         let stop_metrics = stopping.clone();
         let shutdown = async move {
             shutdown.await;
             readiness.drain();
         };
-        let served = server::serve(self.listener, app, limits, shutdown).await;
+        let served = server::serve(self.listener, app, limits, self.tls, shutdown).await;
         stop_metrics.cancel();
+        if let Err(err) = reloads.await {
+            tracing::warn!(error = %err, "the SIGHUP handler panicked");
+        }
         if let Some(metrics) = metrics {
             match metrics.await {
                 Ok(Err(err)) => tracing::warn!(error = %err, "the metrics listener failed"),
@@ -277,6 +302,33 @@ impl Application {
         }
         tasks.stop().await;
         served
+    }
+}
+
+/// On each `SIGHUP` until `stop`: reads the TLS certificate and key again (new handshakes get
+/// them, open connections keep theirs); a pair that fails to load leaves the previous one.
+async fn reload_on_hangup(mut hangup: Signal, tls: Option<Tls>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            received = hangup.recv() => if received.is_none() { return },
+        }
+        let Some(tls) = &tls else {
+            tracing::info!("SIGHUP: no TLS certificate to reload (AUTHD_TLS_CERT_FILE is unset)");
+            continue;
+        };
+        let files = tls.files();
+        match tls.reload() {
+            Ok(()) => tracing::info!(
+                certificate = %files.certificate.display(),
+                key = %files.key.display(),
+                "SIGHUP: TLS certificate and key reloaded"
+            ),
+            Err(err) => tracing::error!(
+                error = %err,
+                "SIGHUP: the TLS certificate and key were not reloaded; the previous pair is still served"
+            ),
+        }
     }
 }
 
@@ -294,7 +346,6 @@ async fn keep_up(handle: PrometheusHandle, stop: CancellationToken) {
 /// future is first polled, so a signal that arrives as the server starts is not lost (and does
 /// not kill the process before it could finish in-flight work).
 pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     Ok(async move {

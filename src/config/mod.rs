@@ -414,6 +414,9 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Where `/metrics` is served, apart from the API; `None`: no metrics at all.
     pub metrics_bind: Option<SocketAddr>,
+    /// The certificate chain and key served on `bind` (both or neither).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     pub database_url: DatabaseUrl,
     pub database_max_connections: u32,
     /// The longest wait for the database: a connection, or SQLite's lock.
@@ -520,6 +523,8 @@ impl Settings {
         Self {
             bind: DEFAULT_BIND.parse().expect("static address"),
             metrics_bind: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             database_max_connections: match database_url.kind() {
                 DatabaseKind::Sqlite => 8,
                 DatabaseKind::Postgres => 10,
@@ -591,6 +596,21 @@ impl Settings {
 
     /// The rules that tie several settings together.
     fn check(&self, given: &HashSet<&str>) -> Result<(), ConfigError> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "AUTHD_TLS_KEY_FILE",
+                    "must be set with AUTHD_TLS_CERT_FILE (set both to serve HTTPS, or neither)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "AUTHD_TLS_CERT_FILE",
+                    "must be set with AUTHD_TLS_KEY_FILE (set both to serve HTTPS, or neither)",
+                ));
+            }
+            _ => {}
+        }
         if let Err(message) = check_cost(self.hashing.cost) {
             return Err(ConfigError::invalid("AUTHD_ARGON2_*", message));
         }

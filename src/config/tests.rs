@@ -46,6 +46,15 @@ fn every_setting_round_trips_through_env_and_file() {
         if def.key == "email_url" {
             env.push(("AUTHD_EMAIL_FRONTEND_DOMAIN", "app.example.com"));
         }
+        // The TLS files come in pairs: each is given with its partner's example.
+        let partner = match def.key {
+            "tls_cert_file" => Some(lookup("tls_key_file")),
+            "tls_key_file" => Some(lookup("tls_cert_file")),
+            _ => None,
+        };
+        if let Some(partner) = partner {
+            env.push((partner.env, partner.example));
+        }
         let from_env = load(&env, Flags::default()).unwrap_or_else(|e| panic!("{}: {e}", def.env));
         assert_eq!(
             def.show(&from_env),
@@ -55,7 +64,12 @@ fn every_setting_round_trips_through_env_and_file() {
         );
 
         let quoted = toml::Value::String(def.example.to_owned()).to_string();
-        let (_dir, flags) = with_file(&format!("{} = {quoted}\n", def.key));
+        let mut file = format!("{} = {quoted}\n", def.key);
+        if let Some(partner) = partner {
+            let quoted = toml::Value::String(partner.example.to_owned()).to_string();
+            file.push_str(&format!("{} = {quoted}\n", partner.key));
+        }
+        let (_dir, flags) = with_file(&file);
         let from_file = load(&[], flags).unwrap_or_else(|e| panic!("{}: {e}", def.key));
         assert_eq!(
             def.show(&from_file),
@@ -65,6 +79,24 @@ fn every_setting_round_trips_through_env_and_file() {
         );
         assert_eq!(def.env.to_lowercase().trim_start_matches("authd_"), def.key);
     }
+}
+
+/// A certificate without its key (or a key without its certificate) cannot serve HTTPS.
+#[test]
+fn tls_files_are_set_both_or_neither() {
+    let cert = ("AUTHD_TLS_CERT_FILE", "/etc/authd/cert.pem");
+    let key = ("AUTHD_TLS_KEY_FILE", "/etc/authd/key.pem");
+    for (given, missing) in [(cert, key.0), (key, cert.0)] {
+        let err = load(&[given], Flags::default()).expect_err("one of the pair");
+        assert!(
+            err.to_string()
+                .contains(&format!("invalid setting {missing}")),
+            "{err}"
+        );
+    }
+    let both = load(&[cert, key], Flags::default()).expect("both");
+    assert_eq!(both.tls_cert_file, Some(PathBuf::from(cert.1)));
+    assert_eq!(both.tls_key_file, Some(PathBuf::from(key.1)));
 }
 
 #[test]

@@ -242,6 +242,23 @@ pub(crate) struct Served {
 
 impl Served {
     pub(crate) async fn start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        let served = Self::launch(dir, env);
+        let started = Instant::now();
+        while reqwest::get(format!("{}/healthz", served.base))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "authd did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        served
+    }
+
+    /// `authd serve` started, without waiting for it to answer (it may not speak plain HTTP).
+    pub(crate) fn launch(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut command = authd(dir);
         command
@@ -264,14 +281,6 @@ impl Served {
         let stdout = read_all(Box::new(child.stdout.take().expect("stdout")));
         let stderr = read_all(Box::new(child.stderr.take().expect("stderr")));
         let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while reqwest::get(format!("{base}/healthz")).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "authd did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         Self {
             child: KillOnDrop(child),
             base,
@@ -290,12 +299,22 @@ impl Served {
         assert_eq!(reply.status(), 201);
     }
 
-    /// SIGTERM, then the exit status, stdout and stderr.
-    pub(crate) fn stop(mut self) -> (std::process::ExitStatus, String, String) {
+    /// Sends `signal` (a `libc::SIG*` number) to the process.
+    pub(crate) fn signal(&self, signal: i32) {
         // SAFETY: kill(2) with a pid we own and a valid signal number.
         unsafe {
-            libc::kill(self.child.0.id() as i32, libc::SIGTERM);
+            libc::kill(self.child.0.id() as i32, signal);
         }
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        matches!(self.child.0.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then the exit status, stdout and stderr.
+    pub(crate) fn stop(mut self) -> (std::process::ExitStatus, String, String) {
+        self.signal(libc::SIGTERM);
         let status = self.child.0.wait().expect("wait");
         (
             status,

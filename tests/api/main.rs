@@ -39,6 +39,7 @@ mod scopes;
 mod slow_clients;
 mod smtp;
 mod throttle;
+mod tls;
 mod upgrade;
 mod users;
 mod verify;

@@ -12,10 +12,15 @@
 //!
 //! Only HTTP/1.1 is spoken: HTTP/2's streams share one connection, so none of these
 //! per-request limits could hold; an HTTP/2 preface is closed without an answer.
+//!
+//! With TLS (see [`tls`]) the handshake runs in the connection's own task, holding its slot of
+//! the cap and its peer's share, and must finish within `AUTHD_HEADER_READ_TIMEOUT_SECONDS` of
+//! the accept; every limit above then holds on the decrypted stream as on a plain one.
 
 mod body;
 mod io;
 mod peers;
+mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,18 +32,20 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use ipnet::IpNet;
 use poem::http::uri::Scheme;
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Endpoint, Response};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 
 use crate::config::Connections;
 use crate::meter::{self, Closed};
 use metrics::gauge;
 
 pub use body::{BodyDeadline, BodyTimedOut};
+pub use tls::{Tls, TlsError, TlsFiles};
 
 use io::{Activity, GuardedIo};
 use peers::Peers;
@@ -56,12 +63,14 @@ pub struct Limits {
     pub grace_period: Duration,
 }
 
-/// Serves `endpoint` on `listener` until `shutdown` resolves; then stops accepting, lets
-/// in-flight requests finish (at most the grace period) and closes idle connections.
+/// Serves `endpoint` on `listener` (over TLS when `tls` is given) until `shutdown` resolves;
+/// then stops accepting, lets in-flight requests finish (at most the grace period) and closes
+/// idle connections.
 pub async fn serve<E>(
     listener: TcpListener,
     endpoint: E,
     limits: Limits,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
@@ -99,17 +108,40 @@ where
         };
         let open_gauge = gauge!(meter::CONNECTIONS_OPEN);
         open_gauge.increment(1.0);
-        let connection = serve_connection(
-            &builder,
-            stream,
-            local.clone(),
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+        let connection = Connection {
+            builder: builder.clone(),
+            local: local.clone(),
             peer,
-            Arc::clone(&endpoint),
-            &limits.connections,
-        );
-        let connection = graceful.watch(connection);
+            endpoint: Arc::clone(&endpoint),
+            limits: limits.connections,
+            watcher: graceful.watcher(),
+        };
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor().clone());
+        let handshake_timeout = limits.connections.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let ended = match acceptor {
+                None => connection.serve(stream, Scheme::HTTP).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => connection.serve(stream, Scheme::HTTPS).await,
+                        Ok(Err(err)) => {
+                            tracing::debug!(error = %err, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake not finished within the header timeout");
+                            meter::connection_closed(Closed::HeadTimeout);
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(err) = ended {
                 tracing::debug!(error = %err, "connection ended with an error");
                 if err.is_timeout() {
                     meter::connection_closed(Closed::HeadTimeout);
@@ -144,30 +176,37 @@ fn http1_builder(limits: &Connections) -> http1::Builder {
     builder
 }
 
-fn serve_connection<E>(
-    builder: &http1::Builder,
-    stream: TcpStream,
+/// What an accepted connection is served with, once its stream (plain or TLS) is ready.
+struct Connection<E> {
+    builder: http1::Builder,
     local: LocalAddr,
     peer: SocketAddr,
     endpoint: Arc<E>,
-    limits: &Connections,
-) -> http1::Connection<TokioIo<GuardedIo<TcpStream>>, Handler<E>>
+    limits: Connections,
+    watcher: Watcher,
+}
+
+impl<E> Connection<E>
 where
     E: Endpoint<Output = Response> + 'static,
 {
-    if let Err(err) = stream.set_nodelay(true) {
-        tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+    async fn serve<S>(self, stream: S, scheme: Scheme) -> Result<(), hyper::Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Activity::new();
+        let handler = Handler {
+            endpoint: self.endpoint,
+            local: self.local,
+            remote: RemoteAddr(self.peer.into()),
+            scheme,
+            activity: Arc::clone(&activity),
+            body_read_timeout: self.limits.body_read_timeout,
+        };
+        let io = GuardedIo::new(stream, &self.limits, activity);
+        let connection = self.builder.serve_connection(TokioIo::new(io), handler);
+        self.watcher.watch(connection).await
     }
-    let activity = Activity::new();
-    let handler = Handler {
-        endpoint,
-        local,
-        remote: RemoteAddr(peer.into()),
-        activity: Arc::clone(&activity),
-        body_read_timeout: limits.body_read_timeout,
-    };
-    let io = GuardedIo::new(stream, limits, activity);
-    builder.serve_connection(TokioIo::new(io), handler)
 }
 
 /// One connection's requests, handed to the endpoint as poem requests.
@@ -175,6 +214,7 @@ struct Handler<E> {
     endpoint: Arc<E>,
     local: LocalAddr,
     remote: RemoteAddr,
+    scheme: Scheme,
     activity: Arc<Activity>,
     body_read_timeout: Duration,
 }
@@ -196,7 +236,7 @@ where
             request,
             self.local.clone(),
             self.remote.clone(),
-            Scheme::HTTP,
+            self.scheme.clone(),
         ));
         let request = body::with_deadline(request, self.body_read_timeout);
         Box::pin(async move {
