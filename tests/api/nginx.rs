@@ -53,7 +53,7 @@ fn documented_config() -> &'static str {
     block.split("\n```").next().expect("the block ends")
 }
 
-fn replace_once(text: &str, from: &str, to: &str) -> String {
+pub(crate) fn replace_once(text: &str, from: &str, to: &str) -> String {
     assert_eq!(
         text.matches(from).count(),
         1,
