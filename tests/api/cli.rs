@@ -242,9 +242,19 @@ pub(crate) struct Served {
 
 impl Served {
     pub(crate) async fn start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        Self::start_with_flags(dir, &[], env).await
+    }
+
+    /// `authd FLAGS --bind <a free port> serve`, with `env` added to the environment.
+    pub(crate) async fn start_with_flags(
+        dir: &tempfile::TempDir,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let mut command = authd(dir);
         command
+            .args(flags)
             .args(["--bind", &format!("127.0.0.1:{port}"), "serve"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -1,15 +1,21 @@
-//! docs/deploy.md's recipes, run: the systemd unit through `systemd-analyze`. Skips, saying
-//! why, where the tool is missing (`.ci/run` installs it).
+//! docs/deploy.md's recipes, run: the systemd unit through `systemd-analyze`, and the example
+//! settings file by starting authd with it. The unit's test skips, saying why, where the tool
+//! is missing (`.ci/run` installs it).
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::cli::BIN;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::cli::{BIN, Served};
+use crate::helpers::{FreshDatabase, PASSWORD, free_port};
 use crate::nginx::replace_once;
 
 const DEPLOY_DOC: &str = include_str!("../../docs/deploy.md");
 const README: &str = include_str!("../../README.md");
 const UNIT: &str = include_str!("../../docs/authd.service");
+const EXAMPLE_SETTINGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/authd.example.toml");
 
 /// The highest exposure `systemd-analyze security` may give the unit: its "OK" band.
 const MOST_EXPOSURE: f64 = 2.0;
@@ -123,4 +129,53 @@ fn systemd_analyze_verify_reports_what_the_unit_test_rejects() {
             "{what} passes unnoticed"
         );
     }
+}
+
+#[tokio::test]
+async fn authd_starts_with_the_example_settings_file() {
+    let database = FreshDatabase::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let served = Served::start_with_flags(
+        &dir,
+        &["--config", EXAMPLE_SETTINGS],
+        &[
+            ("DATABASE_URL", database.url.as_str()),
+            ("AUTHD_METRICS_BIND", metrics.as_str()),
+        ],
+    )
+    .await;
+
+    let registered = reqwest::Client::new()
+        .post(format!("{}/users/", served.base))
+        .json(&json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let scraped = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .expect("metrics answer on the metrics address");
+    assert_eq!(scraped.status(), StatusCode::OK);
+    let body = scraped.text().await.expect("body");
+    assert!(
+        body.contains("authd_http_requests_total"),
+        "the request counted:\n{body}"
+    );
+
+    let (status, _, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"))
+        })
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.to_string().contains("authd listening")),
+        "{stderr}"
+    );
 }
