@@ -134,6 +134,58 @@ fn systemd_analyze_verify_reports_what_the_unit_test_rejects() {
     }
 }
 
+/// The unit's command line and environment, as systemd would hand them over, with the state
+/// directory and the settings file where the test has them: the SQLite URL is one authd takes,
+/// and the database file appears under the state directory.
+#[tokio::test]
+async fn the_units_command_and_environment_start_authd_with_its_database_in_the_state_directory() {
+    let command = UNIT
+        .lines()
+        .find_map(|line| line.strip_prefix(UNIT_BINARY))
+        .expect("ExecStart runs authd");
+    let flags: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(flags, ["--config", "/etc/authd/authd.toml", "serve"]);
+    let environment: Vec<(&str, &str)> = UNIT
+        .lines()
+        .filter_map(|line| line.strip_prefix("Environment="))
+        .map(|pair| pair.split_once('=').expect("NAME=value"))
+        .collect();
+    assert_eq!(
+        environment
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>(),
+        ["DATABASE_URL"]
+    );
+    assert!(
+        UNIT.contains("StateDirectory=authd\n"),
+        "the state directory is /var/lib/authd"
+    );
+
+    let state = tempfile::tempdir().expect("tempdir");
+    let database_url = replace_once(
+        environment[0].1,
+        "/var/lib/authd/",
+        &format!("{}/", state.path().display()),
+    );
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let served = Served::start_with_flags(
+        &state,
+        &["--config", EXAMPLE_SETTINGS],
+        &[
+            ("DATABASE_URL", database_url.as_str()),
+            ("AUTHD_METRICS_BIND", metrics.as_str()),
+        ],
+    )
+    .await;
+    assert!(
+        state.path().join("authd.sqlite3").is_file(),
+        "the database is in the state directory"
+    );
+    let (status, _, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+}
+
 #[tokio::test]
 async fn authd_starts_with_the_example_settings_file() {
     let database = FreshDatabase::new().await;
