@@ -242,7 +242,17 @@ pub(crate) struct Served {
 
 impl Served {
     pub(crate) async fn start(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
-        let served = Self::launch(dir, env);
+        Self::start_with_flags(dir, &[], env).await
+    }
+
+    /// `authd FLAGS --bind <a free port> serve`, with `env` added to the environment, once it
+    /// answers `/healthz`.
+    pub(crate) async fn start_with_flags(
+        dir: &tempfile::TempDir,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let served = Self::launch_with_flags(dir, flags, env);
         let started = Instant::now();
         while reqwest::get(format!("{}/healthz", served.base))
             .await
@@ -259,9 +269,14 @@ impl Served {
 
     /// `authd serve` started, without waiting for it to answer (it may not speak plain HTTP).
     pub(crate) fn launch(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
+        Self::launch_with_flags(dir, &[], env)
+    }
+
+    fn launch_with_flags(dir: &tempfile::TempDir, flags: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut command = authd(dir);
         command
+            .args(flags)
             .args(["--bind", &format!("127.0.0.1:{port}"), "serve"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

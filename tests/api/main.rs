@@ -10,6 +10,7 @@ mod concurrency;
 mod conflict;
 mod cors;
 mod crash;
+mod deploy;
 mod django;
 mod django_import;
 mod email;

@@ -53,7 +53,7 @@ fn documented_config() -> &'static str {
     block.split("\n```").next().expect("the block ends")
 }
 
-fn replace_once(text: &str, from: &str, to: &str) -> String {
+pub(crate) fn replace_once(text: &str, from: &str, to: &str) -> String {
     assert_eq!(
         text.matches(from).count(),
         1,
@@ -63,26 +63,36 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 }
 
 /// nginx in the foreground, everything it writes inside its own directory; killed on drop.
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Nginx {
     async fn start(binary: &Path, authd: &str, backend: &str) -> Self {
+        Self::run(binary, |port, _| {
+            let server = replace_once(documented_config(), DOC_AUTHD, &format!("server {authd};"));
+            let server = replace_once(&server, DOC_BACKEND, &format!("server {backend};"));
+            let server = replace_once(&server, DOC_LISTEN, &format!("listen 127.0.0.1:{port};"));
+            format!("access_log off;\n{server}")
+        })
+        .await
+    }
+
+    /// nginx with the `http` block's contents that `http` writes, given the port to listen on
+    /// and nginx's own directory (for logs).
+    pub(crate) async fn run(binary: &Path, http: impl FnOnce(u16, &Path) -> String) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().display().to_string();
         let port = free_port();
-        let server = replace_once(documented_config(), DOC_AUTHD, &format!("server {authd};"));
-        let server = replace_once(&server, DOC_BACKEND, &format!("server {backend};"));
-        let server = replace_once(&server, DOC_LISTEN, &format!("listen 127.0.0.1:{port};"));
+        let http = http(port, dir.path());
         let config = format!(
             "daemon off;\nmaster_process off;\npid {root}/nginx.pid;\nerror_log {root}/error.log info;\n\
              events {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n\
+             http {{\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n\
              fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n\
-             {server}\n}}\n"
+             {http}\n}}\n"
         );
         let config_path = dir.path().join("nginx.conf");
         std::fs::write(&config_path, config).expect("write nginx.conf");
@@ -98,11 +108,7 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("start nginx");
-        let mut nginx = Self {
-            child,
-            port,
-            _dir: dir,
-        };
+        let mut nginx = Self { child, port, dir };
         nginx.wait_until_listening().await;
         nginx
     }
@@ -119,14 +125,19 @@ impl Nginx {
             let exited = self.child.try_wait().expect("nginx status");
             if exited.is_some() || Instant::now() > deadline {
                 let log =
-                    std::fs::read_to_string(self._dir.path().join("error.log")).unwrap_or_default();
+                    std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
                 panic!("nginx did not start ({exited:?}):\n{log}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    /// nginx's own directory: its configuration and logs.
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
@@ -221,7 +232,7 @@ fn identity_seen(backend: &Recorder, requests: usize) -> [String; 5] {
     })
 }
 
-fn installed_nginx() -> Option<PathBuf> {
+pub(crate) fn installed_nginx() -> Option<PathBuf> {
     let binary = nginx_binary();
     if binary.is_none() {
         eprintln!(
