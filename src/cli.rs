@@ -245,17 +245,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         bind: cli.bind,
         database_url: cli.database_url,
     };
-    let settings = Settings::load(&flags, |name| std::env::var(name).ok())?;
+    // A typo would otherwise be silently ignored; not an error, because environments are
+    // shared across versions.
+    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    let unknown = crate::config::unknown_variables(names);
+    let settings = match Settings::load(&flags, |name| std::env::var(name).ok()) {
+        Ok(settings) => settings,
+        // No log yet (its format is a setting): the typo that may explain the error goes with it.
+        Err(err) if !unknown.is_empty() => {
+            anyhow::bail!(
+                "{err} (ignored, not authd settings: {})",
+                unknown.join(", ")
+            );
+        }
+        Err(err) => return Err(err.into()),
+    };
     // The server logs its requests; one-off commands speak only when something is wrong.
     let default_level = match command {
         Command::Serve => "info",
         _ => "warn",
     };
     crate::telemetry::init(default_level, settings.log_format);
-    // A typo would otherwise be silently ignored; not an error, because environments are
-    // shared across versions.
-    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
-    for name in crate::config::unknown_variables(names) {
+    for name in unknown {
         tracing::warn!(variable = %name, "ignoring {name}: it is not an authd setting");
     }
     match command {

@@ -132,6 +132,26 @@ fn unknown_authd_variables_get_a_warning_known_ones_do_not() {
     assert!(!stderr.contains("AUTHD_SUPERUSER_PASSWORD"), "{stderr}");
 }
 
+/// Logging starts only once the settings are read (its format is one), so a setting refused at
+/// start-up cannot be explained by a warning line: the misspelt variable that likely caused it
+/// is named in the error itself.
+#[test]
+fn a_refused_setting_names_the_misspelt_variable_beside_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = authd(&dir)
+        .env("AUTHD_TLS_CRT_FILE", "/etc/authd/cert.pem")
+        .env("AUTHD_TLS_KEY_FILE", "/etc/authd/key.pem")
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("AUTHD_TLS_CRT_FILE") && stderr.contains("AUTHD_TLS_KEY_FILE"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn createsuperuser_applies_the_validators_and_sets_staff() {
     let dir = tempfile::tempdir().expect("tempdir");
