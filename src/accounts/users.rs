@@ -17,7 +17,7 @@ use super::{Error, Result, collect, commit_change, email_canonical, email_login,
 /// `GET /users/`: everyone for staff or without HIDE_USERS, otherwise only the caller.
 pub async fn list_users(state: &AppState, caller: &Caller) -> Result<Vec<Principal>> {
     if state.settings.djoser.hide_users && !caller.acts_as_staff() {
-        return Ok(vec![caller.user.clone()]);
+        return Ok(vec![Principal::clone(&caller.user)]);
     }
     Ok(users::list(&state.db).await?)
 }
@@ -44,7 +44,7 @@ async fn resolve(
     action: Action,
 ) -> Result<Principal> {
     let id_text = match target {
-        Target::Me => return Ok(caller.user.clone()),
+        Target::Me => return Ok(Principal::clone(&caller.user)),
         Target::Id(id_text) => id_text,
     };
     let id: i64 = id_text.trim().parse().map_err(|_| Error::NotFound)?;
@@ -101,7 +101,7 @@ pub async fn with_grants(
                 permissions: caller.effective_permissions(),
             }
         } else if user.id == caller.user.id {
-            caller.grants.clone()
+            Grants::clone(&caller.grants)
         } else if user.is_active {
             authz::grants(&state.db, user.id, user.is_superuser).await?
         } else {

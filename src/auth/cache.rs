@@ -1,5 +1,5 @@
-//! Verified tokens kept in memory for a few seconds, so the guard does not query the database
-//! on every request. Correctness comes from eviction, not from the TTL: every change made
+//! Verified tokens kept in memory (five minutes by default), so the guard does not query the
+//! database on every request. Correctness comes from eviction, not from the TTL: every change made
 //! through authd (logout, password or username change, user update or deletion) evicts at once,
 //! and on PostgreSQL tells the other instances through `NOTIFY`. The TTL only bounds how long
 //! a change made around authd (SQL by hand) can go unnoticed. Unknown tokens are never cached.
@@ -23,6 +23,11 @@ use moka::notification::RemovalCause;
 use moka::sync::Cache;
 
 use super::Caller;
+use crate::store::Principal;
+use crate::store::authz::Grants;
+
+/// A token's SHA-256, as bytes.
+pub type Key = [u8; 32];
 
 /// What a group of cached tokens is keyed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,22 +47,22 @@ fn groups(caller: &Caller) -> impl Iterator<Item = Group> {
     .flatten()
 }
 
-/// Group → the digests of its cached tokens, with the entry each was cached as (so that the
-/// removal of an old entry never unindexes a newer one under the same digest).
+/// Group → the keys of its cached tokens, with the entry each was cached as (so that the
+/// removal of an old entry never unindexes a newer one under the same key).
 #[derive(Default)]
-struct Index(HashMap<Group, HashMap<String, Arc<Caller>>>);
+struct Index(HashMap<Group, HashMap<Key, Arc<Caller>>>);
 
 impl Index {
-    fn add(&mut self, digest: &str, caller: &Arc<Caller>) {
+    fn add(&mut self, digest: Key, caller: &Arc<Caller>) {
         for group in groups(caller) {
             self.0
                 .entry(group)
                 .or_default()
-                .insert(digest.to_owned(), Arc::clone(caller));
+                .insert(digest, Arc::clone(caller));
         }
     }
 
-    fn remove(&mut self, digest: &str, caller: &Arc<Caller>) {
+    fn remove(&mut self, digest: &Key, caller: &Arc<Caller>) {
         for group in groups(caller) {
             if let Some(members) = self.0.get_mut(&group) {
                 if members
@@ -73,7 +78,7 @@ impl Index {
         }
     }
 
-    fn take(&mut self, group: Group) -> Vec<String> {
+    fn take(&mut self, group: Group) -> Vec<Key> {
         self.0
             .remove(&group)
             .map(|members| members.into_keys().collect())
@@ -82,7 +87,7 @@ impl Index {
 }
 
 pub struct TokenCache {
-    entries: Option<Cache<String, Arc<Caller>>>,
+    entries: Option<Cache<Key, Arc<Caller>>>,
     index: Arc<Mutex<Index>>,
     epoch: AtomicU64,
 }
@@ -110,7 +115,7 @@ impl TokenCache {
             Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .eviction_listener(move |digest: Arc<String>, caller: Arc<Caller>, cause| {
+                .eviction_listener(move |digest: Arc<Key>, caller: Arc<Caller>, cause| {
                     if cause != RemovalCause::Replaced
                         && let Ok(mut index) = unindex.lock()
                     {
@@ -126,7 +131,7 @@ impl TokenCache {
         }
     }
 
-    pub fn get(&self, digest: &str) -> Option<Arc<Caller>> {
+    pub fn get(&self, digest: &Key) -> Option<Arc<Caller>> {
         self.entries.as_ref()?.get(digest)
     }
 
@@ -139,13 +144,31 @@ impl TokenCache {
         Epoch(self.epoch.load(Ordering::SeqCst))
     }
 
+    /// The user and grants to build an entry from: those of one of the user's cached tokens
+    /// when they equal what was just read, so that a user's tokens share one copy (a user
+    /// with a hundred devices is held once, not a hundred times); else `user` and `grants`.
+    pub fn share(&self, user: Principal, grants: Grants) -> (Arc<Principal>, Arc<Grants>) {
+        let cached = self.index.lock().ok().and_then(|index| {
+            let caller = index.0.get(&Group::User(user.id))?.values().next()?;
+            Some((Arc::clone(&caller.user), Arc::clone(&caller.grants)))
+        });
+        match cached {
+            Some((cached_user, cached_grants))
+                if *cached_user == user && *cached_grants == grants =>
+            {
+                (cached_user, cached_grants)
+            }
+            _ => (Arc::new(user), Arc::new(grants)),
+        }
+    }
+
     /// Caches what a lookup that started at `started` read, unless an eviction came since.
-    pub fn insert(&self, digest: String, caller: Arc<Caller>, started: Epoch) {
+    pub fn insert(&self, digest: Key, caller: Arc<Caller>, started: Epoch) {
         if let Some(entries) = &self.entries {
             if let Ok(mut index) = self.index.lock() {
-                index.add(&digest, &caller);
+                index.add(digest, &caller);
             }
-            entries.insert(digest.clone(), caller);
+            entries.insert(digest, caller);
             if self.epoch() != started {
                 entries.invalidate(&digest);
             }
@@ -156,7 +179,7 @@ impl TokenCache {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub fn forget_token(&self, digest: &str) {
+    pub fn forget_token(&self, digest: &Key) {
         self.advance();
         if let Some(entries) = &self.entries {
             entries.invalidate(digest);
@@ -198,7 +221,7 @@ impl TokenCache {
         if let Some(entries) = &self.entries {
             // One by one, as `invalidate_all` also spares entries of the same clock tick.
             for (digest, _) in entries.iter() {
-                entries.invalidate(digest.as_str());
+                entries.invalidate(&*digest);
             }
             entries.invalidate_all();
         }
@@ -251,7 +274,13 @@ impl Invalidation {
     pub fn apply(&self, cache: &TokenCache) {
         match self {
             Invalidation::User(id) => cache.forget_user(*id),
-            Invalidation::Token(digest) => cache.forget_token(digest),
+            // Not hex: no token has that digest, and nothing is cached under it.
+            Invalidation::Token(digest) => {
+                let mut key = [0; 32];
+                if hex::decode_to_slice(digest, &mut key).is_ok() {
+                    cache.forget_token(&key);
+                }
+            }
             Invalidation::Session(id) => cache.forget_session(*id),
             Invalidation::Client(id) => cache.forget_client(*id),
             Invalidation::Authorization => cache.clear(),
@@ -263,6 +292,10 @@ impl Invalidation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(token: &str) -> Key {
+        crate::crypto::token_digest_bytes(token)
+    }
 
     fn caller(user_id: i64) -> Arc<Caller> {
         in_session(user_id, 1)
@@ -310,8 +343,8 @@ mod tests {
             scope: None,
         };
         Arc::new(Caller::new(
-            user,
-            crate::store::authz::Grants::default(),
+            Arc::new(user),
+            Arc::new(Grants::default()),
             &token,
             &session,
             super::super::TokenKind::Login,
@@ -324,7 +357,11 @@ mod tests {
     fn the_capacity_bounds_the_entries_and_the_index() {
         let cache = TokenCache::new(Duration::from_secs(60), 10);
         for session in 0..200 {
-            cache.insert(format!("t{session}"), in_session(7, session), cache.epoch());
+            cache.insert(
+                key(&format!("t{session}")),
+                in_session(7, session),
+                cache.epoch(),
+            );
         }
         if let Some(entries) = &cache.entries {
             entries.run_pending_tasks();
@@ -344,46 +381,72 @@ mod tests {
         let cache = TokenCache::new(Duration::from_secs(60), 1000);
         let started = cache.epoch();
         cache.forget_user(7);
-        cache.insert("d".into(), caller(7), started);
-        assert!(cache.get("d").is_none());
+        cache.insert(key("d"), caller(7), started);
+        assert!(cache.get(&key("d")).is_none());
         let started = cache.epoch();
-        cache.insert("d".into(), caller(7), started);
-        assert!(cache.get("d").is_some());
+        cache.insert(key("d"), caller(7), started);
+        assert!(cache.get(&key("d")).is_some());
     }
 
     #[test]
     fn evictions_by_session_and_user_are_exact() {
         let cache = TokenCache::new(Duration::from_secs(60), 1000);
-        cache.insert("a".into(), in_session(7, 1), cache.epoch());
-        cache.insert("b".into(), in_session(7, 2), cache.epoch());
-        cache.insert("b".into(), in_session(7, 2), cache.epoch());
-        cache.insert("c".into(), in_session(8, 3), cache.epoch());
+        cache.insert(key("a"), in_session(7, 1), cache.epoch());
+        cache.insert(key("b"), in_session(7, 2), cache.epoch());
+        cache.insert(key("b"), in_session(7, 2), cache.epoch());
+        cache.insert(key("c"), in_session(8, 3), cache.epoch());
         cache.forget_session(1);
-        assert!(cache.get("a").is_none());
-        assert!(cache.get("b").is_some());
+        assert!(cache.get(&key("a")).is_none());
+        assert!(cache.get(&key("b")).is_some());
         cache.forget_user(7);
         assert!(
-            cache.get("b").is_none(),
+            cache.get(&key("b")).is_none(),
             "a replaced entry is still indexed"
         );
-        assert!(cache.get("c").is_some());
+        assert!(cache.get(&key("c")).is_some());
         cache.clear();
-        assert!(cache.get("c").is_none());
+        assert!(cache.get(&key("c")).is_none());
     }
 
     #[test]
     fn an_authorization_change_evicts_everyone_and_refuses_lookups_in_flight() {
         let cache = TokenCache::new(Duration::from_secs(60), 1000);
-        cache.insert("a".into(), in_session(7, 1), cache.epoch());
-        cache.insert("b".into(), in_session(8, 2), cache.epoch());
+        cache.insert(key("a"), in_session(7, 1), cache.epoch());
+        cache.insert(key("b"), in_session(8, 2), cache.epoch());
         let started = cache.epoch();
         Invalidation::Authorization.apply(&cache);
-        assert!(cache.get("a").is_none() && cache.get("b").is_none());
-        cache.insert("c".into(), in_session(9, 3), started);
+        assert!(cache.get(&key("a")).is_none() && cache.get(&key("b")).is_none());
+        cache.insert(key("c"), in_session(9, 3), started);
         assert!(
-            cache.get("c").is_none(),
+            cache.get(&key("c")).is_none(),
             "read before the change, cached after it"
         );
+    }
+
+    /// A user's tokens share one principal while it is what the database holds; once it
+    /// differs (changed around authd), the fresh one is used.
+    #[test]
+    fn a_users_cached_tokens_share_one_principal() {
+        let cache = TokenCache::new(Duration::from_secs(60), 1000);
+        let first = in_session(7, 1);
+        cache.insert(key("a"), Arc::clone(&first), cache.epoch());
+        let (user, grants) = cache.share(Principal::clone(&first.user), Grants::default());
+        assert!(Arc::ptr_eq(&user, &first.user) && Arc::ptr_eq(&grants, &first.grants));
+        let renamed = Principal {
+            username: "renamed".into(),
+            ..Principal::clone(&first.user)
+        };
+        let (user, _) = cache.share(renamed, Grants::default());
+        assert!(!Arc::ptr_eq(&user, &first.user));
+        assert_eq!(user.username, "renamed");
+        let granted = Grants {
+            groups: vec!["staff".into()],
+            permissions: Vec::new(),
+        };
+        let (_, grants) = cache.share(Principal::clone(&first.user), granted);
+        assert!(!Arc::ptr_eq(&grants, &first.grants));
+        let (other, _) = cache.share(Principal::clone(&in_session(8, 2).user), Grants::default());
+        assert_eq!(other.id, 8);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::crypto;
-use crate::store::authz::{self, Grants};
+use crate::store::authz::Grants;
 use crate::store::entity::{auth_session, auth_token, oauth_client};
 use crate::store::{self, Principal, clients, sessions, tokens};
 use crate::store::{Db, DbErr, Tx};
@@ -31,16 +31,15 @@ const CLIENT_CACHE_TTL: Duration = Duration::from_secs(60);
 /// session, the token itself.
 #[derive(Debug)]
 pub struct Caller {
-    pub user: Principal,
+    /// Shared by every cached token of the user (see [`TokenCache::share`]).
+    pub user: Arc<Principal>,
     /// The user's groups and effective permissions when the token was looked up; a change to
-    /// either evicts the entry (the user's, or every one).
-    pub grants: Grants,
+    /// either evicts the entry (the user's, or every one). Shared like `user`.
+    pub grants: Arc<Grants>,
     pub session_id: i64,
     /// The session's public id (what `/token/sessions/` and the audit trail show).
     pub session_public_id: String,
     pub token_id: i64,
-    /// SHA-256 of the presented token (what the database stores; not a secret).
-    pub token_digest: String,
     pub kind: TokenKind,
     pub issued_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -56,8 +55,8 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(
-        user: Principal,
-        grants: Grants,
+        user: Arc<Principal>,
+        grants: Arc<Grants>,
         token: &auth_token::Model,
         session: &auth_session::Model,
         kind: TokenKind,
@@ -71,7 +70,6 @@ impl Caller {
             session_id: session.id,
             session_public_id: session.public_id.clone(),
             token_id: token.id,
-            token_digest: token.digest.clone(),
             kind,
             issued_at: token.created,
             expires_at: token.expires_at,
@@ -276,7 +274,8 @@ impl Authenticator {
         Ok(found.filter(|caller| caller.user.is_active))
     }
 
-    /// A live token: from memory, or with one indexed query joining its user and session.
+    /// A live token: from memory, or with one indexed query reading its user, its session and
+    /// what the user holds.
     /// Only live tokens of active users, other than refresh tokens, are kept in memory.
     async fn find(&self, token: &str) -> Result<Option<Arc<Caller>>, TokenRejected> {
         // authd's own tokens, and DRF keys brought by `authd import-django`; anything else is
@@ -284,36 +283,37 @@ impl Authenticator {
         if !token.starts_with(crypto::TOKEN_PREFIX) && !crypto::is_drf_key(token) {
             return Ok(None);
         }
-        let digest = crypto::token_digest(token);
+        let key = crypto::token_digest_bytes(token);
         let now = Utc::now();
-        if let Some(caller) = self.cache.get(&digest) {
+        if let Some(caller) = self.cache.get(&key) {
             metrics::counter!("authd_token_cache_requests_total", "result" => "hit").increment(1);
             if caller.alive(now, self.idle) {
                 return Ok(Some(caller));
             }
-            self.cache.forget_token(&digest);
+            self.cache.forget_token(&key);
             return Ok(None);
         }
         metrics::counter!("authd_token_cache_requests_total", "result" => "miss").increment(1);
         let started = self.cache.epoch();
-        let Some((token, user, session)) = tokens::find_live(&self.db, &digest).await? else {
+        let Some(live) = tokens::find_live(&self.db, &hex::encode(key)).await? else {
             return Ok(None);
         };
-        let kind = token.kind;
-        if token.retired_at.is_some() {
+        let kind = live.token.kind;
+        if live.token.retired_at.is_some() {
             return Ok(None);
         }
         // An inactive user holds nothing (and is never answered for).
-        let grants = match user.is_active {
-            true => authz::grants(&self.db, user.id, user.is_superuser).await?,
+        let grants = match live.user.is_active {
+            true => live.grants,
             false => Grants::default(),
         };
-        let caller = Arc::new(Caller::new(user, grants, &token, &session, kind));
+        let (user, grants) = self.cache.share(live.user, grants);
+        let caller = Arc::new(Caller::new(user, grants, &live.token, &live.session, kind));
         if !caller.alive(now, self.idle) {
             return Ok(None);
         }
         if caller.user.is_active && kind != TokenKind::Refresh {
-            self.cache.insert(digest, Arc::clone(&caller), started);
+            self.cache.insert(key, Arc::clone(&caller), started);
         }
         Ok(Some(caller))
     }

@@ -49,52 +49,81 @@ pub struct Grants {
     pub permissions: Vec<String>,
 }
 
-/// A user's groups and effective permissions in one round trip: their direct permissions and
-/// their groups' (Django's `ModelBackend`), or, for a superuser, every permission there is.
+impl Grants {
+    /// From the two JSON arrays of names [`grants_sql`] selects (sorted, each name once).
+    pub(super) fn from_json(groups: &str, permissions: &str) -> Result<Self, DbErr> {
+        let names = |json: &str| {
+            serde_json::from_str::<Vec<String>>(json)
+                .map_err(|err| DbErr::Type(format!("a list of names: {err}")))
+        };
+        let mut grants = Grants {
+            groups: names(groups)?,
+            permissions: names(permissions)?,
+        };
+        grants.groups.sort();
+        grants.groups.dedup();
+        grants.permissions.sort();
+        grants.permissions.dedup();
+        Ok(grants)
+    }
+}
+
+/// Two scalar subqueries, each a JSON array of names: the groups of the user whose id is the
+/// SQL expression `user`, and their effective permissions: their direct permissions and their
+/// groups' (Django's `ModelBackend`), or, when the SQL condition `superuser` holds, every
+/// permission there is. Columns of the outer query may be named, so the token guard reads a
+/// token and everything its user holds in one statement.
+pub(super) fn grants_sql(backend: DbBackend, user: &str, superuser: &str) -> (String, String) {
+    let list = |name: &str| match backend {
+        DbBackend::Postgres => format!("coalesce(json_agg({name})::text, '[]')"),
+        _ => format!("json_group_array({name})"),
+    };
+    let name = "p.app_label || '.' || p.codename";
+    // The tables that grow with the users go unaliased, so that query plans name them.
+    let groups = format!(
+        "(SELECT {} FROM auth_group g JOIN auth_user_groups \
+         ON auth_user_groups.group_id = g.id WHERE auth_user_groups.user_id = {user})",
+        list("g.name")
+    );
+    let permissions = format!(
+        "(SELECT {} FROM (\
+         SELECT {name} AS name FROM auth_permission p WHERE {superuser} \
+         UNION SELECT {name} FROM auth_user_user_permissions \
+         JOIN auth_permission p ON p.id = auth_user_user_permissions.permission_id \
+         WHERE auth_user_user_permissions.user_id = {user} \
+         UNION SELECT {name} FROM auth_user_groups \
+         JOIN auth_group_permissions gp ON gp.group_id = auth_user_groups.group_id \
+         JOIN auth_permission p ON p.id = gp.permission_id \
+         WHERE auth_user_groups.user_id = {user}) AS held)",
+        list("held.name")
+    );
+    (groups, permissions)
+}
+
+/// A user's groups and effective permissions in one round trip.
 pub async fn grants(
     db: &impl ConnectionTrait,
     user_id: i64,
     is_superuser: bool,
 ) -> Result<Grants, DbErr> {
     let backend = db.get_database_backend();
-    let user = match backend {
-        DbBackend::Postgres => "$1",
-        _ => "?1",
+    let (user, superuser) = match backend {
+        DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?1", "?2"),
     };
-    let held = match is_superuser {
-        true => String::new(),
-        false => format!(
-            "WHERE p.id IN (SELECT permission_id FROM auth_user_user_permissions WHERE user_id = {user} \
-             UNION SELECT gp.permission_id FROM auth_group_permissions gp \
-             JOIN auth_user_groups ug ON ug.group_id = gp.group_id WHERE ug.user_id = {user})"
-        ),
-    };
-    let sql = format!(
-        "SELECT 'g' AS kind, g.name AS name FROM auth_group g \
-         JOIN auth_user_groups ug ON ug.group_id = g.id WHERE ug.user_id = {user} \
-         UNION ALL \
-         SELECT 'p' AS kind, p.app_label || '.' || p.codename AS name FROM auth_permission p {held}"
-    );
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
+    let (groups, permissions) = grants_sql(backend, user, superuser);
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
             backend,
-            sql,
-            [user_id.into()],
+            format!("SELECT {groups} AS groups, {permissions} AS permissions"),
+            [user_id.into(), is_superuser.into()],
         ))
-        .await?;
-    let mut grants = Grants::default();
-    for row in rows {
-        let kind: String = row.try_get("", "kind")?;
-        let name: String = row.try_get("", "name")?;
-        match kind.as_str() {
-            "g" => grants.groups.push(name),
-            _ => grants.permissions.push(name),
-        }
-    }
-    grants.groups.sort();
-    grants.permissions.sort();
-    grants.permissions.dedup();
-    Ok(grants)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("a user's grants".to_owned()))?;
+    Grants::from_json(
+        &row.try_get::<String>("", "groups")?,
+        &row.try_get::<String>("", "permissions")?,
+    )
 }
 
 /// Serialises every change to groups and permissions, so that a change re-checks the acting

@@ -2,10 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Select, SelectThree, Set, TopologyStar, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, IdenStatic, QueryFilter, QuerySelect, QueryTrait, Select, SelectA, SelectB,
+    SelectC, Set, Statement, sea_query::Expr,
 };
 
+use super::authz::{Grants, grants_sql};
 use super::entity::auth_token::{ActiveModel, Column, Entity, Model, TokenKind};
 use super::entity::{auth_session, auth_user};
 use super::users::Principal;
@@ -41,22 +43,53 @@ pub(super) fn by_digest(digest: &str) -> Select<Entity> {
     Entity::find().filter(Column::Digest.eq(digest))
 }
 
-pub(super) fn live_by_digest(
-    digest: &str,
-) -> SelectThree<Entity, auth_user::Entity, auth_session::Entity, TopologyStar> {
+/// A live token's row with its user, its session and what the user holds.
+#[derive(Debug)]
+pub struct Live {
+    pub token: Model,
+    pub user: Principal,
+    pub session: auth_session::Model,
+    pub grants: Grants,
+}
+
+/// The token by its digest (unique index), its user and its session (primary keys), and the
+/// user's groups and permissions (indexed by user), in one statement.
+pub(super) fn live_by_digest(digest: &str, backend: DbBackend) -> Statement {
+    let (groups, permissions) = grants_sql(
+        backend,
+        r#""auth_user"."id""#,
+        r#""auth_user"."is_superuser""#,
+    );
     by_digest(digest)
         .find_also_related(auth_user::Entity)
         .find_also_related(auth_session::Entity)
+        .expr_as(Expr::cust(groups), "grants_groups")
+        .expr_as(Expr::cust(permissions), "grants_permissions")
+        .build(backend)
 }
 
-/// The guard's one query on a cache miss: the token joined to its user and its session, by
-/// unique index. Expiry is the caller's to judge.
-pub async fn find_live(
-    db: &impl ConnectionTrait,
-    digest: &str,
-) -> Result<Option<(Model, Principal, auth_session::Model)>, DbErr> {
-    let found = live_by_digest(digest).one(db).await?;
-    Ok(found.and_then(|(token, user, session)| Some((token, user?.into(), session?))))
+/// The guard's one query on a cache miss. Expiry is the caller's to judge.
+pub async fn find_live(db: &impl ConnectionTrait, digest: &str) -> Result<Option<Live>, DbErr> {
+    let backend = db.get_database_backend();
+    let Some(row) = db.query_one_raw(live_by_digest(digest, backend)).await? else {
+        return Ok(None);
+    };
+    let token = Model::from_query_result(&row, SelectA.as_str())?;
+    let user = auth_user::Model::from_query_result_optional(&row, SelectB.as_str())?;
+    let session = auth_session::Model::from_query_result_optional(&row, SelectC.as_str())?;
+    let (Some(user), Some(session)) = (user, session) else {
+        return Ok(None);
+    };
+    let grants = Grants::from_json(
+        &row.try_get::<String>("", "grants_groups")?,
+        &row.try_get::<String>("", "grants_permissions")?,
+    )?;
+    Ok(Some(Live {
+        token,
+        user: user.into(),
+        session,
+        grants,
+    }))
 }
 
 pub async fn find(db: &impl ConnectionTrait, digest: &str) -> Result<Option<Model>, DbErr> {
