@@ -535,7 +535,7 @@ impl Settings {
             log_format: crate::telemetry::LogFormat::Text,
             trusted_proxies: Vec::new(),
             token_keywords: vec!["Token".into(), "Bearer".into()],
-            token_cache_ttl: Duration::from_secs(10),
+            token_cache_ttl: Duration::from_secs(300),
             token_cache_entries: 100_000,
             tokens: Tokens::default(),
             cors_allowed_origins: Vec::new(),
