@@ -47,33 +47,85 @@ fn groups(caller: &Caller) -> impl Iterator<Item = Group> {
     .flatten()
 }
 
-/// Group → the keys of its cached tokens, with the entry each was cached as (so that the
-/// removal of an old entry never unindexes a newer one under the same key).
-#[derive(Default)]
-struct Index(HashMap<Group, HashMap<Key, Arc<Caller>>>);
+/// The cached tokens of one group, each with the entry it was cached as (so that the removal
+/// of an old entry never unindexes a newer one under the same key). A session's group, and
+/// most users', holds one token: kept inline, it costs no map of its own.
+enum Members {
+    One(Key, Arc<Caller>),
+    Many(HashMap<Key, Arc<Caller>>),
+}
 
-impl Index {
+impl Members {
     fn add(&mut self, digest: Key, caller: &Arc<Caller>) {
-        for group in groups(caller) {
-            self.0
-                .entry(group)
-                .or_default()
-                .insert(digest, Arc::clone(caller));
+        match self {
+            Members::One(key, cached) if *key == digest => *cached = Arc::clone(caller),
+            Members::One(key, cached) => {
+                let many =
+                    HashMap::from([(*key, Arc::clone(cached)), (digest, Arc::clone(caller))]);
+                *self = Members::Many(many);
+            }
+            Members::Many(members) => {
+                members.insert(digest, Arc::clone(caller));
+            }
         }
     }
 
-    fn remove(&mut self, digest: &Key, caller: &Arc<Caller>) {
-        for group in groups(caller) {
-            if let Some(members) = self.0.get_mut(&group) {
+    /// Unindexes `digest` if it is indexed as `caller`; whether the group is empty now.
+    fn remove(&mut self, digest: &Key, caller: &Arc<Caller>) -> bool {
+        match self {
+            Members::One(key, cached) => key == digest && Arc::ptr_eq(cached, caller),
+            Members::Many(members) => {
                 if members
                     .get(digest)
                     .is_some_and(|indexed| Arc::ptr_eq(indexed, caller))
                 {
                     members.remove(digest);
                 }
-                if members.is_empty() {
-                    self.0.remove(&group);
+                members.is_empty()
+            }
+        }
+    }
+
+    fn any(&self) -> Option<&Arc<Caller>> {
+        match self {
+            Members::One(_, cached) => Some(cached),
+            Members::Many(members) => members.values().next(),
+        }
+    }
+
+    fn into_keys(self) -> Vec<Key> {
+        match self {
+            Members::One(key, _) => vec![key],
+            Members::Many(members) => members.into_keys().collect(),
+        }
+    }
+}
+
+/// Group → its cached tokens.
+#[derive(Default)]
+struct Index(HashMap<Group, Members>);
+
+impl Index {
+    fn add(&mut self, digest: Key, caller: &Arc<Caller>) {
+        for group in groups(caller) {
+            match self.0.get_mut(&group) {
+                Some(members) => members.add(digest, caller),
+                None => {
+                    self.0
+                        .insert(group, Members::One(digest, Arc::clone(caller)));
                 }
+            }
+        }
+    }
+
+    fn remove(&mut self, digest: &Key, caller: &Arc<Caller>) {
+        for group in groups(caller) {
+            if self
+                .0
+                .get_mut(&group)
+                .is_some_and(|members| members.remove(digest, caller))
+            {
+                self.0.remove(&group);
             }
         }
     }
@@ -81,7 +133,7 @@ impl Index {
     fn take(&mut self, group: Group) -> Vec<Key> {
         self.0
             .remove(&group)
-            .map(|members| members.into_keys().collect())
+            .map(Members::into_keys)
             .unwrap_or_default()
     }
 }
@@ -149,7 +201,7 @@ impl TokenCache {
     /// with a hundred devices is held once, not a hundred times); else `user` and `grants`.
     pub fn share(&self, user: Principal, grants: Grants) -> (Arc<Principal>, Arc<Grants>) {
         let cached = self.index.lock().ok().and_then(|index| {
-            let caller = index.0.get(&Group::User(user.id))?.values().next()?;
+            let caller = index.0.get(&Group::User(user.id))?.any()?;
             Some((Arc::clone(&caller.user), Arc::clone(&caller.grants)))
         });
         match cached {
@@ -421,6 +473,24 @@ mod tests {
             cache.get(&key("c")).is_none(),
             "read before the change, cached after it"
         );
+    }
+
+    /// A group grows from one inline token to a map and back: a token dropped alone leaves the
+    /// user's others indexed, and the user's eviction then takes them all.
+    #[test]
+    fn a_users_index_follows_single_evictions() {
+        let cache = TokenCache::new(Duration::from_secs(60), 1000);
+        for (token, session) in [("a", 1), ("b", 2), ("c", 3)] {
+            cache.insert(key(token), in_session(7, session), cache.epoch());
+        }
+        cache.forget_token(&key("a"));
+        if let Some(entries) = &cache.entries {
+            entries.run_pending_tasks();
+        }
+        assert!(cache.get(&key("a")).is_none() && cache.get(&key("b")).is_some());
+        cache.forget_user(7);
+        assert!(cache.get(&key("b")).is_none() && cache.get(&key("c")).is_none());
+        assert!(cache.index.lock().expect("unpoisoned").0.is_empty());
     }
 
     /// A user's tokens share one principal while it is what the database holds; once it
