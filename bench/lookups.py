@@ -41,13 +41,12 @@ def digest(index):
     return hashlib.sha256(secret(index).encode()).hexdigest()
 
 
-def rotation_script(path):
-    """A wrk script that sends the DISTINCT tokens spread over the table (every tenth), in turn,
-    each thread from its own starting point."""
-    step = TABLE // DISTINCT
+def rotation_script(path, distinct=DISTINCT, step=TABLE // DISTINCT):
+    """A wrk script that sends `distinct` tokens spread evenly over the table (every `step`th),
+    in turn, each thread from its own random starting point."""
     with open(path, "w") as script:
         script.write(f"""
-local distinct, step, next = {DISTINCT}, {step}, 0
+local distinct, step, next = {distinct}, {step}, 0
 function init(args)
   math.randomseed(os.time() + tonumber(tostring({{}}):sub(8), 16))
   next = math.random(distinct) - 1
