@@ -12,6 +12,8 @@ use crate::helpers::{FreshDatabase, PASSWORD, on_postgres};
 
 /// What authd waits for confirmations at most (`auth::BARRIER_TIMEOUT`).
 const BOUND: Duration = authd::auth::BARRIER_TIMEOUT;
+/// Logouts sent at once while an instance is hung.
+const BURST: usize = 8;
 
 struct Instances {
     servers: Vec<Served>,
@@ -166,7 +168,8 @@ async fn a_logout_is_refused_by_the_very_next_request_to_every_instance() {
 
 /// A stopped instance holds the token and never confirms: the logout waits for it for the
 /// bound, no longer, and says so in the log; the live instances refuse the token at once, and
-/// the stopped one as soon as it runs again.
+/// the stopped one as soon as it runs again. A burst of logouts meanwhile waits side by side,
+/// not one after another: a client logging out a lot costs the bound per request, not a queue.
 #[tokio::test]
 async fn a_hung_instance_delays_a_logout_by_the_bound_only() {
     if !on_postgres("several instances on one database") {
@@ -176,11 +179,19 @@ async fn a_hung_instance_delays_a_logout_by_the_bound_only() {
     instances.register("alice").await;
     let token = instances.log_in(0, "alice").await;
     instances.warm(&token).await;
+    let mut burst = Vec::new();
+    for _ in 0..BURST {
+        burst.push(instances.log_in(1, "alice").await);
+    }
 
     instances.servers[2].signal(libc::SIGSTOP);
     let started = Instant::now();
     let logout = instances.log_out(0, &token).await;
     let took = started.elapsed();
+    let started = Instant::now();
+    let burst_logouts =
+        futures::future::join_all(burst.iter().map(|token| instances.log_out(1, token))).await;
+    let burst_took = started.elapsed();
     instances.servers[2].signal(libc::SIGCONT);
     assert_eq!(logout, StatusCode::NO_CONTENT);
     assert!(
@@ -190,6 +201,16 @@ async fn a_hung_instance_delays_a_logout_by_the_bound_only() {
     assert!(
         took < BOUND + Duration::from_secs(2),
         "{took:?}: the logout waited past its bound"
+    );
+    assert!(
+        burst_logouts
+            .iter()
+            .all(|status| *status == StatusCode::NO_CONTENT),
+        "{burst_logouts:?}"
+    );
+    assert!(
+        burst_took < BOUND + Duration::from_secs(2),
+        "{burst_took:?} for {BURST} logouts at once"
     );
     assert_eq!(instances.me(1, &token).await, StatusCode::UNAUTHORIZED);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -228,6 +249,12 @@ async fn a_hung_instance_delays_a_logout_by_the_bound_only() {
     assert_eq!(warnings[0]["fields"]["confirmed"], 2, "{stderr}");
     assert_eq!(warnings[0]["fields"]["servers"], 3, "{stderr}");
     assert!(!stderr.contains(&token), "the log names the token");
+    let (_, _, stderr) = logs.next().expect("the second instance");
+    let warned = stderr
+        .lines()
+        .filter(|line| line.contains("not every server confirmed"))
+        .count();
+    assert_eq!(warned, BURST, "{stderr}");
 }
 
 /// PostgreSQL ends the servers' listening connections (an administrator's
