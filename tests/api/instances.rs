@@ -259,9 +259,10 @@ async fn a_hung_instance_delays_a_logout_by_the_bound_only() {
 
 /// PostgreSQL ends the servers' listening connections (an administrator's
 /// `pg_terminate_backend`, say) while it keeps running: each server listens again at once,
-/// not after a pause, and a logout holds everywhere again.
+/// not after a pause, and a logout holds everywhere again. Cut again right away, they wait a
+/// second first: a connection cut over and over is not replaced in a tight loop.
 #[tokio::test]
-async fn servers_cut_from_their_notifications_listen_again_at_once() {
+async fn servers_cut_from_their_notifications_listen_again_at_once_then_after_a_pause() {
     use sea_orm::ConnectionTrait as _;
     if !on_postgres("several instances on one database") {
         return;
@@ -269,23 +270,50 @@ async fn servers_cut_from_their_notifications_listen_again_at_once() {
     let instances = Instances::start(3).await;
     instances.register("alice").await;
     let before = instances.wait_until_all_listen().await;
+    // A connection that listened for less than a second is replaced after a pause (no tight
+    // loop when one is cut over and over): these have listened longer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let db = instances.connect().await;
+    let cut_all = || async {
+        db.execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'authd cache listener'",
+        )
+        .await
+        .expect("terminate the listeners");
+    };
     let cut = Instant::now();
-    db.execute_unprepared(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = current_database() AND application_name = 'authd cache listener'",
-    )
-    .await
-    .expect("terminate the listeners");
-    loop {
+    cut_all().await;
+    let again = loop {
         let now = authd::store::cache_listeners(&db).await.expect("count");
         if now.len() == 3 && now.iter().all(|pid| !before.contains(pid)) {
-            break;
+            break now;
         }
         assert!(
             cut.elapsed() < Duration::from_millis(900),
             "{now:?} listening {:?} after the cut, {before:?} before",
             cut.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+
+    // Cut again at once: they come back, after a pause.
+    let cut = Instant::now();
+    cut_all().await;
+    loop {
+        let now = authd::store::cache_listeners(&db).await.expect("count");
+        let fresh = now.iter().filter(|pid| !again.contains(pid)).count();
+        let elapsed = cut.elapsed();
+        assert!(
+            fresh == 0 || elapsed >= Duration::from_millis(900),
+            "{now:?} listening again {elapsed:?} after a second cut"
+        );
+        if fresh == 3 {
+            break;
+        }
+        assert!(
+            elapsed < Duration::from_secs(4),
+            "{now:?} after {elapsed:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
