@@ -20,7 +20,7 @@ use crate::config::{Mail, Maintenance};
 use crate::crypto::{HashError, PasswordHasher, Scheme};
 use crate::meter::{self, Ended};
 use crate::state::AppState;
-use crate::store::{self, email_tokens, outbox};
+use crate::store::{self, Heard, email_tokens, outbox};
 use crate::store::{Db, DbErr};
 use crate::throttle::FailureLimits;
 
@@ -150,19 +150,25 @@ async fn deliver_mail(delivery: Delivery, stop: CancellationToken) {
     }
 }
 
-/// Keeps the token cache in step, and tells the legacy hash follower when an import brought
-/// hashes of another scheme.
+/// Keeps the token cache in step, confirms each change to the server that made it, hears the
+/// confirmations of this server's own changes, and tells the legacy hash follower when an
+/// import brought hashes of another scheme.
 async fn follow_invalidations(
     db: Db,
     auth: Arc<Authenticator>,
     imported: Arc<Notify>,
     stop: CancellationToken,
 ) {
-    let listening = store::listen(&db, Invalidation::CHANNEL, |payload| {
-        if payload.and_then(Invalidation::parse) == Some(Invalidation::LegacyHashes) {
+    let channels = auth.channels();
+    let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
+    let listening = store::listen(&db, &channels, |heard| {
+        if let Heard::Notice(notice) = heard
+            && notice.channel == Invalidation::CHANNEL
+            && Invalidation::parse(notice.payload) == Some(Invalidation::LegacyHashes)
+        {
             imported.notify_one();
         }
-        auth.on_notification(payload)
+        auth.on_heard(heard)
     });
     tokio::select! {
         _ = stop.cancelled() => {}

@@ -323,6 +323,11 @@ impl Invalidation {
         }
     }
 
+    /// Whether it drops anything from memory (what a server must confirm it applied).
+    pub fn evicts(&self) -> bool {
+        !matches!(self, Invalidation::LegacyHashes)
+    }
+
     pub fn apply(&self, cache: &TokenCache) {
         match self {
             Invalidation::User(id) => cache.forget_user(*id),

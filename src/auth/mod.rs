@@ -1,8 +1,9 @@
 //! Who is calling: the token guard on every request, the verified tokens it keeps in memory,
 //! their expiry (absolute and idle, checked on every request without touching the database),
 //! the last uses it writes back in batches, and how a change that revokes tokens reaches every
-//! instance's memory. Depends only on `store` and `crypto`.
+//! instance's memory before it answers. Depends only on `store` and `crypto`.
 
+mod barrier;
 mod cache;
 
 use std::collections::HashMap;
@@ -16,9 +17,10 @@ use crate::crypto;
 use crate::store::authz::Grants;
 use crate::store::entity::{auth_session, auth_token, oauth_client};
 use crate::store::{self, Principal, clients, sessions, tokens};
-use crate::store::{Db, DbErr, Tx};
+use crate::store::{Db, DbErr, Heard, Reply, Tx};
 
 pub use crate::store::TokenKind;
+pub use barrier::{BARRIER_TIMEOUT, Barriers};
 pub use cache::{Invalidation, TokenCache};
 
 /// A session's last use is written at most this often, and more often under a short idle
@@ -170,6 +172,7 @@ pub struct Authenticator {
     /// Registered OAuth2 clients by `client_id`, and by row (what sessions point to).
     clients: moka::sync::Cache<String, Arc<oauth_client::Model>>,
     clients_by_row: moka::sync::Cache<i64, Arc<oauth_client::Model>>,
+    barriers: Barriers,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -205,6 +208,7 @@ impl Authenticator {
             clients_by_row: moka::sync::Cache::builder()
                 .time_to_live(CLIENT_CACHE_TTL)
                 .build(),
+            barriers: Barriers::new(),
         }
     }
 
@@ -366,15 +370,16 @@ impl Authenticator {
 
     /// Commits a transaction that revoked tokens or changed users, so that no instance answers
     /// from memory what it changed: the message to the others is part of the transaction (it
-    /// is delivered if and only if the change commits), and this instance forgets at once.
+    /// is delivered if and only if the change commits), this instance forgets at once, and on
+    /// PostgreSQL this returns once every server confirmed it applied the change, or after
+    /// [`BARRIER_TIMEOUT`] (see `barrier.rs`).
     pub async fn commit(&self, txn: Tx, changes: &[Invalidation]) -> Result<(), DbErr> {
-        for change in changes {
-            store::notify(&txn, Invalidation::CHANNEL, &change.payload()).await?;
-        }
+        let pending = self.barriers.raise(&self.db, &txn, changes).await?;
         txn.commit().await?;
         for change in changes {
             self.forget(change);
         }
+        pending.settle(&self.db).await;
         Ok(())
     }
 
@@ -387,18 +392,38 @@ impl Authenticator {
         }
     }
 
-    /// A message from another instance; `None` when messages may have been missed.
-    pub fn on_notification(&self, payload: Option<&str>) {
-        match payload {
-            Some(payload) => {
-                if let Some(change) = Invalidation::parse(payload) {
-                    self.forget(&change);
-                }
-            }
-            None => {
+    /// The channels this server's listener follows: the changes, and the answers to its own
+    /// barriers.
+    pub fn channels(&self) -> [String; 2] {
+        [
+            Invalidation::CHANNEL.to_owned(),
+            self.barriers.ack_channel(),
+        ]
+    }
+
+    /// What this server's listener heard; returns the answer to send back, if any.
+    pub fn on_heard(&self, heard: Heard<'_>) -> Option<Reply> {
+        match heard {
+            Heard::Listening => {
                 self.cache.clear();
                 self.clients.invalidate_all();
                 self.clients_by_row.invalidate_all();
+                self.barriers.listening(true);
+                None
+            }
+            Heard::Lost => {
+                self.barriers.listening(false);
+                None
+            }
+            Heard::Notice(notice) if notice.channel == Invalidation::CHANNEL => {
+                if let Some(change) = Invalidation::parse(notice.payload) {
+                    self.forget(&change);
+                }
+                Barriers::answer(notice.payload)
+            }
+            Heard::Notice(notice) => {
+                self.barriers.answered(notice);
+                None
             }
         }
     }

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::auth::Invalidation;
+use crate::auth::{Barriers, Invalidation};
 use crate::config::{LoginField, Settings};
 use crate::crypto;
 use crate::domain::{email, username};
@@ -191,10 +191,16 @@ pub async fn run(
 struct Target<'a> {
     db: &'a Db,
     dry_run: Option<Tx>,
+    /// An import is a command: it waits for the running servers to apply what it changed.
+    barriers: Barriers,
 }
 
 enum Batch<'a> {
-    Own(Tx),
+    Own {
+        txn: Tx,
+        db: &'a Db,
+        barriers: &'a Barriers,
+    },
     Shared(&'a Tx),
 }
 
@@ -203,7 +209,7 @@ impl std::ops::Deref for Batch<'_> {
 
     fn deref(&self) -> &Tx {
         match self {
-            Batch::Own(txn) => txn,
+            Batch::Own { txn, .. } => txn,
             Batch::Shared(txn) => txn,
         }
     }
@@ -215,13 +221,21 @@ impl<'a> Target<'a> {
             true => Some(store::begin_write(db).await?),
             false => None,
         };
-        Ok(Self { db, dry_run })
+        Ok(Self {
+            db,
+            dry_run,
+            barriers: Barriers::new(),
+        })
     }
 
     async fn begin(&self) -> Result<Batch<'_>, DbErr> {
         Ok(match &self.dry_run {
             Some(txn) => Batch::Shared(txn),
-            None => Batch::Own(store::begin_write(self.db).await?),
+            None => Batch::Own {
+                txn: store::begin_write(self.db).await?,
+                db: self.db,
+                barriers: &self.barriers,
+            },
         })
     }
 
@@ -234,16 +248,17 @@ impl<'a> Target<'a> {
 }
 
 impl Batch<'_> {
-    /// Commits, telling every running instance what changed (a real run only).
+    /// Commits, telling every running instance what changed, and waits for the servers to
+    /// apply it (a real run only).
     async fn finish(self, changes: &[Invalidation], highest_user: i64) -> Result<(), DbErr> {
-        let Batch::Own(txn) = self else {
+        let Batch::Own { txn, db, barriers } = self else {
             return Ok(());
         };
         memory::advance_sequences(&txn, highest_user).await?;
-        for change in changes {
-            store::notify(&txn, Invalidation::CHANNEL, &change.payload()).await?;
-        }
-        txn.commit().await
+        let pending = barriers.raise(db, &txn, changes).await?;
+        txn.commit().await?;
+        pending.settle(db).await;
+        Ok(())
     }
 }
 

@@ -248,38 +248,208 @@ pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> 
     .map(|_| ())
 }
 
-/// Calls `on_message` with each message sent with [`notify`] on `channel`, and with `None`
-/// whenever messages may have been missed: once listening (re)starts, since what changed
-/// while it was down was never heard. Not when the connection is lost: while the database
-/// is away nothing can change, and what the cache holds keeps answering. Runs until dropped.
-pub async fn listen(db: &DatabaseConnection, channel: &str, on_message: impl Fn(Option<&str>)) {
+/// The name a server's cache listener connection carries (set once it listens), by which a
+/// change that evicts cached tokens counts the servers that must confirm it
+/// ([`cache_listeners`]).
+const CACHE_LISTENER: &str = "authd cache listener";
+
+/// A message sent with [`notify`], as a listener receives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Notice<'a> {
+    pub channel: &'a str,
+    pub payload: &'a str,
+    /// The PostgreSQL backend that sent it (0 on SQLite): a listener's replies are sent on its
+    /// own connection, so this names the listener that replied.
+    pub sender: i64,
+}
+
+/// What [`listen`] hears.
+#[derive(Debug, Clone, Copy)]
+pub enum Heard<'a> {
+    /// Listening (again): anything sent before may have been missed.
+    Listening,
+    /// No longer listening until the next [`Heard::Listening`] (the connection was lost).
+    Lost,
+    Notice(Notice<'a>),
+}
+
+/// A message a listener sends in answer to one it heard, on its own connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub channel: String,
+    pub payload: String,
+}
+
+/// Calls `on_heard` with each message sent with [`notify`] on `channels`, with
+/// [`Heard::Listening`] whenever messages may have been missed (once listening (re)starts,
+/// since what changed while it was down was never heard), and with [`Heard::Lost`] when the
+/// connection is lost. The cache is not cleared then: while the database is away nothing can
+/// change, and what the cache holds keeps answering. The reply `on_heard` returns is sent at
+/// once, on the listening connection, before the next message is handled. Runs until dropped.
+///
+/// On PostgreSQL the listener has a connection of its own, outside the pool, named
+/// [`CACHE_LISTENER`] once it listens, and before [`Heard::Listening`] clears the cache: a
+/// server that [`cache_listeners`] does not count yet is one whose cache is still to be
+/// cleared.
+pub async fn listen(
+    db: &DatabaseConnection,
+    channels: &[&str],
+    on_heard: impl Fn(Heard<'_>) -> Option<Reply>,
+) {
     if db.get_database_backend() != DbBackend::Postgres {
-        return poll_sqlite(db, on_message).await;
+        return poll_sqlite(db, channels, on_heard).await;
     }
-    let pool = db.get_postgres_connection_pool().clone();
+    // A connection that was listening and dropped (its backend ended, PostgreSQL still up) is
+    // replaced at once: until then, this server's cache misses the changes made meanwhile and
+    // no change waits for it. An attempt that failed before listening, or listened for less
+    // than a second, waits a second first, so that a connection cut over and over is not
+    // replaced in a tight loop.
+    let mut pause = false;
     loop {
+        if pause {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let pool = own_connection(db);
+        let mut listened: Option<std::time::Instant> = None;
         let listening: Result<(), sea_orm::sqlx::Error> = async {
             let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener.listen(channel).await?;
-            on_message(None);
-            // `None`: the connection dropped. Listen anew on a fresh one rather than let
-            // sqlx reconnect inside `try_recv`, so that the resync above follows the LISTEN.
+            // A lost connection ends this attempt; the next listens anew on a fresh one, so
+            // that the resync below follows the LISTEN.
+            listener.eager_reconnect(false);
+            listener.listen_all(channels.iter().copied()).await?;
+            sea_orm::sqlx::query("SELECT set_config('application_name', $1, false)")
+                .bind(CACHE_LISTENER)
+                .execute(&mut listener)
+                .await?;
+            listened = Some(std::time::Instant::now());
+            on_heard(Heard::Listening);
             while let Some(notification) = listener.try_recv().await? {
-                on_message(Some(notification.payload()));
+                let notice = Notice {
+                    channel: notification.channel(),
+                    payload: notification.payload(),
+                    sender: i64::from(notification.process_id()),
+                };
+                if let Some(reply) = on_heard(Heard::Notice(notice)) {
+                    sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(reply.channel)
+                        .bind(reply.payload)
+                        .execute(&mut listener)
+                        .await?;
+                }
             }
             Ok(())
         }
         .await;
+        on_heard(Heard::Lost);
+        // Closed, not handed to a pool: a connection named as a listener must be one.
+        pool.close().await;
         let reason = listening
             .err()
             .map_or("disconnected".to_owned(), |e| e.to_string());
         tracing::warn!(error = %reason, "lost the PostgreSQL notification channel; retrying");
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        pause = listened.is_none_or(|since| since.elapsed() < Duration::from_secs(1));
     }
 }
 
-async fn poll_sqlite(db: &DatabaseConnection, on_message: impl Fn(Option<&str>)) {
+/// A pool of one connection with the service pool's settings, for a listener: LISTEN holds a
+/// connection for good, and it must not take one of the pool's.
+fn own_connection(db: &DatabaseConnection) -> sea_orm::sqlx::PgPool {
+    let pool = db.get_postgres_connection_pool();
+    let options = pool.connect_options();
+    sea_orm::sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with((*options).clone())
+}
+
+/// Whether servers can confirm that they applied a change ([`cache_listeners`]): on
+/// PostgreSQL.
+pub fn servers_confirm(db: &DatabaseConnection) -> bool {
+    db.get_database_backend() == DbBackend::Postgres
+}
+
+/// The PostgreSQL backends of the servers listening for cache invalidations on this database
+/// now (none on SQLite, whose servers poll).
+pub async fn cache_listeners(db: &DatabaseConnection) -> Result<Vec<i64>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(Vec::new());
+    }
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pid::bigint AS pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1",
+        [CACHE_LISTENER.into()],
+    );
+    db.query_all_raw(statement)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64>("", "pid"))
+        .collect()
+}
+
+/// One channel listened to for a while, by a process that runs no listener of its own (an
+/// `authd` command): the senders of what arrives on it. PostgreSQL only.
+pub struct Inbox {
+    listener: sea_orm::sqlx::postgres::PgListener,
+    pool: sea_orm::sqlx::PgPool,
+}
+
+impl Inbox {
+    /// Listening on `channel` once this returns; `None` on SQLite.
+    pub async fn open(db: &DatabaseConnection, channel: &str) -> Result<Option<Self>, DbErr> {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Ok(None);
+        }
+        let pool = own_connection(db);
+        let opened = async {
+            let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.eager_reconnect(false);
+            listener.listen(channel).await?;
+            Ok(listener)
+        }
+        .await;
+        match opened {
+            Ok(listener) => Ok(Some(Self { listener, pool })),
+            Err(err) => {
+                pool.close().await;
+                Err(conn_err(err))
+            }
+        }
+    }
+
+    /// The sender and the payload of the next message; `None` once the connection is lost.
+    pub async fn next(&mut self) -> Result<Option<(i64, String)>, DbErr> {
+        let received = self.listener.try_recv().await.map_err(conn_err)?;
+        Ok(received.map(|notification| {
+            (
+                i64::from(notification.process_id()),
+                notification.payload().to_owned(),
+            )
+        }))
+    }
+
+    pub async fn close(self) {
+        drop(self.listener);
+        self.pool.close().await;
+    }
+}
+
+fn conn_err(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Conn(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(err)))
+}
+
+async fn poll_sqlite(
+    db: &DatabaseConnection,
+    channels: &[&str],
+    on_heard: impl Fn(Heard<'_>) -> Option<Reply>,
+) {
     use entity::cache_invalidation::{Column, Entity};
+    // Every message is in one table; the channel they were sent on is the first one.
+    let Some(&channel) = channels.first() else {
+        return;
+    };
     let mut seen: Option<i64> = None;
     loop {
         let read = match seen {
@@ -290,6 +460,7 @@ async fn poll_sqlite(db: &DatabaseConnection, on_message: impl Fn(Option<&str>))
                 .await
                 .map(|last| {
                     seen = Some(last.map_or(0, |row| row.id));
+                    on_heard(Heard::Listening);
                     Vec::new()
                 }),
             Some(after) => {
@@ -304,12 +475,16 @@ async fn poll_sqlite(db: &DatabaseConnection, on_message: impl Fn(Option<&str>))
             Ok(rows) => {
                 for row in rows {
                     seen = Some(row.id);
-                    on_message(Some(&row.payload));
+                    on_heard(Heard::Notice(Notice {
+                        channel,
+                        payload: &row.payload,
+                        sender: 0,
+                    }));
                 }
             }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read cache invalidations; forgetting every cached token");
-                on_message(None);
+                on_heard(Heard::Listening);
             }
         }
         tokio::time::sleep(SQLITE_POLL).await;

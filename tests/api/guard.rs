@@ -398,7 +398,8 @@ async fn an_instance_that_lost_its_notifications_forgets_once_it_listens_again()
     let first = TestApp::spawn().await;
     let second = first.sibling().await;
     let (_, token) = first.create_user("alice").await;
-    let listening = "pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'";
+    let listening = "pg_stat_activity WHERE datname = current_database() \
+                     AND application_name = 'authd cache listener'";
     let started = std::time::Instant::now();
     while first.count(listening).await < 2 {
         assert!(
@@ -413,7 +414,8 @@ async fn an_instance_that_lost_its_notifications_forgets_once_it_listens_again()
         ))
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    // While the second is deaf, it caches the token and the first logs it out.
+    // Whether or not the second listens again yet (it reconnects at once), it caches the
+    // token and the first logs it out.
     assert_eq!(
         second
             .call(Method::GET, "/users/me/", &token, None)

@@ -19,6 +19,7 @@ mod guard;
 mod hostile;
 mod import_rules;
 mod indexes;
+mod instances;
 mod keys;
 mod layout;
 mod lifecycle;
