@@ -348,6 +348,77 @@ fn the_documented_upstream_keepalive_ends_before_authds_idle_limit() {
     }
 }
 
+/// nginx with docs/deploy.md's block: its three upstreams replaced by `addresses` (in turn, as
+/// many times as needed), trusting the CA in `ca_file` for `localhost`; it logs each request's
+/// test step, upstream and status.
+async fn documented_nginx(nginx: &Path, addresses: &[String], ca_file: &Path) -> Nginx {
+    Nginx::run(nginx, |port, root| {
+        let mut server = documented_cluster().to_owned();
+        for (documented, address) in ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]
+            .iter()
+            .zip(addresses.iter().cycle())
+        {
+            server = replace_once(
+                &server,
+                &format!("server {documented} "),
+                &format!("server {address} "),
+            );
+        }
+        let server = replace_once(
+            &server,
+            "listen 8080;",
+            &format!("listen 127.0.0.1:{port};"),
+        );
+        let server = replace_once(
+            &server,
+            "/etc/nginx/authd-ca.pem",
+            &ca_file.display().to_string(),
+        );
+        let server = replace_once(&server, "authd.internal", "localhost");
+        format!(
+            "log_format steps '$http_x_test_step $upstream_addr $status';\n\
+             access_log {}/access.log steps;\n{server}",
+            root.display()
+        )
+    })
+    .await
+}
+
+/// nginx verifies the instances' certificate: one that another CA issued (a machine in the
+/// middle, or an instance with the wrong pair) gets no request, and the client gets 502;
+/// trusting the right CA, the same nginx configuration reaches the instance.
+#[tokio::test]
+async fn the_documented_nginx_refuses_an_instance_it_cannot_verify() {
+    let Some(nginx) = installed_nginx() else {
+        return;
+    };
+    let database = FreshDatabase::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served_pair = dir.path().join("served");
+    let other = dir.path().join("other");
+    for path in [&served_pair, &other] {
+        std::fs::create_dir(path).expect("a directory per CA");
+    }
+    let tls = TestTls::in_dir(&served_pair);
+    let impostor_ca = TestTls::in_dir(&other).ca_file;
+    let served = tls
+        .start_example(&dir, &[("DATABASE_URL", database.url.as_str())])
+        .await;
+    let address = [served.base.trim_start_matches("http://").to_owned()];
+    for (ca_file, expected) in [
+        (&impostor_ca, StatusCode::BAD_GATEWAY),
+        (&tls.ca_file, StatusCode::OK),
+    ] {
+        let proxy = documented_nginx(&nginx, &address, ca_file).await;
+        let reply = reqwest::get(proxy.url("/healthz"))
+            .await
+            .expect("nginx answers");
+        assert_eq!(reply.status(), expected, "trusting {}", ca_file.display());
+    }
+    let (status, _, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+}
+
 /// The documented cluster: three `authd` processes and nginx, and the access log in which
 /// nginx names, for each request the test tags, which instance answered.
 struct Cluster {
@@ -387,36 +458,7 @@ impl Cluster {
             .iter()
             .map(|served| served.base.trim_start_matches("http://").to_owned())
             .collect();
-        let nginx = Nginx::run(nginx, |port, root| {
-            let mut server = documented_cluster().to_owned();
-            for (documented, address) in ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]
-                .iter()
-                .zip(&addresses)
-            {
-                server = replace_once(
-                    &server,
-                    &format!("server {documented} "),
-                    &format!("server {address} "),
-                );
-            }
-            let server = replace_once(
-                &server,
-                "listen 8080;",
-                &format!("listen 127.0.0.1:{port};"),
-            );
-            let server = replace_once(
-                &server,
-                "/etc/nginx/authd-ca.pem",
-                &tls.ca_file.display().to_string(),
-            );
-            let server = replace_once(&server, "authd.internal", "localhost");
-            format!(
-                "log_format steps '$http_x_test_step $upstream_addr $status';\n\
-                 access_log {}/access.log steps;\n{server}",
-                root.display()
-            )
-        })
-        .await;
+        let nginx = documented_nginx(nginx, &addresses, &tls.ca_file).await;
         Self {
             instances,
             _dir: dir,
