@@ -292,7 +292,12 @@ impl Served {
         Self::launch_with_flags(dir, &[], env)
     }
 
-    fn launch_with_flags(dir: &tempfile::TempDir, flags: &[&str], env: &[(&str, &str)]) -> Self {
+    /// `authd FLAGS --bind <a free port> serve`, without waiting (it may not speak plain HTTP).
+    pub(crate) fn launch_with_flags(
+        dir: &tempfile::TempDir,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let mut command = authd(dir);
         command
@@ -332,6 +337,14 @@ impl Served {
             .await
             .expect("register");
         assert_eq!(reply.status(), 201);
+    }
+
+    /// The address it listens on, for a client that speaks TLS.
+    pub(crate) fn address(&self) -> std::net::SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("a socket address")
     }
 
     /// Sends `signal` (a `libc::SIG*` number) to the process.

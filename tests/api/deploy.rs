@@ -14,11 +14,66 @@ use serde_json::{Value, json};
 use crate::cli::{BIN, Served};
 use crate::helpers::{FreshDatabase, PASSWORD, free_port, on_postgres, redis_url, unique_id};
 use crate::nginx::{Nginx, installed_nginx, replace_once};
+use crate::tls::{Authority, PairFiles, answering_https};
 
 const DEPLOY_DOC: &str = include_str!("../../docs/deploy.md");
 const README: &str = include_str!("../../README.md");
 const UNIT: &str = include_str!("../../docs/authd.service");
 const EXAMPLE_SETTINGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/authd.example.toml");
+
+/// The certificate files the example settings file names, which every test replaces.
+const EXAMPLE_TLS: [(&str, &str); 2] = [
+    ("tls_cert_file", "/etc/authd/tls/fullchain.pem"),
+    ("tls_key_file", "/etc/authd/tls/privkey.pem"),
+];
+
+/// A CA of the test's own and a pair it signed for `localhost`, written into `dir`; the CA's
+/// certificate beside them, for nginx.
+struct TestTls {
+    authority: Authority,
+    env: [(&'static str, String); 2],
+    ca_file: PathBuf,
+}
+
+impl TestTls {
+    fn in_dir(dir: &Path) -> Self {
+        let authority = Authority::new("authd deploy test CA");
+        let pair = authority.server_pair("authd");
+        let files = PairFiles::in_dir(dir);
+        files.write(&pair.certificate, &pair.key);
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &authority.pem).expect("write the CA");
+        Self {
+            env: files.env(),
+            authority,
+            ca_file,
+        }
+    }
+
+    /// `authd --config <the example file> serve` with `env` and this pair, once it answers
+    /// `/healthz` over TLS to a client that verifies the certificate.
+    async fn start_example(&self, dir: &tempfile::TempDir, env: &[(&str, &str)]) -> Served {
+        let mut env = env.to_vec();
+        env.extend(self.env.iter().map(|(name, path)| (*name, path.as_str())));
+        let served = Served::launch_with_flags(dir, &["--config", EXAMPLE_SETTINGS], &env);
+        answering_https(&served, &self.authority.client(&[b"http/1.1"])).await;
+        served
+    }
+}
+
+/// The example file serves TLS from the files an operator installs; the tests override them.
+#[test]
+fn the_example_settings_file_serves_tls_from_etc_authd_tls() {
+    let example = std::fs::read_to_string(EXAMPLE_SETTINGS).expect("example settings");
+    let example: toml::Table = example.parse().expect("TOML");
+    for (key, path) in EXAMPLE_TLS {
+        assert_eq!(
+            example.get(key).and_then(|v| v.as_str()),
+            Some(path),
+            "{key}"
+        );
+    }
+}
 
 /// The highest exposure `systemd-analyze security` may give the unit: its "OK" band.
 const MOST_EXPOSURE: f64 = 2.0;
@@ -169,15 +224,16 @@ async fn the_units_command_and_environment_start_authd_with_its_database_in_the_
         &format!("{}/", state.path().display()),
     );
     let metrics = format!("127.0.0.1:{}", free_port());
-    let served = Served::start_with_flags(
-        &state,
-        &["--config", EXAMPLE_SETTINGS],
-        &[
-            ("DATABASE_URL", database_url.as_str()),
-            ("AUTHD_METRICS_BIND", metrics.as_str()),
-        ],
-    )
-    .await;
+    let tls = TestTls::in_dir(state.path());
+    let served = tls
+        .start_example(
+            &state,
+            &[
+                ("DATABASE_URL", database_url.as_str()),
+                ("AUTHD_METRICS_BIND", metrics.as_str()),
+            ],
+        )
+        .await;
     assert!(
         state.path().join("authd.sqlite3").is_file(),
         "the database is in the state directory"
@@ -191,31 +247,42 @@ async fn authd_starts_with_the_example_settings_file() {
     let database = FreshDatabase::new().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let metrics = format!("127.0.0.1:{}", free_port());
-    let served = Served::start_with_flags(
-        &dir,
-        &["--config", EXAMPLE_SETTINGS],
-        &[
-            ("DATABASE_URL", database.url.as_str()),
-            ("AUTHD_METRICS_BIND", metrics.as_str()),
-        ],
-    )
-    .await;
+    let tls = TestTls::in_dir(dir.path());
+    let served = tls
+        .start_example(
+            &dir,
+            &[
+                ("DATABASE_URL", database.url.as_str()),
+                ("AUTHD_METRICS_BIND", metrics.as_str()),
+            ],
+        )
+        .await;
 
-    let registered = reqwest::Client::new()
-        .post(format!("{}/users/", served.base))
-        .json(&json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(registered.status(), StatusCode::CREATED);
+    let mut https = answering_https(&served, &tls.authority.client(&[b"http/1.1"])).await;
+    let (status, _) = https
+        .send(
+            "POST",
+            "/users/",
+            None,
+            Some(json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // The API port speaks TLS only: a plain HTTP client gets no answer.
+    assert!(
+        reqwest::get(format!("{}/healthz", served.base))
+            .await
+            .is_err(),
+        "plain HTTP answered on the TLS port"
+    );
     let scraped = reqwest::get(format!("http://{metrics}/metrics"))
         .await
         .expect("metrics answer on the metrics address");
     assert_eq!(scraped.status(), StatusCode::OK);
     let body = scraped.text().await.expect("body");
     assert!(
-        body.contains("authd_http_requests_total"),
-        "the request counted:\n{body}"
+        body.contains(r#"authd_http_requests_total{route="/users/",method="POST",status="201"} 1"#),
+        "the sign-up over TLS counted:\n{body}"
     );
 
     let (status, _, stderr) = served.stop();
@@ -228,9 +295,10 @@ async fn authd_starts_with_the_example_settings_file() {
         })
         .collect();
     assert!(
-        lines
-            .iter()
-            .any(|line| line.to_string().contains("authd listening")),
+        lines.iter().any(|line| {
+            let line = line.to_string();
+            line.contains("authd listening") && line.contains(r#""tls":true"#)
+        }),
         "{stderr}"
     );
 }
@@ -280,6 +348,77 @@ fn the_documented_upstream_keepalive_ends_before_authds_idle_limit() {
     }
 }
 
+/// nginx with docs/deploy.md's block: its three upstreams replaced by `addresses` (in turn, as
+/// many times as needed), trusting the CA in `ca_file` for `localhost`; it logs each request's
+/// test step, upstream and status.
+async fn documented_nginx(nginx: &Path, addresses: &[String], ca_file: &Path) -> Nginx {
+    Nginx::run(nginx, |port, root| {
+        let mut server = documented_cluster().to_owned();
+        for (documented, address) in ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]
+            .iter()
+            .zip(addresses.iter().cycle())
+        {
+            server = replace_once(
+                &server,
+                &format!("server {documented} "),
+                &format!("server {address} "),
+            );
+        }
+        let server = replace_once(
+            &server,
+            "listen 8080;",
+            &format!("listen 127.0.0.1:{port};"),
+        );
+        let server = replace_once(
+            &server,
+            "/etc/nginx/authd-ca.pem",
+            &ca_file.display().to_string(),
+        );
+        let server = replace_once(&server, "authd.internal", "localhost");
+        format!(
+            "log_format steps '$http_x_test_step $upstream_addr $status';\n\
+             access_log {}/access.log steps;\n{server}",
+            root.display()
+        )
+    })
+    .await
+}
+
+/// nginx verifies the instances' certificate: one that another CA issued (a machine in the
+/// middle, or an instance with the wrong pair) gets no request, and the client gets 502;
+/// trusting the right CA, the same nginx configuration reaches the instance.
+#[tokio::test]
+async fn the_documented_nginx_refuses_an_instance_it_cannot_verify() {
+    let Some(nginx) = installed_nginx() else {
+        return;
+    };
+    let database = FreshDatabase::new().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served_pair = dir.path().join("served");
+    let other = dir.path().join("other");
+    for path in [&served_pair, &other] {
+        std::fs::create_dir(path).expect("a directory per CA");
+    }
+    let tls = TestTls::in_dir(&served_pair);
+    let impostor_ca = TestTls::in_dir(&other).ca_file;
+    let served = tls
+        .start_example(&dir, &[("DATABASE_URL", database.url.as_str())])
+        .await;
+    let address = [served.base.trim_start_matches("http://").to_owned()];
+    for (ca_file, expected) in [
+        (&impostor_ca, StatusCode::BAD_GATEWAY),
+        (&tls.ca_file, StatusCode::OK),
+    ] {
+        let proxy = documented_nginx(&nginx, &address, ca_file).await;
+        let reply = reqwest::get(proxy.url("/healthz"))
+            .await
+            .expect("nginx answers");
+        assert_eq!(reply.status(), expected, "trusting {}", ca_file.display());
+    }
+    let (status, _, stderr) = served.stop();
+    assert!(status.success(), "{stderr}");
+}
+
 /// The documented cluster: three `authd` processes and nginx, and the access log in which
 /// nginx names, for each request the test tags, which instance answered.
 struct Cluster {
@@ -302,38 +441,24 @@ impl Cluster {
             ("AUTHD_THROTTLE_REDIS_URL", redis),
             ("AUTHD_THROTTLE_REDIS_PREFIX", prefix.as_str()),
         ];
+        // The instances serve TLS, as the settings file has them, and nginx verifies them.
+        let tls = TestTls::in_dir(dir.path());
+        let env: Vec<(&str, &str)> = env
+            .into_iter()
+            .chain(tls.env.iter().map(|(name, path)| (*name, path.as_str())))
+            .collect();
+        let connector = tls.authority.client(&[b"http/1.1"]);
         let mut instances = Vec::new();
         for _ in 0..3 {
-            instances.push(Served::start(&dir, &env).await);
+            let served = Served::launch(&dir, &env);
+            answering_https(&served, &connector).await;
+            instances.push(served);
         }
         let addresses: Vec<String> = instances
             .iter()
             .map(|served| served.base.trim_start_matches("http://").to_owned())
             .collect();
-        let nginx = Nginx::run(nginx, |port, root| {
-            let mut server = documented_cluster().to_owned();
-            for (documented, address) in ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]
-                .iter()
-                .zip(&addresses)
-            {
-                server = replace_once(
-                    &server,
-                    &format!("server {documented} "),
-                    &format!("server {address} "),
-                );
-            }
-            let server = replace_once(
-                &server,
-                "listen 8080;",
-                &format!("listen 127.0.0.1:{port};"),
-            );
-            format!(
-                "log_format steps '$http_x_test_step $upstream_addr $status';\n\
-                 access_log {}/access.log steps;\n{server}",
-                root.display()
-            )
-        })
-        .await;
+        let nginx = documented_nginx(nginx, &addresses, &tls.ca_file).await;
         Self {
             instances,
             _dir: dir,

@@ -25,20 +25,21 @@ use crate::cli::{Served, authd};
 use crate::helpers::{PASSWORD, TestApp};
 
 /// A CA of the test's own, and server certificates it signs for 127.0.0.1 and localhost.
-struct Authority {
+pub(crate) struct Authority {
     issuer: Issuer<'static, KeyPair>,
-    pem: String,
+    /// The CA's certificate, for a client that reads its trust from a file (nginx).
+    pub(crate) pem: String,
 }
 
 /// A server certificate and its key, as PEM, and the certificate as served (DER).
-struct ServerPair {
-    certificate: String,
-    key: String,
+pub(crate) struct ServerPair {
+    pub(crate) certificate: String,
+    pub(crate) key: String,
     der: CertificateDer<'static>,
 }
 
 impl Authority {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let key = KeyPair::generate().expect("CA key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -50,7 +51,7 @@ impl Authority {
         }
     }
 
-    fn server_pair(&self, name: &str) -> ServerPair {
+    pub(crate) fn server_pair(&self, name: &str) -> ServerPair {
         let key = KeyPair::generate().expect("server key");
         let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
             .expect("server params");
@@ -63,7 +64,7 @@ impl Authority {
         }
     }
 
-    fn client(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
+    pub(crate) fn client(&self, alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(CertificateDer::from_pem_slice(self.pem.as_bytes()).expect("CA PEM"))
@@ -84,20 +85,20 @@ impl Authority {
 }
 
 /// Where the served pair is written; rewritten in place (by rename) to rotate it.
-struct PairFiles {
+pub(crate) struct PairFiles {
     certificate: PathBuf,
     key: PathBuf,
 }
 
 impl PairFiles {
-    fn in_dir(dir: &Path) -> Self {
+    pub(crate) fn in_dir(dir: &Path) -> Self {
         Self {
             certificate: dir.join("cert.pem"),
             key: dir.join("key.pem"),
         }
     }
 
-    fn write(&self, certificate: &str, key: &str) {
+    pub(crate) fn write(&self, certificate: &str, key: &str) {
         for (path, text) in [(&self.certificate, certificate), (&self.key, key)] {
             let fresh = path.with_extension("new");
             std::fs::write(&fresh, text).expect("write PEM");
@@ -110,7 +111,7 @@ impl PairFiles {
         settings.tls_key_file = Some(self.key.clone());
     }
 
-    fn env(&self) -> [(&'static str, String); 2] {
+    pub(crate) fn env(&self) -> [(&'static str, String); 2] {
         [
             (
                 "AUTHD_TLS_CERT_FILE",
@@ -122,7 +123,7 @@ impl PairFiles {
 }
 
 /// One verified HTTPS connection, held open for as many requests as the test sends.
-struct Connection {
+pub(crate) struct Connection {
     sender: SendRequest<Full<Bytes>>,
     alpn: Option<Vec<u8>>,
     peer_certificate: CertificateDer<'static>,
@@ -161,7 +162,7 @@ impl Connection {
         })
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path: &str,
@@ -191,6 +192,27 @@ impl Connection {
         let bytes = reply.into_body().collect().await.expect("body").to_bytes();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, json)
+    }
+}
+
+/// A verified connection to `served` once it answers `/healthz` over TLS (it is launched, not
+/// started: `Served::start` waits for plain HTTP).
+pub(crate) async fn answering_https(
+    served: &Served,
+    connector: &tokio_rustls::TlsConnector,
+) -> Connection {
+    let started = Instant::now();
+    loop {
+        if let Ok(mut connection) = Connection::try_open(served.address(), connector).await
+            && connection.send("GET", "/healthz", None, None).await.0 == 200
+        {
+            return connection;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "authd did not answer over TLS"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -368,23 +390,9 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     let env = files.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut served = Served::launch(&dir, &env);
-    let address: SocketAddr = served
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("address");
+    let address = served.address();
     let connector = authority.client(&[b"http/1.1"]);
-    let started = Instant::now();
-    let mut before = loop {
-        if let Ok(connection) = Connection::try_open(address, &connector).await {
-            break connection;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "authd did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mut before = answering_https(&served, &connector).await;
     assert_eq!(before.peer_certificate, first.der);
     assert_eq!(before.send("GET", "/healthz", None, None).await.0, 200);
 
