@@ -1069,3 +1069,46 @@ async fn staff_cannot_take_over_an_account_with_more_power() {
     .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
 }
+
+/// The guard reads a user's groups and permissions in the statement that finds the token, as
+/// JSON arrays the database builds: a name with quotes, commas, brackets, backslashes and
+/// non-ASCII text arrives whole, for every token of the user, and a superuser holds every
+/// permission there is.
+#[tokio::test]
+async fn names_of_any_text_reach_the_guard_whole() {
+    use authd::config::UserExtraField;
+    let app = TestApp::spawn_with(|s| s.user_extra_fields = UserExtraField::ALL.to_vec()).await;
+    let (_, root) = app.create_superuser("root").await;
+    let (alice, first) = app.create_user("alice").await;
+    let second = app.token_for("alice", crate::helpers::PASSWORD).await;
+    create_permission(&app, &root, "blog.add_post").await;
+    let odd = r#"ed"it,ors ] [\ é 🔑"#;
+    let created = call(
+        &app,
+        Method::POST,
+        "/groups/",
+        &root,
+        json!({ "name": odd, "permissions": ["blog.add_post"] }),
+    )
+    .await;
+    ok(&created, StatusCode::CREATED);
+    let joined = call(
+        &app,
+        Method::PUT,
+        &format!("/users/{alice}/groups/"),
+        &root,
+        json!({ "groups": [odd] }),
+    )
+    .await;
+    ok(&joined, StatusCode::OK);
+    for token in [&first, &second] {
+        let me = ok(&get(&app, "/users/me/", token).await, StatusCode::OK);
+        assert_eq!(me["groups"], json!([odd]));
+        assert_eq!(me["permissions"], json!(["blog.add_post"]));
+    }
+    let mut every = permission_names(&app, &root).await;
+    every.sort();
+    let me = ok(&get(&app, "/users/me/", &root).await, StatusCode::OK);
+    assert_eq!(me["permissions"], json!(every));
+    assert_eq!(me["groups"], json!([]));
+}
