@@ -521,7 +521,7 @@ pub static SETTINGS: &[Def] = &[
         "how long a verified token may be answered from memory; `0` asks the database every time"),
     setting!("token_cache_entries", "AUTHD_TOKEN_CACHE_ENTRIES", Tokens,
         Int { min: 1u64, max: 100_000_000 }, |s| s.token_cache_entries, example "500000",
-        "the most verified tokens held in memory at once; beyond it the least used are dropped (and asked of the database again). Size it to the tokens in use within `AUTHD_TOKEN_CACHE_SECONDS`"),
+        "the most verified tokens held in memory at once, about 1 KB each (see memory to plan for); beyond it the least used are dropped (and asked of the database again). Size it to the tokens in use within `AUTHD_TOKEN_CACHE_SECONDS`"),
     setting!("token_ttl_seconds", "AUTHD_TOKEN_TTL_SECONDS", Tokens, Span::seconds(0, 315_360_000),
         |s| s.tokens.ttl, example "3600",
         "absolute lifetime of a Djoser login token, fixed when it is minted; `0`: never expires (as in DRF)"),
