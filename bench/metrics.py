@@ -49,6 +49,27 @@ def token_for(server):
     return post(f"{server.base}/token/login/", {"username": "bench", "password": PASSWORD})["auth_token"]
 
 
+def floor_and_guarded(servers, tokens, label):
+    """ROUNDS alternating rounds of the floor (`GET /healthz`) and guarded `GET /users/me/` on
+    each server at c=CONNECTIONS; the medians by (server name, "floor" | "guarded")."""
+    rounds = {(name, what): [] for name in servers for what in ("floor", "guarded")}
+    for index in range(ROUNDS):
+        # Alternate which server goes first, so neither always runs on a warmer machine.
+        order = list(servers) if index % 2 == 0 else list(reversed(servers))
+        for name in order:
+            server = servers[name]
+            auth = ("-H", f"Authorization: Token {tokens[name]}")
+            floor = wrk(f"{server.base}/healthz", CONNECTIONS)
+            guarded = wrk(f"{server.base}/users/me/", CONNECTIONS, auth)
+            if floor["non2xx"] or guarded["non2xx"]:
+                raise SystemExit(f"{label} {name}: non-2xx answers {floor} {guarded}")
+            rounds[(name, "floor")].append(floor["rps"])
+            rounds[(name, "guarded")].append(guarded["rps"])
+            print(f"round {index + 1} {label} {name:5}: floor {floor['rps']:8.0f} req/s, "
+                  f"guarded {guarded['rps']:8.0f} req/s", flush=True)
+    return {key: statistics.median(values) for key, values in rounds.items()}
+
+
 def main():
     with tempfile.TemporaryDirectory() as workdir:
         metrics_port = free_port()
@@ -61,21 +82,7 @@ def main():
         scraping, scrapes = scraper(f"http://127.0.0.1:{metrics_port}", stop)
         try:
             tokens = {name: token_for(server) for name, server in servers.items()}
-            rounds = {(name, what): [] for name in servers for what in ("floor", "guarded")}
-            for index in range(ROUNDS):
-                # Alternate which server goes first, so neither always runs on a warmer machine.
-                order = list(servers) if index % 2 == 0 else list(reversed(servers))
-                for name in order:
-                    server = servers[name]
-                    auth = ("-H", f"Authorization: Token {tokens[name]}")
-                    floor = wrk(f"{server.base}/healthz", CONNECTIONS)
-                    guarded = wrk(f"{server.base}/users/me/", CONNECTIONS, auth)
-                    if floor["non2xx"] or guarded["non2xx"]:
-                        raise SystemExit(f"metrics {name}: non-2xx answers {floor} {guarded}")
-                    rounds[(name, "floor")].append(floor["rps"])
-                    rounds[(name, "guarded")].append(guarded["rps"])
-                    print(f"round {index + 1} metrics {name:3}: floor {floor['rps']:8.0f} req/s, "
-                          f"guarded {guarded['rps']:8.0f} req/s", flush=True)
+            median = floor_and_guarded(servers, tokens, "metrics")
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as reply:
                 exposition = reply.read().decode()
             counted = sum(float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines()
@@ -85,7 +92,6 @@ def main():
             scraping.join(timeout=15)
             for server in servers.values():
                 server.stop()
-    median = {key: statistics.median(values) for key, values in rounds.items()}
     print()
     print(f"rounds: {ROUNDS} × {os.environ.get('BENCH_DURATION', '10s')} at c={CONNECTIONS}, medians; "
           f"{scrapes[0]} scrapes; /users/me/ requests counted with metrics on: {counted:.0f}")

@@ -16,17 +16,14 @@ throughput TLS ÷ plain. Run by hand on a quiet machine:
 
 import os
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import PASSWORD, Server, post, wrk  # noqa: E402
-
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-CONNECTIONS = 16
+from metrics import CONNECTIONS, ROUNDS, floor_and_guarded, token_for  # noqa: E402
+from run import Server  # noqa: E402
 
 
 def make_pair(workdir):
@@ -47,11 +44,6 @@ def trust_only(cert):
     urllib.request.install_opener(urllib.request.build_opener(urllib.request.HTTPSHandler(context=context)))
 
 
-def token_for(server):
-    post(f"{server.base}/users/", {"username": "bench", "password": PASSWORD})
-    return post(f"{server.base}/token/login/", {"username": "bench", "password": PASSWORD})["auth_token"]
-
-
 def main():
     with tempfile.TemporaryDirectory() as workdir:
         cert, key = make_pair(workdir)
@@ -63,25 +55,10 @@ def main():
         }
         try:
             tokens = {name: token_for(server) for name, server in servers.items()}
-            rounds = {(name, what): [] for name in servers for what in ("floor", "guarded")}
-            for index in range(ROUNDS):
-                # Alternate which server goes first, so neither always runs on a warmer machine.
-                order = list(servers) if index % 2 == 0 else list(reversed(servers))
-                for name in order:
-                    server = servers[name]
-                    auth = ("-H", f"Authorization: Token {tokens[name]}")
-                    floor = wrk(f"{server.base}/healthz", CONNECTIONS)
-                    guarded = wrk(f"{server.base}/users/me/", CONNECTIONS, auth)
-                    if floor["non2xx"] or guarded["non2xx"]:
-                        raise SystemExit(f"{name}: non-2xx answers {floor} {guarded}")
-                    rounds[(name, "floor")].append(floor["rps"])
-                    rounds[(name, "guarded")].append(guarded["rps"])
-                    print(f"round {index + 1} {name:5}: floor {floor['rps']:8.0f} req/s, "
-                          f"guarded {guarded['rps']:8.0f} req/s", flush=True)
+            median = floor_and_guarded(servers, tokens, "tls")
         finally:
             for server in servers.values():
                 server.stop()
-    median = {key: statistics.median(values) for key, values in rounds.items()}
     print()
     print(f"rounds: {ROUNDS} × {os.environ.get('BENCH_DURATION', '10s')} at c={CONNECTIONS}, medians")
     print("| | floor `GET /healthz` | guarded `GET /users/me/` | guarded ÷ floor |")
